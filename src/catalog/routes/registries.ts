@@ -1,0 +1,65 @@
+import { Router, type Request } from 'express';
+import { ValidationError } from '../errors.js';
+import type { RegistryService } from '../domain/registries.js';
+import { etagOf, parsePage, toPublic } from '../domain/registries.js';
+
+/** The AIOS routes. Thin: parse the HTTP parts, call one service method, answer in the envelope. */
+export function registryRoutes(service: RegistryService): Router {
+  const router = Router();
+
+  router.post('/container_registry', async (req, res) => {
+    const stored = await service.create(req.body, { verify: booleanParam(req, 'verify') });
+    const id = stored.document.container_registry_id;
+    res
+      .status(201)
+      .location(`/container_registry/${id}`)
+      .set('ETag', etagOf(stored))
+      .json({ success: true, data: { message: 'Container registry created', id, container_registry: toPublic(stored.document) } });
+  });
+
+  router.get('/container_registry/:registry_id', async (req, res) => {
+    const stored = await service.get(req.params.registry_id);
+    const etag = etagOf(stored);
+    res.set('ETag', etag);
+    if (req.headers['if-none-match']?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
+      res.status(304).end();
+      return;
+    }
+    res.json({ success: true, data: toPublic(stored.document) });
+  });
+
+  router.put('/container_registry/:registry_id', async (req, res) => {
+    const stored = await service.update(req.params.registry_id, req.body, { ifMatch: req.headers['if-match'] });
+    res
+      .set('ETag', etagOf(stored))
+      .json({ success: true, data: { message: 'Container registry updated', container_registry: toPublic(stored.document) } });
+  });
+
+  router.delete('/container_registry/:registry_id', async (req, res) => {
+    await service.delete(req.params.registry_id, { ifMatch: req.headers['if-match'] });
+    res.json({ success: true, data: { message: 'Container registry deleted' } });
+  });
+
+  router.post('/container_registries', async (req, res) => {
+    const page = parsePage(req.query);
+    const { items, total } = await service.query(req.body, page);
+    res.set('X-Total-Count', String(total));
+    if (page.skip + items.length < total) {
+      const next = new URLSearchParams();
+      for (const [key, value] of Object.entries(req.query)) if (typeof value === 'string') next.set(key, value);
+      next.set('skip', String(page.skip + page.limit));
+      next.set('limit', String(page.limit));
+      res.set('Link', `<${req.baseUrl}${req.path}?${next.toString()}>; rel="next"`);
+    }
+    res.json({ success: true, data: items.map(toPublic) });
+  });
+
+  return router;
+}
+
+function booleanParam(req: Request, name: string): boolean {
+  const value = req.query[name];
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1' || value === '') return true;
+  throw ValidationError.of([{ pointer: `/${name}`, message: 'must be true or false' }], `Invalid ${name}`);
+}

@@ -1,0 +1,71 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from './logger.js';
+
+export interface RunningServer {
+  readonly server: http.Server;
+  readonly port: number;
+  readonly url: string;
+  /** Stops accepting connections, lets in-flight requests finish (up to `timeoutMs`), then closes the rest. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  logger?: Logger;
+}
+
+/**
+ * Listens with timeouts that stop slow clients from holding sockets (slowloris), and returns a
+ * handle whose `close` drains in-flight requests. Only entry points and tests call this.
+ */
+export async function listen(handler: http.RequestListener, options: ListenOptions): Promise<RunningServer> {
+  const server = http.createServer(
+    { headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000 },
+    handler,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    server,
+    port,
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    close: (timeoutMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** Runs `stop` once on the first SIGTERM or SIGINT; a second signal exits at once. */
+export function onShutdownSignal(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handle);
+  process.on('SIGINT', handle);
+}
