@@ -5,6 +5,7 @@ import swaggerUi from 'swagger-ui-express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.js';
 import type { SchemaSet } from '../shared/schemas.js';
+import type { CredentialCipher } from './domain/credential-cipher.js';
 import { RegistryService, type ReachabilityCheck } from './domain/registries.js';
 import { jsonBody } from './http/json-body.js';
 import { createMetricsRegistry, httpMetrics } from './http/metrics.js';
@@ -20,6 +21,7 @@ export interface CatalogAppDeps {
   readonly bodyLimitBytes: number;
   readonly metrics?: Registry;
   readonly checkReachable?: ReachabilityCheck;
+  readonly cipher?: CredentialCipher;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -27,7 +29,12 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** Builds the catalog's Express app from its dependencies. It never listens: the caller does. */
 export function createCatalogApp(deps: CatalogAppDeps): Express {
   const metrics = deps.metrics ?? createMetricsRegistry('catalog_');
-  const service = new RegistryService({ store: deps.store, schemas: deps.schemas, checkReachable: deps.checkReachable });
+  const service = new RegistryService({
+    store: deps.store,
+    schemas: deps.schemas,
+    checkReachable: deps.checkReachable,
+    cipher: deps.cipher,
+  });
   const openapi = bundleOpenApi(deps.schemas);
 
   const app = express();

@@ -12,6 +12,7 @@ export interface Issue {
 export const ERROR_CODES = [
   'validation',
   'not_found',
+  'method_not_allowed',
   'conflict',
   'precondition_failed',
   'unprocessable',

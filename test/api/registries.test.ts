@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
-import { STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import { STORE_KINDS, TEST_CIPHER, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 
 const entry = JSON.parse(readFileSync(new URL('../fixtures/entry.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 const ID = entry.container_registry_id as string;
@@ -246,12 +246,44 @@ for (const kind of STORE_KINDS) {
         const listed = await catalog.api.post('/container_registries', {});
         expect(listed.text).to.not.include('s3cret');
 
+        // At rest the secrets are sealed with the configured key.
+        const sealed = (await catalog.store.get(ID))!.document.container_registry_config.credentials as Record<string, string>;
+        expect(sealed.password).to.match(/^aes256gcm:test:/);
+        expect(JSON.stringify(sealed)).to.not.include('s3cret');
+        expect(TEST_CIPHER.open(sealed.password!, ID, 'password')).to.equal('s3cret');
+
         // Writing back what was read keeps the stored secret.
         await catalog.api.put(`/container_registry/${ID}`, { $set: { container_registry_config: read.body.data.container_registry_config } });
-        expect((await catalog.store.get(ID))?.document.container_registry_config.credentials).to.deep.equal({ username: 'robot', password: 's3cret' });
+        expect((await catalog.store.get(ID))!.document.container_registry_config.credentials).to.deep.equal(sealed);
+
+        // A new password is sealed anew.
+        await catalog.api.put(`/container_registry/${ID}`, { $set: { 'container_registry_config.credentials.password': 'n3w' } });
+        const resealed = (await catalog.store.get(ID))!.document.container_registry_config.credentials as Record<string, string>;
+        expect(TEST_CIPHER.open(resealed.password!, ID, 'password')).to.equal('n3w');
+        expect(resealed.username).to.equal(sealed.username);
 
         await catalog.api.put(`/container_registry/${ID}`, { $set: { container_registry_public_url: 'https://elsewhere.example.test' } });
         expect((await catalog.store.get(ID))?.document.container_registry_config).to.not.have.property('credentials');
+      });
+
+      it('are refused, not stored in clear, when no key is configured', async () => {
+        const keyless = await startCatalog(kind, { cipher: undefined });
+        try {
+          const res = await keyless.api.post('/container_registry', withCredentials);
+          expect(res.status).to.equal(422);
+          expect(res.body.error).to.include('CREDENTIALS_KEYS');
+          expect((await keyless.api.get(`/container_registry/${ID}`)).status).to.equal(404);
+        } finally {
+          await keyless.stop();
+        }
+      });
+
+      it('refuse a sealed value sent by a client', async () => {
+        const res = await catalog.api.post('/container_registry', {
+          ...entry,
+          container_registry_config: { credentials: { password: 'aes256gcm:test:a:b:c' } },
+        });
+        expect(res.status).to.equal(400);
       });
 
       it('cannot be queried or sorted on', async () => {
@@ -346,6 +378,13 @@ for (const kind of STORE_KINDS) {
         const docs = await request(catalog.api.app).get('/docs/');
         expect(docs.status).to.equal(200);
         expect(docs.text).to.include('swagger-ui');
+      });
+
+      it('answers a known path with another method with 405 and Allow', async () => {
+        const res = await catalog.api.call('PATCH', `/container_registry/${ID}`, {});
+        expect(res.status).to.equal(405);
+        expect(res.headers.allow).to.equal('GET, HEAD, PUT, DELETE');
+        expect(res.body.success).to.equal(false);
       });
 
       it('answers unknown routes with a 404 envelope', async () => {

@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createCatalogApp } from '../../src/catalog/app.js';
+import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
 import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
 import { MongoStore } from '../../src/catalog/store/mongo.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
@@ -53,11 +54,23 @@ export interface TestCatalog {
   stop(): Promise<void>;
 }
 
-/** The catalog app in-process on a fresh store; every response is checked against openapi.yaml. */
-export async function startCatalog(kind: StoreKind): Promise<TestCatalog> {
+/** A credentials key made for the test run. */
+export const TEST_CIPHER = new CredentialCipher([{ id: 'test', key: randomBytes(32) }]);
+
+/**
+ * The catalog app in-process on a fresh store; every response is checked against openapi.yaml.
+ * Credentials are sealed with `TEST_CIPHER` unless `cipher: undefined` is passed.
+ */
+export async function startCatalog(kind: StoreKind, options: { cipher?: CredentialCipher } = { cipher: TEST_CIPHER }): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
   const { store, cleanup } = await openTestStore(kind);
-  const app = createCatalogApp({ store, schemas, logger: createLogger('test', 'silent'), bodyLimitBytes: 1024 * 1024 });
+  const app = createCatalogApp({
+    store,
+    schemas,
+    logger: createLogger('test', 'silent'),
+    bodyLimitBytes: 1024 * 1024,
+    cipher: options.cipher,
+  });
   return { api: new ApiClient(app, validator), store, stop: cleanup };
 }

@@ -12,6 +12,7 @@ import {
 } from '../errors.js';
 import type { ContainerRegistry, RegistryStore, SortSpec, StoredRegistry } from '../store/registry-store.js';
 import { DuplicateIdError } from '../store/registry-store.js';
+import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
 import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from './field-paths.js';
 import { applyUpdate } from './mongo-semantics.js';
 import { parseFilter, parseSort } from './query-language.js';
@@ -25,6 +26,8 @@ export interface RegistryServiceDeps {
   readonly schemas: SchemaSet;
   /** Used by `create` with `verify: true`. */
   readonly checkReachable?: ReachabilityCheck;
+  /** Seals credentials at rest; without one, credentials are refused rather than stored in clear. */
+  readonly cipher?: CredentialCipher;
   readonly newId?: () => string;
 }
 
@@ -51,6 +54,7 @@ export class RegistryService {
   private readonly validateCreate: ValidateFunction;
   private readonly validateDocument: ValidateFunction;
   private readonly checkReachable: ReachabilityCheck | undefined;
+  private readonly cipher: CredentialCipher | undefined;
   private readonly newId: () => string;
 
   constructor(deps: RegistryServiceDeps) {
@@ -58,6 +62,7 @@ export class RegistryService {
     this.validateCreate = deps.schemas.validator('container-registry-create.schema.json');
     this.validateDocument = deps.schemas.validator('container-registry.schema.json');
     this.checkReachable = deps.checkReachable;
+    this.cipher = deps.cipher;
     this.newId = deps.newId ?? randomUUID;
   }
 
@@ -90,6 +95,7 @@ export class RegistryService {
         throw new UnprocessableError(`Container registry at ${document.container_registry_public_url} is not usable: ${problem}`);
       }
     }
+    this.sealCredentials(document, {});
     try {
       return await this.store.create(document);
     } catch (error) {
@@ -122,10 +128,12 @@ export class RegistryService {
       // Stored credentials belong to the old host: never send them to a new one.
       const hostChanged = next.container_registry_public_url !== current.document.container_registry_public_url;
       if (hostChanged && !touchesCredentials(update)) dropCredentials(next);
-      keepMaskedCredentials(next, hostChanged ? {} : current.document.container_registry_config);
-      if (!this.validateDocument(next)) {
+      const kept = hostChanged ? {} : credentialsOf(current.document);
+      keepMaskedCredentials(next, kept);
+      if (!this.validateDocument(hideKeptCredentials(next, kept))) {
         throw ValidationError.of(toSchemaIssues(this.validateDocument.errors), 'The update would make the container registry invalid');
       }
+      this.sealCredentials(next, kept);
       const ordered = inFieldOrder(next);
       if (isDeepStrictEqual(ordered, current.document)) return current;
       const result = await this.store.replaceIfVersion(ordered, current.version);
@@ -150,6 +158,42 @@ export class RegistryService {
     const filter = parseFilter(body);
     const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
     return { items, total };
+  }
+
+  /**
+   * Encrypts every credential value that is new (not one of `kept`, the sealed values already
+   * stored). Without a cipher, credentials are refused: they are never stored in clear.
+   */
+  private sealCredentials(document: ContainerRegistry, kept: Record<string, unknown>): void {
+    const credentials = credentialsOf(document);
+    const fresh = Object.entries(credentials).filter(([key, value]) => kept[key] !== value);
+    if (fresh.length === 0) return;
+    if (!this.cipher) {
+      throw new UnprocessableError(
+        'This catalog stores no registry credentials because no encryption key is configured (CREDENTIALS_KEYS); remove container_registry_config.credentials or ask the operator to configure a key',
+      );
+    }
+    for (const [key, value] of fresh) {
+      if (typeof value !== 'string') continue;
+      if (value.startsWith(SEALED_PREFIX)) {
+        throw ValidationError.of(
+          [{ pointer: `/container_registry_config/credentials/${key}`, message: 'must be the plain secret, not a sealed value' }],
+          'Invalid credentials',
+        );
+      }
+      credentials[key] = this.cipher.seal(value, document.container_registry_id, key);
+    }
+  }
+
+  /** The stored credentials in clear, for the health prober; never for a response. */
+  openCredentials(document: ContainerRegistry): Record<string, string> {
+    const credentials = credentialsOf(document);
+    const open: Record<string, string> = {};
+    for (const [key, value] of Object.entries(credentials)) {
+      if (typeof value !== 'string') continue;
+      open[key] = this.cipher && value.startsWith(SEALED_PREFIX) ? this.cipher.open(value, document.container_registry_id, key) : value;
+    }
+    return open;
   }
 }
 
@@ -218,15 +262,30 @@ function touchesCredentials(update: ReturnType<typeof parseUpdate>): boolean {
  * A client that read a document (credentials shown as the mask) and writes it back unchanged
  * keeps the stored secrets: a masked value means "unchanged", never the literal mask.
  */
-function keepMaskedCredentials(next: ContainerRegistry, currentConfig: Record<string, unknown>): void {
+function keepMaskedCredentials(next: ContainerRegistry, stored: Record<string, unknown>): void {
   const credentials = next.container_registry_config?.credentials as Record<string, unknown> | undefined;
   if (typeof credentials !== 'object' || credentials === null) return;
-  const stored = (currentConfig.credentials ?? {}) as Record<string, unknown>;
   for (const [key, value] of Object.entries(credentials)) {
     if (value !== MASK) continue;
     if (typeof stored[key] === 'string') credentials[key] = stored[key];
     else delete credentials[key];
   }
+}
+
+/** The credentials object of a document (live reference), or an empty object. */
+function credentialsOf(document: ContainerRegistry): Record<string, unknown> {
+  const credentials = document.container_registry_config?.credentials;
+  return typeof credentials === 'object' && credentials !== null && !Array.isArray(credentials)
+    ? (credentials as Record<string, unknown>)
+    : {};
+}
+
+/** A copy for schema validation in which kept (sealed) values stand as the mask: sealing lengthens them. */
+function hideKeptCredentials(document: ContainerRegistry, kept: Record<string, unknown>): ContainerRegistry {
+  const credentials = credentialsOf(document);
+  if (!Object.values(credentials).some((value) => value !== undefined && Object.values(kept).includes(value))) return document;
+  const view = Object.fromEntries(Object.entries(credentials).map(([key, value]) => [key, kept[key] === value ? MASK : value]));
+  return { ...document, container_registry_config: { ...document.container_registry_config, credentials: view } };
 }
 
 function dropCredentials(document: ContainerRegistry): void {

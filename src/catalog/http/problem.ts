@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Request, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../shared/logger.js';
 import { CatalogError, type ErrorCode, type Issue } from '../errors.js';
 
@@ -7,6 +7,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   validation: { status: 400, title: 'Invalid request' },
   malformed_json: { status: 400, title: 'Malformed JSON' },
   not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
   precondition_failed: { status: 412, title: 'Precondition failed' },
   payload_too_large: { status: 413, title: 'Payload too large' },
@@ -42,6 +43,14 @@ export function sendProblem(req: Request, res: Response, code: ErrorCode, messag
   if (req.id !== undefined) body.request_id = String(req.id);
   if (issues.length > 0) body.errors = issues;
   res.status(status).type('application/problem+json').send(JSON.stringify(body));
+}
+
+/** For a known path called with another method: 405 with `Allow`. */
+export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
+  return (req, res) => {
+    res.set('Allow', allowed.join(', '));
+    sendProblem(req, res, 'method_not_allowed', `${req.method} is not allowed on ${req.path} (allowed: ${allowed.join(', ')})`);
+  };
 }
 
 /** Translates every error that reaches Express into the envelope; unknown errors are 500 and logged. */

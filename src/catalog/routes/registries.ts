@@ -1,5 +1,6 @@
 import { Router, type Request } from 'express';
 import { ValidationError } from '../errors.js';
+import { methodNotAllowed } from '../http/problem.js';
 import type { RegistryService } from '../domain/registries.js';
 import { etagOf, parsePage, toPublic } from '../domain/registries.js';
 
@@ -54,6 +55,9 @@ export function registryRoutes(service: RegistryService): Router {
     res.json({ success: true, data: items.map(toPublic) });
   });
 
+  router.all('/container_registry', methodNotAllowed(['POST']));
+  router.all('/container_registry/:registry_id', methodNotAllowed(['GET', 'HEAD', 'PUT', 'DELETE']));
+  router.all('/container_registries', methodNotAllowed(['POST']));
   return router;
 }
 
