@@ -20,6 +20,8 @@ for (const name of chosen) {
     continue;
   }
   console.log(`\n=== bench ${name}`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', script, ...(suite === name ? rest : [])], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, ['--import', 'tsx', script, ...(suite === name ? rest : [])], {
+    stdio: 'inherit',
+  });
   if (result.status !== 0) process.exitCode = result.status ?? 1;
 }

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { ConfigError } from './shared/config/env.js';
 import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
+import { REGISTRY_ENV_VARS } from './shared/config/registry.js';
 
 const program = new Command()
   .name('aios-registry-catalog')
@@ -23,9 +24,65 @@ program
     await runCatalog({ ...process.env, ...definedOnly({ HOST: options.host, PORT: options.port }) });
   });
 
+program
+  .command('registry')
+  .description('Serve the bundled OCI registry (OCI Distribution Specification v1.1)')
+  .option('--host <host>', 'listen address (env REGISTRY_HOST, default 0.0.0.0)')
+  .option('--port <port>', 'listen port (env REGISTRY_PORT, default 5000)')
+  .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
+  .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
+  .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
+  .action(
+    async (options: {
+      host?: string;
+      port?: string;
+      storageRoot?: string;
+      htpasswd?: string;
+      readOnly?: boolean;
+    }) => {
+      const { runRegistry } = await import('./registry/main.js');
+      await runRegistry({
+        ...process.env,
+        ...definedOnly({
+          REGISTRY_HOST: options.host,
+          REGISTRY_PORT: options.port,
+          REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_HTPASSWD: options.htpasswd,
+          REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
+        }),
+      });
+    },
+  );
+
+program
+  .command('gc')
+  .description('Remove registry blobs and manifests no longer reachable from any tag (safe while serving)')
+  .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--dry-run', 'print what would be removed, remove nothing')
+  .option(
+    '--grace-period <seconds>',
+    'keep anything newer than this, to protect pushes in flight (env REGISTRY_GC_GRACE_PERIOD_SECONDS, default 3600)',
+  )
+  .action(async (options: { storageRoot?: string; dryRun?: boolean; gracePeriod?: string }) => {
+    const { runGc } = await import('./registry/main.js');
+    await runGc(
+      {
+        ...process.env,
+        ...definedOnly({
+          REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
+        }),
+      },
+      { dryRun: options.dryRun === true },
+    );
+  });
+
 /** Flags override environment variables; an unset flag leaves the variable alone. */
 function definedOnly(values: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(values).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(values).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
 }
 
 program.parseAsync().catch((error: unknown) => {

@@ -75,7 +75,11 @@ export function createCatalogApp(deps: CatalogAppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }));
+  app.use(
+    '/docs',
+    swaggerUi.serve,
+    swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }),
+  );
 
   app.use((req, res) => {
     sendProblem(req, res, 'not_found', `No route for ${req.method} ${req.path}`);

@@ -63,7 +63,10 @@ export class ConflictError extends CatalogError {
 
 export class PreconditionFailedError extends CatalogError {
   constructor() {
-    super('precondition_failed', 'The container registry was changed since it was read (If-Match does not match)');
+    super(
+      'precondition_failed',
+      'The container registry was changed since it was read (If-Match does not match)',
+    );
   }
 }
 

@@ -14,7 +14,13 @@ export async function runCatalog(env: Env): Promise<void> {
   const store = await openStore(config, logger);
   const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
   if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
-  const app = createCatalogApp({ store, schemas: new SchemaSet(), logger, bodyLimitBytes: config.bodyLimitBytes, cipher });
+  const app = createCatalogApp({
+    store,
+    schemas: new SchemaSet(),
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    cipher,
+  });
   const server = await listen(app, { host: config.host, port: config.port, logger });
   logger.info({ url: server.url }, 'catalog listening');
   onShutdownSignal(logger, async () => {

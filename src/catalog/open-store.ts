@@ -12,7 +12,10 @@ export async function openStore(config: CatalogConfig, logger: Logger): Promise<
       database: config.mongodbDatabase,
       collection: config.mongodbCollection,
     });
-    logger.info({ database: config.mongodbDatabase, collection: config.mongodbCollection }, 'using MongoDB store');
+    logger.info(
+      { database: config.mongodbDatabase, collection: config.mongodbCollection },
+      'using MongoDB store',
+    );
     return store;
   }
   const store = await EmbeddedStore.open(config.dataDir);

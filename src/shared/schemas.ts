@@ -48,7 +48,10 @@ export class SchemaSet {
 }
 
 /** Turns Ajv errors into pointer + message pairs a client can act on. */
-export function toSchemaIssues(errors: readonly ErrorObject[] | null | undefined, prefix = ''): SchemaIssue[] {
+export function toSchemaIssues(
+  errors: readonly ErrorObject[] | null | undefined,
+  prefix = '',
+): SchemaIssue[] {
   return (errors ?? []).map((error) => {
     let pointer = prefix + error.instancePath;
     let message = error.message ?? 'is invalid';

@@ -15,7 +15,8 @@ function routedOperations(app: Express): string[] {
     for (const layer of stack) {
       if (layer.route) {
         const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
-        for (const method of Object.keys(layer.route.methods)) if (method !== '_all') found.push(`${method.toUpperCase()} ${path}`);
+        for (const method of Object.keys(layer.route.methods))
+          if (method !== '_all') found.push(`${method.toUpperCase()} ${path}`);
       } else if (layer.handle?.stack) {
         walk(layer.handle.stack);
       }
@@ -36,8 +37,11 @@ describe('openapi.yaml and the routes', () => {
 
   it('describe the same operations', () => {
     const documented: string[] = [];
-    for (const [path, item] of Object.entries(new OpenApiValidator().doc.paths as Record<string, Record<string, unknown>>)) {
-      for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head']) if (item[method]) documented.push(`${method.toUpperCase()} ${path}`);
+    for (const [path, item] of Object.entries(
+      new OpenApiValidator().doc.paths as Record<string, Record<string, unknown>>,
+    )) {
+      for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head'])
+        if (item[method]) documented.push(`${method.toUpperCase()} ${path}`);
     }
     expect(routedOperations(catalog.api.app)).to.deep.equal(documented.sort());
   });

@@ -16,7 +16,12 @@ export class ApiClient {
     private readonly validator: OpenApiValidator,
   ) {}
 
-  async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH', url: string, body?: unknown, options: CallOptions = {}): Promise<Response> {
+  async call(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH',
+    url: string,
+    body?: unknown,
+    options: CallOptions = {},
+  ): Promise<Response> {
     let test = request(this.app)[method.toLowerCase() as 'get'](url);
     for (const [name, value] of Object.entries(options.headers ?? {})) test = test.set(name, value);
     if (options.raw !== undefined) {

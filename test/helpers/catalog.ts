@@ -35,7 +35,11 @@ export async function openTestStore(kind: StoreKind): Promise<TestStore> {
     };
   }
   const database = `test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const store = await MongoStore.connect({ uri: await getMongoUri(), database, collection: 'container_registry' });
+  const store = await MongoStore.connect({
+    uri: await getMongoUri(),
+    database,
+    collection: 'container_registry',
+  });
   return {
     store,
     cleanup: async () => {
@@ -61,7 +65,10 @@ export const TEST_CIPHER = new CredentialCipher([{ id: 'test', key: randomBytes(
  * The catalog app in-process on a fresh store; every response is checked against openapi.yaml.
  * Credentials are sealed with `TEST_CIPHER` unless `cipher: undefined` is passed.
  */
-export async function startCatalog(kind: StoreKind, options: { cipher?: CredentialCipher } = { cipher: TEST_CIPHER }): Promise<TestCatalog> {
+export async function startCatalog(
+  kind: StoreKind,
+  options: { cipher?: CredentialCipher } = { cipher: TEST_CIPHER },
+): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
   const { store, cleanup } = await openTestStore(kind);

@@ -26,7 +26,9 @@ export class OpenApiValidator {
     this.ajv.addFormat('registry-url', { type: 'string', validate: isRegistryUrl });
     this.templates = Object.keys(this.doc.paths as Json).map((template) => ({
       template,
-      regex: new RegExp(`^${template.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}$`),
+      regex: new RegExp(
+        `^${template.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}$`,
+      ),
     }));
   }
 
@@ -38,23 +40,30 @@ export class OpenApiValidator {
       if (res.status === 404 && res.body?.success === false) return; // unknown routes answer the documented envelope
       throw new Error(`${method} ${path} is not in openapi.yaml`);
     }
-    const operation = (this.doc.paths as Record<string, Json>)[match.template]?.[method.toLowerCase()] as Json | undefined;
+    const operation = (this.doc.paths as Record<string, Json>)[match.template]?.[method.toLowerCase()] as
+      Json | undefined;
     if (!operation) {
       if (res.status === 405 && res.body?.success === false && res.headers.allow) return;
       throw new Error(`${method} ${match.template} is not in openapi.yaml`);
     }
     let response = (operation.responses as Json)[String(res.status)] as Json | undefined;
-    if (!response) throw new Error(`${method} ${match.template} answered ${res.status}, which openapi.yaml does not list`);
+    if (!response)
+      throw new Error(`${method} ${match.template} answered ${res.status}, which openapi.yaml does not list`);
     if (typeof response.$ref === 'string') response = this.resolve(response.$ref);
     const content = response.content as Record<string, { schema: Json }> | undefined;
     if (!content) {
-      if (res.text) throw new Error(`${method} ${match.template} ${res.status} has a body but none is documented`);
+      if (res.text)
+        throw new Error(`${method} ${match.template} ${res.status} has a body but none is documented`);
       return;
     }
-    const mediaType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+    const mediaType = String(res.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
     const documented = content[mediaType];
     if (!documented) {
-      throw new Error(`${method} ${match.template} ${res.status} answered ${mediaType}, documented: ${Object.keys(content).join(', ')}`);
+      throw new Error(
+        `${method} ${match.template} ${res.status} answered ${mediaType}, documented: ${Object.keys(content).join(', ')}`,
+      );
     }
     if (!mediaType.endsWith('json')) return;
     const key = `${match.template} ${method} ${res.status} ${mediaType}`;
@@ -65,7 +74,9 @@ export class OpenApiValidator {
     }
     const body = res.body && Object.keys(res.body).length > 0 ? res.body : JSON.parse(res.text || 'null');
     if (!validate(body)) {
-      throw new Error(`${method} ${match.template} ${res.status} body does not match openapi.yaml: ${this.ajv.errorsText(validate.errors)}\n${res.text.slice(0, 500)}`);
+      throw new Error(
+        `${method} ${match.template} ${res.status} body does not match openapi.yaml: ${this.ajv.errorsText(validate.errors)}\n${res.text.slice(0, 500)}`,
+      );
     }
   }
 

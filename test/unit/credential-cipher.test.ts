@@ -33,14 +33,28 @@ describe('credential cipher', () => {
 
   it('reads keys from CREDENTIALS_KEYS and names the variable when one is bad', () => {
     const key = randomBytes(32).toString('base64');
-    expect(loadCatalogConfig({ CREDENTIALS_KEYS: `a:${key}, b:${key}` }).credentialKeys.map((k) => k.id)).to.deep.equal(['a', 'b']);
-    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS: 'a:c2hvcnQ=' })).to.throw(ConfigError, /CREDENTIALS_KEYS key a is not 32 bytes/);
-    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS: `a:${key},a:${key}` })).to.throw(ConfigError, /same key id/);
-    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS_FILE: '/nonexistent/keys' })).to.throw(ConfigError, /CREDENTIALS_KEYS_FILE/);
+    expect(
+      loadCatalogConfig({ CREDENTIALS_KEYS: `a:${key}, b:${key}` }).credentialKeys.map((k) => k.id),
+    ).to.deep.equal(['a', 'b']);
+    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS: 'a:c2hvcnQ=' })).to.throw(
+      ConfigError,
+      /CREDENTIALS_KEYS key a is not 32 bytes/,
+    );
+    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS: `a:${key},a:${key}` })).to.throw(
+      ConfigError,
+      /same key id/,
+    );
+    expect(() => loadCatalogConfig({ CREDENTIALS_KEYS_FILE: '/nonexistent/keys' })).to.throw(
+      ConfigError,
+      /CREDENTIALS_KEYS_FILE/,
+    );
   });
 
   it('names the variable for other bad configuration', () => {
-    expect(() => loadCatalogConfig({ PORT: 'eighty' })).to.throw(ConfigError, /^invalid configuration: PORT must be an integer/);
+    expect(() => loadCatalogConfig({ PORT: 'eighty' })).to.throw(
+      ConfigError,
+      /^invalid configuration: PORT must be an integer/,
+    );
     expect(() => loadCatalogConfig({ LOG_LEVEL: 'loud' })).to.throw(ConfigError, /LOG_LEVEL must be one of/);
   });
 });

@@ -57,7 +57,10 @@ export function parseFilter(body: unknown): Filter {
   if (body === undefined || body === null) return {};
   const checker = new FilterChecker();
   if (!isPlainObject(body)) {
-    throw ValidationError.of([issue('/', 'must be a JSON object (a MongoDB-style filter)')], 'Invalid filter');
+    throw ValidationError.of(
+      [issue('/', 'must be a JSON object (a MongoDB-style filter)')],
+      'Invalid filter',
+    );
   }
   checker.filter(body, '', 0);
   if (checker.issues.length > 0) throw ValidationError.of(checker.issues, 'Invalid filter');
@@ -91,13 +94,18 @@ class FilterChecker {
 
   /** A query document: logical operators and field conditions. */
   filter(query: Record<string, unknown>, pointer: string, depth: number): void {
-    if (depth > QUERY_LIMITS.maxDepth) return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
+    if (depth > QUERY_LIMITS.maxDepth)
+      return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
     for (const [key, value] of Object.entries(query)) {
       const at = `${pointer}/${pointerSegment(key)}`;
-      if (++this.nodes > QUERY_LIMITS.maxNodes) return this.fail(at, `filter has more than ${QUERY_LIMITS.maxNodes} conditions`);
+      if (++this.nodes > QUERY_LIMITS.maxNodes)
+        return this.fail(at, `filter has more than ${QUERY_LIMITS.maxNodes} conditions`);
       if (key.startsWith('$')) {
         if (!LOGICAL.has(key)) {
-          this.fail(at, FIELD_OPS.has(key) ? `operator ${key} must be applied to a field` : unknownOperator(key));
+          this.fail(
+            at,
+            FIELD_OPS.has(key) ? `operator ${key} must be applied to a field` : unknownOperator(key),
+          );
           continue;
         }
         this.logical(key, value, at, depth);
@@ -120,7 +128,8 @@ class FilterChecker {
       return this.fail(pointer, `operator ${operator} has more than ${QUERY_LIMITS.maxArrayLength} elements`);
     }
     value.forEach((clause, index) => {
-      if (!isPlainObject(clause)) this.fail(`${pointer}/${index}`, `each element of ${operator} must be an object`);
+      if (!isPlainObject(clause))
+        this.fail(`${pointer}/${index}`, `each element of ${operator} must be an object`);
       else this.filter(clause, `${pointer}/${index}`, depth + 1);
     });
   }
@@ -135,14 +144,19 @@ class FilterChecker {
   }
 
   private operators(ops: Record<string, unknown>, pointer: string, depth: number): void {
-    if (depth > QUERY_LIMITS.maxDepth) return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
+    if (depth > QUERY_LIMITS.maxDepth)
+      return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
     for (const [op, operand] of Object.entries(ops)) {
       const at = `${pointer}/${pointerSegment(op)}`;
-      if (++this.nodes > QUERY_LIMITS.maxNodes) return this.fail(at, `filter has more than ${QUERY_LIMITS.maxNodes} conditions`);
+      if (++this.nodes > QUERY_LIMITS.maxNodes)
+        return this.fail(at, `filter has more than ${QUERY_LIMITS.maxNodes} conditions`);
       if (!op.startsWith('$')) {
         this.fail(at, `cannot mix operators and field names in one condition ("${op}")`);
       } else if (!FIELD_OPS.has(op)) {
-        this.fail(at, LOGICAL.has(op) ? `operator ${op} is only allowed at the top of a filter` : unknownOperator(op));
+        this.fail(
+          at,
+          LOGICAL.has(op) ? `operator ${op} is only allowed at the top of a filter` : unknownOperator(op),
+        );
       } else if (COMPARISON.has(op)) {
         this.literal(operand, at);
       } else if (ARRAY_OPERAND.has(op)) {
@@ -150,13 +164,18 @@ class FilterChecker {
       } else if (op === '$exists') {
         if (typeof operand !== 'boolean') this.fail(at, 'operator $exists needs true or false');
       } else if (op === '$size') {
-        if (!Number.isInteger(operand) || (operand as number) < 0) this.fail(at, 'operator $size needs a non-negative integer');
+        if (!Number.isInteger(operand) || (operand as number) < 0)
+          this.fail(at, 'operator $size needs a non-negative integer');
       } else if (op === '$regex') {
         this.regex(operand, ops.$options, at);
       } else if (op === '$options') {
         if (!('$regex' in ops)) this.fail(at, 'operator $options is only allowed next to $regex');
       } else if (op === '$not') {
-        if (!isPlainObject(operand) || Object.keys(operand).length === 0 || !Object.keys(operand).every((k) => k.startsWith('$'))) {
+        if (
+          !isPlainObject(operand) ||
+          Object.keys(operand).length === 0 ||
+          !Object.keys(operand).every((k) => k.startsWith('$'))
+        ) {
           this.fail(at, 'operator $not needs an object of operators, e.g. {"$not": {"$regex": "^dev"}}');
         } else this.operators(operand, at, depth + 1);
       } else if (op === '$elemMatch') {
@@ -175,11 +194,13 @@ class FilterChecker {
       return this.operators(operand, pointer, depth);
     }
     // A query on each element as a subdocument: field names are relative to the element.
-    if (depth > QUERY_LIMITS.maxDepth) return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
+    if (depth > QUERY_LIMITS.maxDepth)
+      return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
     for (const [key, value] of Object.entries(operand)) {
       const at = `${pointer}/${pointerSegment(key)}`;
       if (LOGICAL.has(key)) this.logicalInElement(key, value, at, depth);
-      else if (key.startsWith('$')) this.fail(at, `operator ${key} cannot be mixed with field names in $elemMatch`);
+      else if (key.startsWith('$'))
+        this.fail(at, `operator ${key} cannot be mixed with field names in $elemMatch`);
       else if (key === '' || key.split('.').some((segment) => segment === '' || segment.startsWith('$'))) {
         this.fail(at, `"${key}" is not a valid field name inside $elemMatch`);
       } else this.condition(value, at, depth);
@@ -200,7 +221,10 @@ class FilterChecker {
     }
     operand.forEach((element, index) => {
       if (op === '$all' && isPlainObject(element) && '$elemMatch' in element) {
-        this.fail(`${pointer}/${index}`, '$all with $elemMatch is not supported; use $and of $elemMatch conditions');
+        this.fail(
+          `${pointer}/${index}`,
+          '$all with $elemMatch is not supported; use $and of $elemMatch conditions',
+        );
       } else this.literal(element, `${pointer}/${index}`);
     });
   }
@@ -211,8 +235,14 @@ class FilterChecker {
       return this.fail(pointer, `operator $regex is longer than ${QUERY_LIMITS.maxRegexLength} characters`);
     }
     if (options !== undefined) {
-      if (typeof options !== 'string' || ![...options].every((flag) => QUERY_LIMITS.regexOptions.includes(flag))) {
-        return this.fail(pointer.replace(/\$regex$/, '$options'), `operator $options accepts only the flags "${QUERY_LIMITS.regexOptions}"`);
+      if (
+        typeof options !== 'string' ||
+        ![...options].every((flag) => QUERY_LIMITS.regexOptions.includes(flag))
+      ) {
+        return this.fail(
+          pointer.replace(/\$regex$/, '$options'),
+          `operator $options accepts only the flags "${QUERY_LIMITS.regexOptions}"`,
+        );
       }
     }
     try {
@@ -221,7 +251,8 @@ class FilterChecker {
       return this.fail(pointer, 'operator $regex is not a valid regular expression');
     }
     // Nested quantifiers backtrack exponentially; the embedded store runs JavaScript regexes.
-    if (!safeRegex(pattern)) this.fail(pointer, 'operator $regex has nested quantifiers that could take exponential time');
+    if (!safeRegex(pattern))
+      this.fail(pointer, 'operator $regex has nested quantifiers that could take exponential time');
   }
 
   /** A value compared as is: JSON without operator-like keys at any depth. */
@@ -229,10 +260,12 @@ class FilterChecker {
     const stack: Array<[unknown, string]> = [[value, pointer]];
     while (stack.length > 0) {
       const [current, at] = stack.pop()!;
-      if (Array.isArray(current)) current.forEach((element, index) => stack.push([element, `${at}/${index}`]));
+      if (Array.isArray(current))
+        current.forEach((element, index) => stack.push([element, `${at}/${index}`]));
       else if (isPlainObject(current)) {
         for (const [key, nested] of Object.entries(current)) {
-          if (key.startsWith('$')) return this.fail(`${at}/${pointerSegment(key)}`, `operator ${key} is not allowed inside a value`);
+          if (key.startsWith('$'))
+            return this.fail(`${at}/${pointerSegment(key)}`, `operator ${key} is not allowed inside a value`);
           stack.push([nested, `${at}/${pointerSegment(key)}`]);
         }
       }

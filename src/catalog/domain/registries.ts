@@ -14,9 +14,9 @@ import type { ContainerRegistry, RegistryStore, SortSpec, StoredRegistry } from 
 import { DuplicateIdError } from '../store/registry-store.js';
 import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
 import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from './field-paths.js';
-import { applyUpdate } from './mongo-semantics.js';
+import { applyUpdate, InvalidUpdateError } from './mongo-semantics.js';
 import { parseFilter, parseSort } from './query-language.js';
-import { parseUpdate } from './update-language.js';
+import { parseUpdate, type Update } from './update-language.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
 export type ReachabilityCheck = (document: ContainerRegistry) => Promise<string | undefined>;
@@ -72,9 +72,18 @@ export class RegistryService {
     }
     const input = body as Partial<ContainerRegistry>;
     const credentials = input.container_registry_config?.credentials;
-    if (typeof credentials === 'object' && credentials !== null && Object.values(credentials).includes(MASK)) {
+    if (
+      typeof credentials === 'object' &&
+      credentials !== null &&
+      Object.values(credentials).includes(MASK)
+    ) {
       throw ValidationError.of(
-        [{ pointer: '/container_registry_config/credentials', message: `must hold real credentials, not the mask "${MASK}"` }],
+        [
+          {
+            pointer: '/container_registry_config/credentials',
+            message: `must hold real credentials, not the mask "${MASK}"`,
+          },
+        ],
         'Invalid container registry',
       );
     }
@@ -89,10 +98,13 @@ export class RegistryService {
       container_registry_storage_info: input.container_registry_storage_info ?? {},
     };
     if (options.verify) {
-      if (!this.checkReachable) throw new UnprocessableError('Registry verification is not available on this server');
+      if (!this.checkReachable)
+        throw new UnprocessableError('Registry verification is not available on this server');
       const problem = await this.checkReachable(document);
       if (problem !== undefined) {
-        throw new UnprocessableError(`Container registry at ${document.container_registry_public_url} is not usable: ${problem}`);
+        throw new UnprocessableError(
+          `Container registry at ${document.container_registry_public_url} is not usable: ${problem}`,
+        );
       }
     }
     this.sealCredentials(document, {});
@@ -123,15 +135,20 @@ export class RegistryService {
     const update = parseUpdate(body, id);
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const current = await this.get(id);
-      if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current)) throw new PreconditionFailedError();
-      const next = applyUpdate(current.document, update) as unknown as ContainerRegistry;
+      if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current))
+        throw new PreconditionFailedError();
+      const next = applyOrRefuse(current.document, update);
       // Stored credentials belong to the old host: never send them to a new one.
-      const hostChanged = next.container_registry_public_url !== current.document.container_registry_public_url;
+      const hostChanged =
+        next.container_registry_public_url !== current.document.container_registry_public_url;
       if (hostChanged && !touchesCredentials(update)) dropCredentials(next);
       const kept = hostChanged ? {} : credentialsOf(current.document);
       keepMaskedCredentials(next, kept);
       if (!this.validateDocument(hideKeptCredentials(next, kept))) {
-        throw ValidationError.of(toSchemaIssues(this.validateDocument.errors), 'The update would make the container registry invalid');
+        throw ValidationError.of(
+          toSchemaIssues(this.validateDocument.errors),
+          'The update would make the container registry invalid',
+        );
       }
       this.sealCredentials(next, kept);
       const ordered = inFieldOrder(next);
@@ -177,7 +194,12 @@ export class RegistryService {
       if (typeof value !== 'string') continue;
       if (value.startsWith(SEALED_PREFIX)) {
         throw ValidationError.of(
-          [{ pointer: `/container_registry_config/credentials/${key}`, message: 'must be the plain secret, not a sealed value' }],
+          [
+            {
+              pointer: `/container_registry_config/credentials/${key}`,
+              message: 'must be the plain secret, not a sealed value',
+            },
+          ],
           'Invalid credentials',
         );
       }
@@ -191,7 +213,10 @@ export class RegistryService {
     const open: Record<string, string> = {};
     for (const [key, value] of Object.entries(credentials)) {
       if (typeof value !== 'string') continue;
-      open[key] = this.cipher && value.startsWith(SEALED_PREFIX) ? this.cipher.open(value, document.container_registry_id, key) : value;
+      open[key] =
+        this.cipher && value.startsWith(SEALED_PREFIX)
+          ? this.cipher.open(value, document.container_registry_id, key)
+          : value;
     }
     return open;
   }
@@ -201,7 +226,10 @@ export class RegistryService {
 export function parseId(raw: string): string {
   const id = raw.toLowerCase();
   if (!UUID.test(id)) {
-    throw ValidationError.of([{ pointer: '/container_registry_id', message: 'must be a UUID' }], `Invalid container registry id "${raw.slice(0, 64)}"`);
+    throw ValidationError.of(
+      [{ pointer: '/container_registry_id', message: 'must be a UUID' }],
+      `Invalid container registry id "${raw.slice(0, 64)}"`,
+    );
   }
   return id;
 }
@@ -244,10 +272,13 @@ export function toPublic(document: ContainerRegistry): ContainerRegistry {
   const credentials = document.container_registry_config.credentials;
   if (typeof credentials !== 'object' || credentials === null) return document;
   const masked = Object.fromEntries(Object.keys(credentials).map((key) => [key, MASK]));
-  return { ...document, container_registry_config: { ...document.container_registry_config, credentials: masked } };
+  return {
+    ...document,
+    container_registry_config: { ...document.container_registry_config, credentials: masked },
+  };
 }
 
-function touchesCredentials(update: ReturnType<typeof parseUpdate>): boolean {
+function touchesCredentials(update: Update): boolean {
   return Object.values(update).some((paths) =>
     Object.keys(paths ?? {}).some(
       (path) =>
@@ -272,6 +303,24 @@ function keepMaskedCredentials(next: ContainerRegistry, stored: Record<string, u
   }
 }
 
+/** Applies the update operators; what MongoDB would refuse is a 400 naming the path. */
+function applyOrRefuse(document: ContainerRegistry, update: Update): ContainerRegistry {
+  try {
+    return applyUpdate(
+      document as unknown as Record<string, unknown>,
+      update,
+    ) as unknown as ContainerRegistry;
+  } catch (error) {
+    if (error instanceof InvalidUpdateError) {
+      throw ValidationError.of(
+        [{ pointer: `/${error.path.split('.').join('/')}`, message: error.message }],
+        'Invalid update',
+      );
+    }
+    throw error;
+  }
+}
+
 /** The credentials object of a document (live reference), or an empty object. */
 function credentialsOf(document: ContainerRegistry): Record<string, unknown> {
   const credentials = document.container_registry_config?.credentials;
@@ -283,9 +332,15 @@ function credentialsOf(document: ContainerRegistry): Record<string, unknown> {
 /** A copy for schema validation in which kept (sealed) values stand as the mask: sealing lengthens them. */
 function hideKeptCredentials(document: ContainerRegistry, kept: Record<string, unknown>): ContainerRegistry {
   const credentials = credentialsOf(document);
-  if (!Object.values(credentials).some((value) => value !== undefined && Object.values(kept).includes(value))) return document;
-  const view = Object.fromEntries(Object.entries(credentials).map(([key, value]) => [key, kept[key] === value ? MASK : value]));
-  return { ...document, container_registry_config: { ...document.container_registry_config, credentials: view } };
+  if (!Object.values(credentials).some((value) => value !== undefined && Object.values(kept).includes(value)))
+    return document;
+  const view = Object.fromEntries(
+    Object.entries(credentials).map(([key, value]) => [key, kept[key] === value ? MASK : value]),
+  );
+  return {
+    ...document,
+    container_registry_config: { ...document.container_registry_config, credentials: view },
+  };
 }
 
 function dropCredentials(document: ContainerRegistry): void {
@@ -296,5 +351,7 @@ function dropCredentials(document: ContainerRegistry): void {
 
 /** Keeps the seed's field order whatever order the update produced. */
 function inFieldOrder(document: ContainerRegistry): ContainerRegistry {
-  return Object.fromEntries(DOCUMENT_FIELDS.map((field) => [field, document[field]])) as unknown as ContainerRegistry;
+  return Object.fromEntries(
+    DOCUMENT_FIELDS.map((field) => [field, document[field]]),
+  ) as unknown as ContainerRegistry;
 }

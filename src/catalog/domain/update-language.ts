@@ -28,13 +28,21 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Validates an update body; throws `ValidationError` naming the offending operator or path. */
 export function parseUpdate(body: unknown, id: string): Update {
   if (!isPlainObject(body)) {
-    throw ValidationError.of([issue('/', 'must be a JSON object of update operators or fields to set')], 'Invalid update');
+    throw ValidationError.of(
+      [issue('/', 'must be a JSON object of update operators or fields to set')],
+      'Invalid update',
+    );
   }
   const keys = Object.keys(body);
   const operatorKeys = keys.filter((key) => key.startsWith('$'));
   if (operatorKeys.length > 0 && operatorKeys.length < keys.length) {
     throw ValidationError.of(
-      [issue('/', 'mixes update operators and plain fields; use either {"$set": {...}} or a plain partial object')],
+      [
+        issue(
+          '/',
+          'mixes update operators and plain fields; use either {"$set": {...}} or a plain partial object',
+        ),
+      ],
       'Invalid update',
     );
   }
@@ -63,9 +71,13 @@ export function parseUpdate(body: unknown, id: string): Update {
         issues.push(issue(pathAt, `field "${path}" ${problem}`));
         continue;
       }
-      const clash = seen.find((other) => other === path || other.startsWith(`${path}.`) || path.startsWith(`${other}.`));
+      const clash = seen.find(
+        (other) => other === path || other.startsWith(`${path}.`) || path.startsWith(`${other}.`),
+      );
       if (clash !== undefined) {
-        issues.push(issue(pathAt, `updating "${path}" conflicts with updating "${clash}" in the same request`));
+        issues.push(
+          issue(pathAt, `updating "${path}" conflicts with updating "${clash}" in the same request`),
+        );
         continue;
       }
       seen.push(path);
@@ -76,7 +88,13 @@ export function parseUpdate(body: unknown, id: string): Update {
   return update as Update;
 }
 
-function checkOperand(operator: UpdateOperator, path: string, value: unknown, at: string, id: string): Issue[] {
+function checkOperand(
+  operator: UpdateOperator,
+  path: string,
+  value: unknown,
+  at: string,
+  id: string,
+): Issue[] {
   if (path === 'container_registry_id' && (operator !== '$set' || value !== id)) {
     return [issue(at, 'container_registry_id is immutable')];
   }

@@ -12,7 +12,8 @@ export const MAX_JSON_DEPTH = 32;
 export function jsonBody(limit: number): RequestHandler[] {
   return [
     (req, _res, next) => {
-      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      const hasBody =
+        req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
       if (hasBody && !req.is(['application/json', 'application/*+json'])) {
         return next(
           new CatalogError(

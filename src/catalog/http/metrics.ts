@@ -11,7 +11,12 @@ export function createMetricsRegistry(prefix: string): Registry {
 /** Counts requests and measures latency by method, route template and status. */
 export function httpMetrics(registry: Registry, prefix: string): RequestHandler {
   const labelNames = ['method', 'route', 'status'] as const;
-  const requests = new Counter({ name: `${prefix}http_requests_total`, help: 'HTTP requests', labelNames, registers: [registry] });
+  const requests = new Counter({
+    name: `${prefix}http_requests_total`,
+    help: 'HTTP requests',
+    labelNames,
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: `${prefix}http_request_duration_seconds`,
     help: 'HTTP request latency',

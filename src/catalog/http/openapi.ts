@@ -5,7 +5,11 @@ import { parse } from 'yaml';
 import type { SchemaSet } from '../../shared/schemas.js';
 
 /** openapi.yaml at the repository root (beside schemas/). */
-export const OPENAPI_PATH = path.resolve(path.dirname(path.dirname(path.dirname(fileURLToPath(import.meta.url)))), '..', 'openapi.yaml');
+export const OPENAPI_PATH = path.resolve(
+  path.dirname(path.dirname(path.dirname(fileURLToPath(import.meta.url)))),
+  '..',
+  'openapi.yaml',
+);
 
 type Json = unknown;
 
@@ -19,8 +23,8 @@ export function bundleOpenApi(schemas: SchemaSet, file: string = OPENAPI_PATH): 
   const names = new Map<string, string>();
   for (const [fileName, schema] of schemas.documents) names.set(fileName, String(schema.title ?? fileName));
 
-  const components = ((doc.components ??= {}) as Record<string, Json>);
-  const target = ((components.schemas ??= {}) as Record<string, Json>);
+  const components = (doc.components ??= {}) as Record<string, Json>;
+  const target = (components.schemas ??= {}) as Record<string, Json>;
 
   /** Rewrites a reference found inside `fromFile` (or openapi.yaml when undefined). */
   const rewrite = (ref: string, fromFile: string | undefined): string => {

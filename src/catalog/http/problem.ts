@@ -29,7 +29,13 @@ const BODY_PARSER_ERRORS: Record<string, ErrorCode> = {
 };
 
 /** Sends the error envelope: AIOS `{success: false, error}` plus RFC 9457 members. */
-export function sendProblem(req: Request, res: Response, code: ErrorCode, message: string, issues: readonly Issue[] = []): void {
+export function sendProblem(
+  req: Request,
+  res: Response,
+  code: ErrorCode,
+  message: string,
+  issues: readonly Issue[] = [],
+): void {
   const { status, title } = PROBLEMS[code];
   const body: Record<string, unknown> = {
     success: false,
@@ -49,7 +55,12 @@ export function sendProblem(req: Request, res: Response, code: ErrorCode, messag
 export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
   return (req, res) => {
     res.set('Allow', allowed.join(', '));
-    sendProblem(req, res, 'method_not_allowed', `${req.method} is not allowed on ${req.path} (allowed: ${allowed.join(', ')})`);
+    sendProblem(
+      req,
+      res,
+      'method_not_allowed',
+      `${req.method} is not allowed on ${req.path} (allowed: ${allowed.join(', ')})`,
+    );
   };
 }
 
@@ -64,17 +75,20 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       return sendProblem(req, res, code, bodyParserMessage(code, error as Error));
     }
     logger.error({ err: error, reqId: req.id }, 'unhandled error');
-    res.status(500).type('application/problem+json').send(
-      JSON.stringify({
-        success: false,
-        error: 'Internal server error',
-        type: '/problems/internal',
-        title: 'Internal server error',
-        status: 500,
-        detail: 'Internal server error',
-        instance: req.path,
-      }),
-    );
+    res
+      .status(500)
+      .type('application/problem+json')
+      .send(
+        JSON.stringify({
+          success: false,
+          error: 'Internal server error',
+          type: '/problems/internal',
+          title: 'Internal server error',
+          status: 500,
+          detail: 'Internal server error',
+          instance: req.path,
+        }),
+      );
   };
 }
 

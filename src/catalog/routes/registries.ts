@@ -15,7 +15,10 @@ export function registryRoutes(service: RegistryService): Router {
       .status(201)
       .location(`/container_registry/${id}`)
       .set('ETag', etagOf(stored))
-      .json({ success: true, data: { message: 'Container registry created', id, container_registry: toPublic(stored.document) } });
+      .json({
+        success: true,
+        data: { message: 'Container registry created', id, container_registry: toPublic(stored.document) },
+      });
   });
 
   router.get('/container_registry/:registry_id', async (req, res) => {
@@ -30,10 +33,15 @@ export function registryRoutes(service: RegistryService): Router {
   });
 
   router.put('/container_registry/:registry_id', async (req, res) => {
-    const stored = await service.update(req.params.registry_id, req.body, { ifMatch: req.headers['if-match'] });
+    const stored = await service.update(req.params.registry_id, req.body, {
+      ifMatch: req.headers['if-match'],
+    });
     res
       .set('ETag', etagOf(stored))
-      .json({ success: true, data: { message: 'Container registry updated', container_registry: toPublic(stored.document) } });
+      .json({
+        success: true,
+        data: { message: 'Container registry updated', container_registry: toPublic(stored.document) },
+      });
   });
 
   router.delete('/container_registry/:registry_id', async (req, res) => {
@@ -47,7 +55,8 @@ export function registryRoutes(service: RegistryService): Router {
     res.set('X-Total-Count', String(total));
     if (page.skip + items.length < total) {
       const next = new URLSearchParams();
-      for (const [key, value] of Object.entries(req.query)) if (typeof value === 'string') next.set(key, value);
+      for (const [key, value] of Object.entries(req.query))
+        if (typeof value === 'string') next.set(key, value);
       next.set('skip', String(page.skip + page.limit));
       next.set('limit', String(page.limit));
       res.set('Link', `<${req.baseUrl}${req.path}?${next.toString()}>; rel="next"`);

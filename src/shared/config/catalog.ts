@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, LOG_LEVELS, readChoice, readInt, readOptionalString, readString, type Env, type LogLevel } from './env.js';
+import {
+  ConfigError,
+  LOG_LEVELS,
+  readChoice,
+  readInt,
+  readOptionalString,
+  readString,
+  type Env,
+  type LogLevel,
+} from './env.js';
 
 /** Configuration of the catalog API server (`serve`). Frozen once loaded. */
 export interface CatalogConfig {
@@ -69,7 +78,10 @@ function readCredentialKeys(env: Env): CredentialKey[] {
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new ConfigError(variable, `names a file that cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ConfigError(
+        variable,
+        `names a file that cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   if (text === undefined) return [];
@@ -81,10 +93,13 @@ function readCredentialKeys(env: Env): CredentialKey[] {
       const separator = entry.indexOf(':');
       const id = entry.slice(0, separator);
       const key = Buffer.from(entry.slice(separator + 1), 'base64');
-      if (separator <= 0 || !/^[\w.-]{1,32}$/.test(id)) throw new ConfigError(variable, 'must list keys as <id>:<base64 of 32 bytes>');
-      if (key.length !== 32) throw new ConfigError(variable, `key ${id} is not 32 bytes (make one with: openssl rand -base64 32)`);
+      if (separator <= 0 || !/^[\w.-]{1,32}$/.test(id))
+        throw new ConfigError(variable, 'must list keys as <id>:<base64 of 32 bytes>');
+      if (key.length !== 32)
+        throw new ConfigError(variable, `key ${id} is not 32 bytes (make one with: openssl rand -base64 32)`);
       return { id, key };
     });
-  if (new Set(keys.map(({ id }) => id)).size !== keys.length) throw new ConfigError(variable, 'lists the same key id twice');
+  if (new Set(keys.map(({ id }) => id)).size !== keys.length)
+    throw new ConfigError(variable, 'lists the same key id twice');
   return keys;
 }

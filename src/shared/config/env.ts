@@ -35,7 +35,8 @@ export function readInt(env: Env, name: string, fallback: number, min: number, m
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `must be an integer, got "${value}"`);
   const parsed = Number(value);
-  if (parsed < min || parsed > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${parsed}`);
+  if (parsed < min || parsed > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${parsed}`);
   return parsed;
 }
 

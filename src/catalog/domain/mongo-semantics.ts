@@ -1,0 +1,214 @@
+import { Query, update as mingoUpdate } from 'mingo';
+import type { SortSpec } from '../store/registry-store.js';
+import type { Update } from './update-language.js';
+
+/**
+ * MongoDB's semantics for filters, sorting and updates, for the stores that evaluate them in
+ * process (the embedded store) and for updates on every store. mingo does the evaluation; this
+ * wrapper makes it agree with MongoDB where mingo alone does not:
+ *  - update operators on the wrong type are errors (MongoDB rejects, mingo ignores);
+ *  - `$addToSet` compares values as BSON does (key order matters in objects);
+ *  - sorting follows BSON type order, sorts arrays by their smallest element ascending and by
+ *    their largest descending, and puts missing and null first;
+ *  - empty `$and`/`$or`/`$nor` are refused by the query language before they get here.
+ */
+
+type Doc = Record<string, unknown>;
+
+/** An update MongoDB would refuse (e.g. `$push` to a string). The message names the path. */
+export class InvalidUpdateError extends Error {
+  override name = 'InvalidUpdateError';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Compiles a validated filter into a predicate. */
+export function compileFilter(filter: Readonly<Doc>): (document: Doc) => boolean {
+  if (Object.keys(filter).length === 0) return () => true;
+  const query = new Query(filter as Doc, {});
+  return (document) => query.test(document);
+}
+
+function isObject(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What a dotted path points at: its parent container (if reachable) and the current value. */
+function locate(document: Doc, path: string): { blockedAt?: string; value: unknown; exists: boolean } {
+  const segments = path.split('.');
+  let node: unknown = document;
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (node === undefined) return { value: undefined, exists: false };
+    if (Array.isArray(node)) {
+      if (!/^\d+$/.test(segment))
+        return { blockedAt: segments.slice(0, i).join('.'), value: undefined, exists: false };
+      node = node[Number(segment)];
+    } else if (isObject(node)) {
+      node = Object.hasOwn(node, segment) ? node[segment] : undefined;
+      if (node === undefined && i < segments.length - 1) return { value: undefined, exists: false };
+    } else {
+      return { blockedAt: segments.slice(0, i).join('.'), value: undefined, exists: false };
+    }
+  }
+  return { value: node, exists: node !== undefined };
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value === 'number' ? 'number' : typeof value;
+}
+
+/** Equality as BSON compares: same types, same values, same key order. */
+export function bsonEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Applies a validated update to a copy of `document` and returns the copy. Throws
+ * `InvalidUpdateError` where MongoDB would refuse the update.
+ */
+export function applyUpdate(document: Readonly<Doc>, update: Update): Doc {
+  const next = structuredClone(document) as Doc;
+  for (const [operator, paths] of Object.entries(update)) {
+    for (const [path, operand] of Object.entries(paths ?? {})) {
+      const target = locate(next, path);
+      if (target.blockedAt !== undefined && operator !== '$unset' && operator !== '$pull') {
+        throw new InvalidUpdateError(
+          path,
+          `Cannot ${operator} "${path}": "${target.blockedAt}" is not an object`,
+        );
+      }
+      if (
+        (operator === '$push' || operator === '$addToSet' || operator === '$pull') &&
+        target.exists &&
+        !Array.isArray(target.value)
+      ) {
+        throw new InvalidUpdateError(
+          path,
+          `Cannot ${operator} "${path}": it must be an array but is of type ${typeName(target.value)}`,
+        );
+      }
+      if (operator === '$addToSet') {
+        addToSet(next, path, target.value as unknown[] | undefined, operand);
+      } else {
+        mingoUpdate(next, { [operator]: { [path]: operand } }, undefined, undefined, { cloneMode: 'deep' });
+      }
+    }
+  }
+  return next;
+}
+
+/** `$addToSet` with BSON equality (mingo ignores key order, MongoDB does not). */
+function addToSet(document: Doc, path: string, current: unknown[] | undefined, operand: unknown): void {
+  const values = isObject(operand) && Array.isArray(operand.$each) ? operand.$each : [operand];
+  const array = current ? [...current] : [];
+  for (const value of values)
+    if (!array.some((element) => bsonEqual(element, value))) array.push(structuredClone(value));
+  mingoUpdate(document, { $set: { [path]: array } }, undefined, undefined, { cloneMode: 'deep' });
+}
+
+/** BSON's order of types, for the JSON values our documents hold. */
+function typeRank(value: unknown): number {
+  if (value === undefined || value === null) return 1;
+  if (typeof value === 'number') return 2;
+  if (typeof value === 'string') return 3;
+  if (isObject(value)) return 4;
+  if (Array.isArray(value)) return 5;
+  if (typeof value === 'boolean') return 8;
+  return 10;
+}
+
+/** Compares two values as MongoDB orders them (no collation: strings by code point). */
+export function compareValues(a: unknown, b: unknown): number {
+  const rankA = typeRank(a);
+  const rankB = typeRank(b);
+  if (rankA !== rankB) return rankA - rankB;
+  switch (rankA) {
+    case 2:
+      return (a as number) - (b as number);
+    case 3:
+      return a === b ? 0 : (a as string) < (b as string) ? -1 : 1;
+    case 4: {
+      const entriesA = Object.entries(a as Doc);
+      const entriesB = Object.entries(b as Doc);
+      for (let i = 0; i < Math.min(entriesA.length, entriesB.length); i++) {
+        const [keyA, valueA] = entriesA[i]!;
+        const [keyB, valueB] = entriesB[i]!;
+        const byType = typeRank(valueA) - typeRank(valueB);
+        if (byType !== 0) return byType;
+        if (keyA !== keyB) return keyA < keyB ? -1 : 1;
+        const byValue = compareValues(valueA, valueB);
+        if (byValue !== 0) return byValue;
+      }
+      return entriesA.length - entriesB.length;
+    }
+    case 5: {
+      const arrayA = a as unknown[];
+      const arrayB = b as unknown[];
+      for (let i = 0; i < Math.min(arrayA.length, arrayB.length); i++) {
+        const byValue = compareValues(arrayA[i], arrayB[i]);
+        if (byValue !== 0) return byValue;
+      }
+      return arrayA.length - arrayB.length;
+    }
+    case 8:
+      return Number(a) - Number(b);
+    default:
+      return 0;
+  }
+}
+
+/** Every value a dotted path reaches, descending into arrays as MongoDB does. */
+function valuesAt(value: unknown, segments: readonly string[]): unknown[] {
+  if (segments.length === 0) return [value];
+  if (Array.isArray(value)) {
+    const [head, ...rest] = segments;
+    const byIndex = /^\d+$/.test(head!) ? valuesAt(value[Number(head)], rest) : [];
+    return [
+      ...byIndex,
+      ...value.flatMap((element) => (isObject(element) ? valuesAt(element, segments) : [])),
+    ];
+  }
+  if (!isObject(value)) return [];
+  const [head, ...rest] = segments;
+  return Object.hasOwn(value, head!) ? valuesAt(value[head!], rest) : [];
+}
+
+/**
+ * The value a document sorts by for one key: arrays contribute their smallest element when
+ * ascending and their largest when descending; an empty array sorts before null and missing.
+ */
+function sortKey(document: Doc, path: string, direction: 1 | -1): { empty: boolean; value: unknown } {
+  const reached = valuesAt(document, path.split('.'));
+  const candidates = reached.flatMap((value) => (Array.isArray(value) ? value : [value]));
+  const emptyArrayOnly = candidates.length === 0 && reached.some((value) => Array.isArray(value));
+  if (candidates.length === 0) return { empty: emptyArrayOnly, value: null };
+  let best = candidates[0];
+  for (const candidate of candidates.slice(1)) {
+    const order = compareValues(candidate, best);
+    if ((direction === 1 && order < 0) || (direction === -1 && order > 0)) best = candidate;
+  }
+  return { empty: false, value: best };
+}
+
+/** A comparator for `sort`, ending with the id as tie-breaker so pages are stable. */
+export function compareBy(sort: SortSpec): (a: Doc, b: Doc) => number {
+  const keys: SortSpec = sort.some(([path]) => path === 'container_registry_id')
+    ? sort
+    : [...sort, ['container_registry_id', 1]];
+  return (a, b) => {
+    for (const [path, direction] of keys) {
+      const keyA = sortKey(a, path, direction);
+      const keyB = sortKey(b, path, direction);
+      const order = keyA.empty !== keyB.empty ? (keyA.empty ? -1 : 1) : compareValues(keyA.value, keyB.value);
+      if (order !== 0) return order * direction;
+    }
+    return 0;
+  };
+}

@@ -1,0 +1,260 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { compareBy, compileFilter } from '../domain/mongo-semantics.js';
+import type {
+  ContainerRegistry,
+  Filter,
+  FindOptions,
+  RegistryStore,
+  ReplaceResult,
+  StoredRegistry,
+} from './registry-store.js';
+import { DuplicateIdError } from './registry-store.js';
+
+/**
+ * The default store: one SQLite file (better-sqlite3) under `DATA_DIR`, so the catalog runs
+ * with nothing installed. Documents are JSON text with a version column; WAL with
+ * `synchronous=FULL` makes every acknowledged write survive `kill -9` and power loss.
+ *
+ * Filters are evaluated with MongoDB semantics by mingo (mongo-semantics.ts). Two side
+ * indexes keep common queries from parsing every document: `registry_tags` (one row per tag)
+ * and the `name` column. A filter made only of equality/`$in` on tags, name and id is answered
+ * by SQL alone, paged in SQL; any other filter narrows candidates through those indexes when it
+ * can and is then evaluated on the candidates.
+ */
+
+/** Schema migrations, applied in order; `PRAGMA user_version` records how many ran. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE registries (
+     id TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     doc TEXT NOT NULL
+   );
+   CREATE INDEX registries_name ON registries (name);
+   CREATE TABLE registry_tags (
+     tag TEXT NOT NULL,
+     id TEXT NOT NULL REFERENCES registries (id) ON DELETE CASCADE,
+     PRIMARY KEY (tag, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX registry_tags_id ON registry_tags (id);`,
+];
+
+type Doc = Record<string, unknown>;
+type IndexedField = 'container_registry_id' | 'container_registry_name' | 'container_registry_tags';
+const COLUMN: Record<IndexedField, string> = {
+  container_registry_id: 'r.id',
+  container_registry_name: 'r.name',
+  container_registry_tags: 't.tag',
+};
+
+/** A condition on an indexed field that SQL can evaluate exactly: equality or `$in` of strings. */
+interface IndexCondition {
+  readonly field: IndexedField;
+  readonly values: readonly string[];
+}
+
+export class EmbeddedStore implements RegistryStore {
+  /** The SQLite handle, for stores that keep their own tables in the same file (health records). */
+  readonly db: Database.Database;
+  private readonly statements;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.statements = {
+      get: db.prepare<[string], { doc: string; version: number }>(
+        'SELECT doc, version FROM registries WHERE id = ?',
+      ),
+      insert: db.prepare('INSERT INTO registries (id, version, name, doc) VALUES (?, 1, ?, ?)'),
+      replace: db.prepare(
+        'UPDATE registries SET version = version + 1, name = ?, doc = ? WHERE id = ? AND version = ?',
+      ),
+      exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM registries WHERE id = ?'),
+      delete: db.prepare('DELETE FROM registries WHERE id = ?'),
+      deleteTags: db.prepare('DELETE FROM registry_tags WHERE id = ?'),
+      insertTag: db.prepare('INSERT OR IGNORE INTO registry_tags (tag, id) VALUES (?, ?)'),
+      all: db.prepare<[], { doc: string }>('SELECT doc FROM registries'),
+      count: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM registries'),
+      ping: db.prepare('SELECT 1'),
+    };
+  }
+
+  /** Opens (creating if needed) `<dataDir>/catalog.db` and brings its schema up to date. */
+  static async open(dataDir: string): Promise<EmbeddedStore> {
+    mkdirSync(dataDir, { recursive: true });
+    const db = new Database(path.join(dataDir, 'catalog.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db, MIGRATIONS);
+    return new EmbeddedStore(db);
+  }
+
+  async create(document: ContainerRegistry): Promise<StoredRegistry> {
+    const id = document.container_registry_id;
+    try {
+      this.db.transaction(() => {
+        this.statements.insert.run(id, document.container_registry_name, JSON.stringify(document));
+        for (const tag of document.container_registry_tags) this.statements.insertTag.run(tag, id);
+      })();
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+        throw new DuplicateIdError(id);
+      throw error;
+    }
+    return { document: structuredClone(document), version: 1 };
+  }
+
+  async get(id: string): Promise<StoredRegistry | undefined> {
+    const row = this.statements.get.get(id);
+    return row ? { document: JSON.parse(row.doc) as ContainerRegistry, version: row.version } : undefined;
+  }
+
+  async replaceIfVersion(document: ContainerRegistry, expectedVersion: number): Promise<ReplaceResult> {
+    const id = document.container_registry_id;
+    const replaced = this.db.transaction(() => {
+      const { changes } = this.statements.replace.run(
+        document.container_registry_name,
+        JSON.stringify(document),
+        id,
+        expectedVersion,
+      );
+      if (changes === 0) return false;
+      this.statements.deleteTags.run(id);
+      for (const tag of document.container_registry_tags) this.statements.insertTag.run(tag, id);
+      return true;
+    })();
+    if (replaced)
+      return {
+        status: 'replaced',
+        stored: { document: structuredClone(document), version: expectedVersion + 1 },
+      };
+    return this.statements.exists.get(id) ? { status: 'conflict' } : { status: 'missing' };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.statements.delete.run(id).changes > 0;
+  }
+
+  async find(filter: Filter, options: FindOptions): Promise<ContainerRegistry[]> {
+    const exact = exactIndexConditions(filter);
+    const idOrderOnly = options.sort.every(([field]) => field === 'container_registry_id');
+    if (exact && idOrderOnly) {
+      // Answered by SQL alone, paged in SQL: only the returned page is parsed.
+      const direction = options.sort[0]?.[1] === -1 ? 'DESC' : 'ASC';
+      const { sql, params } = indexQuery(exact, 'r.doc', `ORDER BY r.id ${direction} LIMIT ? OFFSET ?`);
+      const rows = this.db
+        .prepare<unknown[], { doc: string }>(sql)
+        .all(...params, options.limit, options.skip);
+      return rows.map((row) => JSON.parse(row.doc) as ContainerRegistry);
+    }
+    const matches = this.matching(filter);
+    matches.sort(compareBy(options.sort));
+    return matches.slice(options.skip, options.skip + options.limit) as unknown as ContainerRegistry[];
+  }
+
+  async count(filter: Filter): Promise<number> {
+    if (Object.keys(filter).length === 0) return this.statements.count.get()!.n;
+    const exact = exactIndexConditions(filter);
+    if (exact) {
+      const { sql, params } = indexQuery(exact, 'COUNT(*) AS n', '');
+      return this.db.prepare<unknown[], { n: number }>(sql).get(...params)!.n;
+    }
+    return this.matching(filter).length;
+  }
+
+  async ping(): Promise<void> {
+    this.statements.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Documents matching `filter`: candidates from the side indexes when possible, then mingo. */
+  private matching(filter: Filter): Doc[] {
+    const test = compileFilter(filter);
+    const narrowing = narrowingConditions(filter);
+    const rows =
+      narrowing.length > 0
+        ? (() => {
+            const { sql, params } = indexQuery(narrowing, 'r.doc', '');
+            return this.db.prepare<unknown[], { doc: string }>(sql).all(...params);
+          })()
+        : this.statements.all.all();
+    const matches: Doc[] = [];
+    for (const row of rows) {
+      const document = JSON.parse(row.doc) as Doc;
+      if (test(document)) matches.push(document);
+    }
+    return matches;
+  }
+}
+
+function migrate(db: Database.Database, migrations: readonly string[]): void {
+  const applied = db.pragma('user_version', { simple: true }) as number;
+  db.transaction(() => {
+    for (let i = applied; i < migrations.length; i++) db.exec(migrations[i]!);
+    db.pragma(`user_version = ${migrations.length}`);
+  })();
+}
+
+/** A condition on one indexed field, when `value` is a string or `{$eq|$in: strings}` only. */
+function indexCondition(field: string, value: unknown): IndexCondition | undefined {
+  if (!(field in COLUMN)) return undefined;
+  const strings = (values: unknown[]) =>
+    values.every((v) => typeof v === 'string') ? (values as string[]) : undefined;
+  let values: string[] | undefined;
+  if (typeof value === 'string') values = [value];
+  else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const keys = Object.keys(value);
+    const operand = (value as Doc)[keys[0]!];
+    if (keys.length === 1 && keys[0] === '$eq' && typeof operand === 'string') values = [operand];
+    if (keys.length === 1 && keys[0] === '$in' && Array.isArray(operand)) values = strings(operand);
+  }
+  return values ? { field: field as IndexedField, values } : undefined;
+}
+
+/** The top-level conjuncts of a filter (its keys, and the clauses of a top-level `$and`). */
+function conjuncts(filter: Filter): Array<[string, unknown]> {
+  return Object.entries(filter).flatMap(([key, value]) =>
+    key === '$and' && Array.isArray(value)
+      ? value.flatMap((clause) => conjuncts(clause as Filter))
+      : [[key, value] as [string, unknown]],
+  );
+}
+
+/** Index conditions equivalent to the whole filter, or undefined when something else is in it. */
+function exactIndexConditions(filter: Filter): IndexCondition[] | undefined {
+  const parts = conjuncts(filter);
+  if (parts.length === 0) return undefined;
+  const conditions = parts.map(([field, value]) => indexCondition(field, value));
+  return conditions.every((condition) => condition !== undefined) ? conditions : undefined;
+}
+
+/** Index conditions implied by the filter (each candidate must satisfy them; mingo decides the rest). */
+function narrowingConditions(filter: Filter): IndexCondition[] {
+  return conjuncts(filter)
+    .map(([field, value]) => indexCondition(field, value))
+    .filter((condition): condition is IndexCondition => condition !== undefined);
+}
+
+/** SQL selecting registries that satisfy every condition (each tag condition through its own join). */
+function indexQuery(
+  conditions: readonly IndexCondition[],
+  select: string,
+  tail: string,
+): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const where = conditions.map((condition) => {
+    params.push(...condition.values);
+    const placeholders = condition.values.map(() => '?').join(', ') || 'NULL';
+    if (condition.field === 'container_registry_tags') {
+      return `r.id IN (SELECT t.id FROM registry_tags t WHERE t.tag IN (${placeholders}))`;
+    }
+    return `${COLUMN[condition.field]} IN (${placeholders})`;
+  });
+  return { sql: `SELECT ${select} FROM registries r WHERE ${where.join(' AND ')} ${tail}`, params };
+}

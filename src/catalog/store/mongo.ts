@@ -1,0 +1,163 @@
+import { MongoClient, MongoServerError, type Collection, type Db, type Sort } from 'mongodb';
+import type {
+  ContainerRegistry,
+  Filter,
+  FindOptions,
+  RegistryStore,
+  ReplaceResult,
+  StoredRegistry,
+} from './registry-store.js';
+import { DuplicateIdError } from './registry-store.js';
+
+/**
+ * MongoDB store (official driver). `_id` is the registry id; `_version` is the internal
+ * compare-and-swap counter, never returned. Works on standalone servers, replica sets and sharded
+ * clusters (`_id` is a fine shard key; nothing here needs transactions).
+ */
+
+interface StoredShape extends Omit<ContainerRegistry, 'container_registry_id'> {
+  _id: string;
+  _version: number;
+}
+
+const DOCUMENT_PROJECTION = { _id: 0, _version: 0 } as const;
+const DUPLICATE_KEY = 11000;
+
+export interface MongoStoreOptions {
+  readonly uri: string;
+  readonly database?: string;
+  readonly collection?: string;
+}
+
+export class MongoStore implements RegistryStore {
+  private constructor(
+    private readonly client: MongoClient,
+    /** The database, for stores that keep their own collections beside this one (health records). */
+    readonly db: Db,
+    private readonly collection: Collection<StoredShape>,
+  ) {}
+
+  /** Connects, checks the server answers, and creates the indexes. */
+  static async connect(options: MongoStoreOptions): Promise<MongoStore> {
+    const client = new MongoClient(options.uri, { serverSelectionTimeoutMS: 10_000 });
+    await client.connect();
+    const db = client.db(options.database ?? 'assets');
+    const store = new MongoStore(
+      client,
+      db,
+      db.collection<StoredShape>(options.collection ?? 'container_registry'),
+    );
+    try {
+      await store.ensureIndexes();
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+    return store;
+  }
+
+  /** Indexes for the common queries: tags (multikey) and name. */
+  private async ensureIndexes(): Promise<void> {
+    await this.collection.createIndexes([
+      { key: { container_registry_tags: 1 }, name: 'container_registry_tags' },
+      { key: { container_registry_name: 1 }, name: 'container_registry_name' },
+    ]);
+  }
+
+  async create(document: ContainerRegistry): Promise<StoredRegistry> {
+    try {
+      await this.collection.insertOne(toStored(document, 1));
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
+        throw new DuplicateIdError(document.container_registry_id);
+      throw error;
+    }
+    return { document, version: 1 };
+  }
+
+  async get(id: string): Promise<StoredRegistry | undefined> {
+    const stored = await this.collection.findOne({ _id: id });
+    return stored ? { document: fromStored(stored), version: stored._version } : undefined;
+  }
+
+  async replaceIfVersion(document: ContainerRegistry, expectedVersion: number): Promise<ReplaceResult> {
+    const id = document.container_registry_id;
+    const result = await this.collection.replaceOne(
+      { _id: id, _version: expectedVersion },
+      toStored(document, expectedVersion + 1),
+    );
+    if (result.matchedCount === 1)
+      return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+    return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
+      ? { status: 'conflict' }
+      : { status: 'missing' };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.collection.deleteOne({ _id: id })).deletedCount === 1;
+  }
+
+  async find(filter: Filter, options: FindOptions): Promise<ContainerRegistry[]> {
+    const sort: Sort = Object.fromEntries(
+      options.sort.map(([path, direction]) => [path === 'container_registry_id' ? '_id' : path, direction]),
+    );
+    if (!('_id' in sort)) (sort as Record<string, 1 | -1>)._id = 1;
+    const cursor = this.collection
+      .find(toMongoFilter(filter))
+      .sort(sort)
+      .skip(options.skip)
+      .limit(options.limit);
+    return (await cursor.toArray()).map(fromStored);
+  }
+
+  async count(filter: Filter): Promise<number> {
+    return this.collection.countDocuments(toMongoFilter(filter));
+  }
+
+  async ping(): Promise<void> {
+    await this.db.command({ ping: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** Drops the whole database: for tests that use a database of their own. */
+  async dropDatabase(): Promise<void> {
+    await this.db.dropDatabase();
+  }
+}
+
+function toStored(document: ContainerRegistry, version: number): StoredShape {
+  const { container_registry_id, ...fields } = document;
+  return { _id: container_registry_id, ...fields, _version: version };
+}
+
+/** The document in the seed's field order, without the internal fields. */
+function fromStored(stored: StoredShape): ContainerRegistry {
+  return {
+    container_registry_id: stored._id,
+    container_registry_name: stored.container_registry_name,
+    container_registry_metadata: stored.container_registry_metadata,
+    container_registry_tags: stored.container_registry_tags,
+    container_registry_public_url: stored.container_registry_public_url,
+    container_registry_image_prefix: stored.container_registry_image_prefix,
+    container_registry_config: stored.container_registry_config,
+    container_registry_storage_info: stored.container_registry_storage_info,
+  };
+}
+
+/** The stored id field is `_id`: rewrite it wherever a filter names it. */
+function toMongoFilter(filter: Filter): Record<string, unknown> {
+  const rewrite = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(rewrite);
+    if (typeof node !== 'object' || node === null) return node;
+    return Object.fromEntries(
+      Object.entries(node).map(([key, value]) => [
+        key === 'container_registry_id' ? '_id' : key,
+        key === '$and' || key === '$or' || key === '$nor' ? rewrite(value) : value,
+      ]),
+    );
+  };
+  return rewrite(filter) as Record<string, unknown>;
+}

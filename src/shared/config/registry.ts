@@ -1,0 +1,70 @@
+import {
+  LOG_LEVELS,
+  readBool,
+  readChoice,
+  readInt,
+  readOptionalString,
+  readString,
+  type Env,
+  type LogLevel,
+} from './env.js';
+
+/** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
+export interface RegistryConfig {
+  /**
+   * Listen address. Default 0.0.0.0: a registry exists to be reached by other hosts (nodes
+   * pulling images); the Kubernetes deployment sets it explicitly.
+   */
+  readonly host: string;
+  readonly port: number;
+  /** Root of the content-addressed storage (the PV in Kubernetes: /var/lib/registry). */
+  readonly storageRoot: string;
+  /** Apache htpasswd file (bcrypt); when set, every /v2/ request needs Basic auth. */
+  readonly htpasswd: string | undefined;
+  /** Refuse every write (405 UNSUPPORTED), e.g. while `gc` runs without a grace period. */
+  readonly readOnly: boolean;
+  readonly logLevel: LogLevel;
+  /** Uploads untouched for this long are abandoned and removed. */
+  readonly uploadTimeoutSeconds: number;
+  /** Largest manifest accepted by PUT (the spec asks registries to accept at least 4 MiB). */
+  readonly maxManifestBytes: number;
+  /** Time allowed for in-flight requests (uploads) to finish after SIGTERM. */
+  readonly shutdownTimeoutMs: number;
+  /** `gc` keeps anything written or referenced more recently than this (in-flight pushes). */
+  readonly gcGracePeriodSeconds: number;
+}
+
+/** Every environment variable the registry reads, for `--help` and the manifest consistency test. */
+export const REGISTRY_ENV_VARS = [
+  'REGISTRY_HOST',
+  'REGISTRY_PORT',
+  'REGISTRY_STORAGE_ROOT',
+  'REGISTRY_HTPASSWD',
+  'REGISTRY_READ_ONLY',
+  'LOG_LEVEL',
+  'REGISTRY_UPLOAD_TIMEOUT_SECONDS',
+  'REGISTRY_MAX_MANIFEST_BYTES',
+  'REGISTRY_SHUTDOWN_TIMEOUT_MS',
+  'REGISTRY_GC_GRACE_PERIOD_SECONDS',
+] as const;
+
+export function loadRegistryConfig(env: Env): RegistryConfig {
+  return Object.freeze({
+    host: readString(env, 'REGISTRY_HOST', '0.0.0.0'),
+    port: readInt(env, 'REGISTRY_PORT', 5000, 0, 65535),
+    storageRoot: readString(env, 'REGISTRY_STORAGE_ROOT', './data/registry'),
+    htpasswd: readOptionalString(env, 'REGISTRY_HTPASSWD'),
+    readOnly: readBool(env, 'REGISTRY_READ_ONLY', false),
+    logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    uploadTimeoutSeconds: readInt(env, 'REGISTRY_UPLOAD_TIMEOUT_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
+    maxManifestBytes: readInt(
+      env,
+      'REGISTRY_MAX_MANIFEST_BYTES',
+      4 * 1024 * 1024,
+      4 * 1024 * 1024,
+      64 * 1024 * 1024,
+    ),
+    shutdownTimeoutMs: readInt(env, 'REGISTRY_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
+    gcGracePeriodSeconds: readInt(env, 'REGISTRY_GC_GRACE_PERIOD_SECONDS', 3600, 0, 30 * 24 * 3600),
+  });
+}
