@@ -11,7 +11,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import type { ContainerRegistry, RegistryStore, SortSpec, StoredRegistry } from '../store/registry-store.js';
-import { DuplicateIdError } from '../store/registry-store.js';
+import { DuplicateIdError, QueryRejectedError } from '../store/registry-store.js';
 import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
 import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from './field-paths.js';
 import { applyUpdate, InvalidUpdateError } from './mongo-semantics.js';
@@ -173,8 +173,13 @@ export class RegistryService {
 
   async query(body: unknown, page: Page): Promise<{ items: ContainerRegistry[]; total: number }> {
     const filter = parseFilter(body);
-    const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
-    return { items, total };
+    try {
+      const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
+      return { items, total };
+    } catch (error) {
+      if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
+      throw error;
+    }
   }
 
   /**

@@ -36,12 +36,10 @@ export function registryRoutes(service: RegistryService): Router {
     const stored = await service.update(req.params.registry_id, req.body, {
       ifMatch: req.headers['if-match'],
     });
-    res
-      .set('ETag', etagOf(stored))
-      .json({
-        success: true,
-        data: { message: 'Container registry updated', container_registry: toPublic(stored.document) },
-      });
+    res.set('ETag', etagOf(stored)).json({
+      success: true,
+      data: { message: 'Container registry updated', container_registry: toPublic(stored.document) },
+    });
   });
 
   router.delete('/container_registry/:registry_id', async (req, res) => {

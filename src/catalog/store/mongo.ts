@@ -7,7 +7,7 @@ import type {
   ReplaceResult,
   StoredRegistry,
 } from './registry-store.js';
-import { DuplicateIdError } from './registry-store.js';
+import { DuplicateIdError, QueryRejectedError } from './registry-store.js';
 
 /**
  * MongoDB store (official driver). `_id` is the registry id; `_version` is the internal
@@ -107,11 +107,11 @@ export class MongoStore implements RegistryStore {
       .sort(sort)
       .skip(options.skip)
       .limit(options.limit);
-    return (await cursor.toArray()).map(fromStored);
+    return (await refusedAsQueryRejected(cursor.toArray())).map(fromStored);
   }
 
   async count(filter: Filter): Promise<number> {
-    return this.collection.countDocuments(toMongoFilter(filter));
+    return refusedAsQueryRejected(this.collection.countDocuments(toMongoFilter(filter)));
   }
 
   async ping(): Promise<void> {
@@ -125,6 +125,24 @@ export class MongoStore implements RegistryStore {
   /** Drops the whole database: for tests that use a database of their own. */
   async dropDatabase(): Promise<void> {
     await this.db.dropDatabase();
+  }
+}
+
+/** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
+const QUERY_REFUSED_CODES = new Set([2 /* BadValue */, 9 /* FailedToParse */, 51091 /* invalid regex */]);
+
+async function refusedAsQueryRejected<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    if (
+      error instanceof MongoServerError &&
+      typeof error.code === 'number' &&
+      QUERY_REFUSED_CODES.has(error.code)
+    ) {
+      throw new QueryRejectedError(`the database refused this filter: ${error.message}`);
+    }
+    throw error;
   }
 }
 

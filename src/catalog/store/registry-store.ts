@@ -67,3 +67,8 @@ export class DuplicateIdError extends Error {
     super(`container registry ${id} already exists`);
   }
 }
+
+/** The database refused a filter that the query language accepted (a backend limitation). */
+export class QueryRejectedError extends Error {
+  override name = 'QueryRejectedError';
+}

@@ -1,0 +1,4 @@
+import { openTestStore } from '../helpers/catalog.js';
+import { describeRegistryStoreContract } from './registry-store.contract.js';
+
+describeRegistryStoreContract('EmbeddedStore (SQLite + mingo)', () => openTestStore('embedded'));
