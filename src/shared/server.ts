@@ -41,9 +41,12 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
     close: (timeoutMs = 10_000) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        // Keep-alive connections become idle once their in-flight response is sent: close them then.
+        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(sweeper);
           resolve();
         });
         server.closeIdleConnections();
