@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { createCatalogApp } from '../../src/catalog/app.js';
+import { createCatalog } from '../../src/catalog/app.js';
 import type { ContainerRegistry, RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       const seedStart = Date.now();
       const ids = await seed(store, size);
       const seedSeconds = (Date.now() - seedStart) / 1000;
-      const app = createCatalogApp({
+      const { app } = createCatalog({
         store,
         schemas,
         logger: createLogger('bench', 'silent'),

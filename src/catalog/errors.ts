@@ -50,8 +50,8 @@ export class ValidationError extends CatalogError {
 }
 
 export class NotFoundError extends CatalogError {
-  constructor(id: string) {
-    super('not_found', `Container registry ${id} not found`);
+  constructor(id: string, message = `Container registry ${id} not found`) {
+    super('not_found', message);
   }
 }
 

@@ -2,7 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createCatalogApp } from '../../src/catalog/app.js';
+import { createCatalog, type Catalog } from '../../src/catalog/app.js';
+import type { HealthReport, ProbeTarget } from '../../src/catalog/health/probe.js';
+import { EmbeddedHealthStore } from '../../src/catalog/store/embedded-health.js';
+import type { HealthStore } from '../../src/catalog/store/health-store.js';
+import { MongoHealthStore } from '../../src/catalog/store/mongo-health.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
 import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
 import { MongoStore } from '../../src/catalog/store/mongo.js';
@@ -18,6 +22,7 @@ export type StoreKind = (typeof STORE_KINDS)[number];
 
 export interface TestStore {
   readonly store: RegistryStore;
+  readonly healthStore: HealthStore;
   cleanup(): Promise<void>;
 }
 
@@ -28,6 +33,7 @@ export async function openTestStore(kind: StoreKind): Promise<TestStore> {
     const store = await EmbeddedStore.open(dir);
     return {
       store,
+      healthStore: new EmbeddedHealthStore(store.db),
       cleanup: async () => {
         await store.close();
         await rm(dir, { recursive: true, force: true });
@@ -42,6 +48,7 @@ export async function openTestStore(kind: StoreKind): Promise<TestStore> {
   });
   return {
     store,
+    healthStore: await MongoHealthStore.open(store.db),
     cleanup: async () => {
       await store.dropDatabase();
       await store.close();
@@ -61,23 +68,34 @@ export interface TestCatalog {
 /** A credentials key made for the test run. */
 export const TEST_CIPHER = new CredentialCipher([{ id: 'test', key: randomBytes(32) }]);
 
-/**
- * The catalog app in-process on a fresh store; every response is checked against openapi.yaml.
- * Credentials are sealed with `TEST_CIPHER` unless `cipher: undefined` is passed.
- */
-export async function startCatalog(
-  kind: StoreKind,
-  options: { cipher?: CredentialCipher } = { cipher: TEST_CIPHER },
-): Promise<TestCatalog> {
+export interface StartOptions {
+  /** Seals credentials; `TEST_CIPHER` unless given (pass `undefined` for a keyless catalog). */
+  cipher?: CredentialCipher | undefined;
+  /** Enables health checks with this prober. */
+  probe?: (target: ProbeTarget) => Promise<HealthReport>;
+  historySize?: number;
+}
+
+export interface TestCatalog {
+  readonly api: ApiClient;
+  readonly store: RegistryStore;
+  readonly healthStore: HealthStore;
+  readonly catalog: Catalog;
+  stop(): Promise<void>;
+}
+
+/** The catalog in-process on a fresh store; every response is checked against openapi.yaml. */
+export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, cleanup } = await openTestStore(kind);
-  const app = createCatalogApp({
+  const { store, healthStore, cleanup } = await openTestStore(kind);
+  const catalog = createCatalog({
     store,
     schemas,
     logger: createLogger('test', 'silent'),
     bodyLimitBytes: 1024 * 1024,
-    cipher: options.cipher,
+    cipher: 'cipher' in options ? options.cipher : TEST_CIPHER,
+    health: options.probe && { store: healthStore, probe: options.probe, historySize: options.historySize ?? 50 },
   });
-  return { api: new ApiClient(app, validator), store, stop: cleanup };
+  return { api: new ApiClient(catalog.app, validator), store, healthStore, catalog, stop: cleanup };
 }

@@ -151,7 +151,7 @@ describe('MongoDB sort order', () => {
     [...docs]
       .map((doc, i) => ({ container_registry_id: String(i), ...doc }))
       .sort(compareBy([[path, direction]]))
-      .map((doc) => doc.v ?? doc.container_registry_id);
+      .map((doc) => (doc as Doc).v ?? doc.container_registry_id);
   it('orders types null < numbers < strings < objects < arrays < booleans', () => {
     const docs = [
       { k: true, v: 'bool' },

@@ -171,8 +171,11 @@ export class RegistryService {
     if (!(await this.store.delete(id))) throw new NotFoundError(id);
   }
 
-  async query(body: unknown, page: Page): Promise<{ items: ContainerRegistry[]; total: number }> {
-    const filter = parseFilter(body);
+  /** Runs a filter; `onlyIds` further restricts the result (e.g. to registries of a given health). */
+  async query(body: unknown, page: Page, onlyIds?: readonly string[]): Promise<{ items: ContainerRegistry[]; total: number }> {
+    const parsed = parseFilter(body);
+    const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
+    const filter = !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };
     try {
       const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
       return { items, total };

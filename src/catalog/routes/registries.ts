@@ -3,9 +3,10 @@ import { ValidationError } from '../errors.js';
 import { methodNotAllowed } from '../http/problem.js';
 import type { RegistryService } from '../domain/registries.js';
 import { etagOf, parsePage, toPublic } from '../domain/registries.js';
+import { parseHealthStatuses, type HealthService } from '../domain/health-service.js';
 
 /** The AIOS routes. Thin: parse the HTTP parts, call one service method, answer in the envelope. */
-export function registryRoutes(service: RegistryService): Router {
+export function registryRoutes(service: RegistryService, health?: HealthService): Router {
   const router = Router();
 
   router.post('/container_registry', async (req, res) => {
@@ -44,12 +45,15 @@ export function registryRoutes(service: RegistryService): Router {
 
   router.delete('/container_registry/:registry_id', async (req, res) => {
     await service.delete(req.params.registry_id, { ifMatch: req.headers['if-match'] });
+    await health?.forget(req.params.registry_id.toLowerCase());
     res.json({ success: true, data: { message: 'Container registry deleted' } });
   });
 
   router.post('/container_registries', async (req, res) => {
     const page = parsePage(req.query);
-    const { items, total } = await service.query(req.body, page);
+    const statuses = parseHealthStatuses(req.query.health);
+    const onlyIds = statuses && health ? await health.idsWithStatus(statuses) : undefined;
+    const { items, total } = await service.query(req.body, page, onlyIds);
     res.set('X-Total-Count', String(total));
     if (page.skip + items.length < total) {
       const next = new URLSearchParams();

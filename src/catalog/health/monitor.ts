@@ -1,0 +1,122 @@
+import type { MonitorConfig } from '../../shared/config/monitor.js';
+import type { Logger } from '../../shared/logger.js';
+import type { HealthService } from '../domain/health-service.js';
+import type { HealthStore } from '../store/health-store.js';
+import type { ContainerRegistry, RegistryStore } from '../store/registry-store.js';
+
+export interface MonitorDeps {
+  readonly registries: RegistryStore;
+  readonly healthStore: HealthStore;
+  readonly health: HealthService;
+  readonly config: MonitorConfig;
+  readonly logger: Logger;
+  /** Names this replica in its claims. */
+  readonly owner: string;
+  readonly now?: () => number;
+}
+
+const PAGE = 500;
+
+/**
+ * Probes every registry once per interval, cluster-wide. Time is cut into slots of one interval;
+ * at each slot every replica walks the registries and claims each one for the slot in the
+ * store (an insert on a unique key): exactly one replica wins each claim and probes it. A replica
+ * that dies simply stops claiming, so the others pick its registries up in the next slot.
+ * Probes start spread over `jitterMs`, at most `concurrency` at a time; it is all asynchronous
+ * I/O, so API requests are never blocked behind it.
+ */
+export class HealthMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private started = false;
+  /** Set by stop(): probes not yet begun are skipped. */
+  private halted = false;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: MonitorDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.halted = false;
+    this.schedule(0);
+  }
+
+  /** Stops scheduling and waits for the sweep in progress to finish its probes. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.halted = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  currentSlot(): number {
+    return Math.floor(this.now() / this.deps.config.intervalMs);
+  }
+
+  /** One pass over every registry for `slot`: claims, then probes what this replica won. */
+  async sweep(slot = this.currentSlot()): Promise<{ claimed: number; seen: number }> {
+    const { registries, healthStore, config, owner } = this.deps;
+    let seen = 0;
+    let claimed = 0;
+    const probes: Array<Promise<void>> = [];
+    const limit = limiter(config.concurrency);
+    for (let skip = 0; !this.halted; skip += PAGE) {
+      const page = await registries.find({}, { sort: [['container_registry_id', 1]], skip, limit: PAGE });
+      seen += page.length;
+      for (const document of page) {
+        if (!(await healthStore.claim(document.container_registry_id, slot, owner))) continue;
+        claimed++;
+        const delay = config.jitterMs > 0 ? Math.random() * config.jitterMs : 0;
+        probes.push(limit(() => this.probe(document, delay)));
+      }
+      if (page.length < PAGE) break;
+    }
+    await Promise.all(probes);
+    await healthStore.pruneClaims(slot - 1);
+    return { claimed, seen };
+  }
+
+  private async probe(document: ContainerRegistry, delayMs: number): Promise<void> {
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (this.halted) return;
+    try {
+      await this.deps.health.probeAndRecord(document);
+    } catch (error) {
+      this.deps.logger.warn({ registryId: document.container_registry_id, err: error }, 'health probe failed');
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      const slot = this.currentSlot();
+      this.running = this.sweep(slot)
+        .then(({ claimed, seen }) => this.deps.logger.debug({ slot, claimed, seen }, 'health sweep done'))
+        .catch((error: unknown) => this.deps.logger.error({ err: error }, 'health sweep failed'))
+        .finally(() => {
+          if (!this.started) return;
+          const nextSlotAt = (slot + 1) * this.deps.config.intervalMs;
+          this.schedule(Math.max(0, nextSlotAt - this.now()));
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+}
+
+/** Runs at most `concurrency` of the given tasks at once. */
+function limiter(concurrency: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (active >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}

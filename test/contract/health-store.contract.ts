@@ -1,0 +1,78 @@
+import { expect } from 'chai';
+import type { HealthReport, HealthStatus } from '../../src/catalog/health/probe.js';
+import type { HealthStore } from '../../src/catalog/store/health-store.js';
+
+export function report(status: HealthStatus, checkedAt: string): HealthReport {
+  return {
+    reachable: status === 'healthy' || status === 'unhealthy',
+    status_code: status === 'healthy' ? 200 : null,
+    reason: status,
+    url: 'http://registry.example.test/v2/',
+    status,
+    oci_compatible: status === 'healthy',
+    api_version: status === 'healthy' ? 'registry/2.0' : null,
+    auth: null,
+    latency_ms: 3,
+    checked_at: checkedAt,
+    error: null,
+  };
+}
+
+const ID_A = '00000000-0000-4000-8000-00000000000a';
+const ID_B = '00000000-0000-4000-8000-00000000000b';
+
+/** The contract of `HealthStore`, run on each implementation by the files beside this one. */
+export function describeHealthStoreContract(
+  name: string,
+  open: () => Promise<{ healthStore: HealthStore; cleanup(): Promise<void> }>,
+): void {
+  describe(`HealthStore contract: ${name}`, () => {
+    let store: HealthStore;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ healthStore: store, cleanup } = await open());
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    it('records the last report and a bounded history, newest first, returning the previous status', async () => {
+      expect(await store.record(ID_A, report('healthy', '2026-01-01T00:00:01Z'), 3)).to.equal(undefined);
+      expect(await store.record(ID_A, report('unreachable', '2026-01-01T00:00:02Z'), 3)).to.equal('healthy');
+      await store.record(ID_A, report('healthy', '2026-01-01T00:00:03Z'), 3);
+      await store.record(ID_A, report('unhealthy', '2026-01-01T00:00:04Z'), 3);
+      const record = await store.get(ID_A);
+      expect(record?.last.checked_at).to.equal('2026-01-01T00:00:04Z');
+      expect(record?.history.map((entry) => entry.checked_at)).to.deep.equal([
+        '2026-01-01T00:00:04Z',
+        '2026-01-01T00:00:03Z',
+        '2026-01-01T00:00:02Z',
+      ]);
+      expect(record?.last).to.deep.equal(report('unhealthy', '2026-01-01T00:00:04Z'));
+      expect(await store.get(ID_B)).to.equal(undefined);
+    });
+
+    it('lists last statuses and forgets a removed registry', async () => {
+      await store.record(ID_A, report('healthy', '2026-01-01T00:00:01Z'), 5);
+      await store.record(ID_B, report('refused', '2026-01-01T00:00:02Z'), 5);
+      expect(Object.fromEntries(await store.lastStatuses())).to.deep.equal({
+        [ID_A]: { status: 'healthy', checkedAt: '2026-01-01T00:00:01Z' },
+        [ID_B]: { status: 'refused', checkedAt: '2026-01-01T00:00:02Z' },
+      });
+      await store.remove(ID_B);
+      expect([...(await store.lastStatuses()).keys()]).to.deep.equal([ID_A]);
+    });
+
+    it('gives each (registry, slot) claim to exactly one of many concurrent claimants', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => store.claim(ID_A, 7, `owner-${i}`)),
+      );
+      expect(results.filter(Boolean)).to.have.length(1);
+      expect(await store.claim(ID_A, 8, 'owner-0')).to.equal(true);
+      expect(await store.claim(ID_B, 7, 'owner-0')).to.equal(true);
+      await store.pruneClaims(8);
+      expect(await store.claim(ID_A, 7, 'owner-1'), 'pruned slot can be claimed again').to.equal(true);
+      expect(await store.claim(ID_A, 8, 'owner-1'), 'kept slot stays claimed').to.equal(false);
+    });
+  });
+}

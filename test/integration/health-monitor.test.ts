@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createCatalog, type Catalog } from '../../src/catalog/app.js';
+import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
+import { HealthMonitor } from '../../src/catalog/health/monitor.js';
+import { createProber } from '../../src/catalog/health/probe.js';
+import { MongoHealthStore } from '../../src/catalog/store/mongo-health.js';
+import { MongoStore } from '../../src/catalog/store/mongo.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { SchemaSet } from '../../src/shared/schemas.js';
+import { registry } from '../contract/registry-store.contract.js';
+import { getMongoUri } from '../helpers/mongo-server.js';
+
+/** A loopback "registry" that answers /v2/ and remembers when it was probed. */
+async function countingRegistry(): Promise<{ url: string; hits: number[]; close(): void }> {
+  const hits: number[] = [];
+  const server = http.createServer((req, res) => {
+    if (req.url === '/v2/') hits.push(Date.now());
+    res.writeHead(200, {
+      'docker-distribution-api-version': 'registry/2.0',
+      'content-type': 'application/json',
+    });
+    res.end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    close: () => server.close(),
+  };
+}
+
+interface Replica {
+  readonly store: MongoStore;
+  readonly catalog: Catalog;
+  readonly monitor: HealthMonitor;
+}
+
+/** One catalog replica: its own connection to the shared database, its own monitor. */
+async function replica(uri: string, database: string, owner: string, intervalMs: number): Promise<Replica> {
+  const store = await MongoStore.connect({ uri, database });
+  const healthStore = await MongoHealthStore.open(store.db);
+  const logger = createLogger(owner, 'silent');
+  const probe = createProber({
+    policy: new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] }),
+    defaultTimeoutMs: 2000,
+  });
+  const catalog = createCatalog({
+    store,
+    schemas: new SchemaSet(),
+    logger,
+    bodyLimitBytes: 1 << 20,
+    health: { store: healthStore, probe, historySize: 10 },
+  });
+  const monitor = new HealthMonitor({
+    registries: store,
+    healthStore,
+    health: catalog.health!,
+    config: { enabled: true, intervalMs, concurrency: 4, jitterMs: 50, historySize: 10 },
+    logger,
+    owner,
+  });
+  return { store, catalog, monitor };
+}
+
+describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)', function () {
+  this.timeout(60_000);
+  const intervalMs = 1000;
+  let targets: Array<Awaited<ReturnType<typeof countingRegistry>>>;
+  let replicas: Replica[];
+
+  beforeEach(async () => {
+    const uri = await getMongoUri();
+    const database = `monitor_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+    targets = await Promise.all(Array.from({ length: 8 }, () => countingRegistry()));
+    replicas = [
+      await replica(uri, database, 'replica-a', intervalMs),
+      await replica(uri, database, 'replica-b', intervalMs),
+    ];
+    for (const [i, target] of targets.entries()) {
+      await replicas[0]!.store.create(registry(100 + i, { container_registry_public_url: target.url }));
+    }
+  });
+
+  afterEach(async () => {
+    for (const { monitor } of replicas) await monitor.stop();
+    await replicas[0]!.store.dropDatabase();
+    for (const { store } of replicas) await store.close();
+    for (const target of targets) target.close();
+  });
+
+  it('probes each registry exactly once per slot, sharing the work', async () => {
+    const slot = replicas[0]!.monitor.currentSlot() + 1000;
+    const [a, b] = await Promise.all(replicas.map(({ monitor }) => monitor.sweep(slot)));
+    expect(a!.claimed + b!.claimed).to.equal(targets.length);
+    expect(targets.map((target) => target.hits.length)).to.deep.equal(targets.map(() => 1));
+
+    // replica-b is gone: replica-a picks up every registry in the next slot.
+    const alone = await replicas[0]!.monitor.sweep(slot + 1);
+    expect(alone.claimed).to.equal(targets.length);
+    expect(targets.map((target) => target.hits.length)).to.deep.equal(targets.map(() => 2));
+  });
+
+  it('with timers running, probes each registry at most once per interval, and keeps probing after a replica stops', async () => {
+    const startedAt = Date.now();
+    for (const { monitor } of replicas) monitor.start();
+    await new Promise((resolve) => setTimeout(resolve, 2.5 * intervalMs));
+    await replicas[1]!.monitor.stop();
+    const before = targets.map((target) => target.hits.length);
+    await new Promise((resolve) => setTimeout(resolve, 2.5 * intervalMs));
+    await replicas[0]!.monitor.stop();
+    // One probe per registry per interval slot, cluster-wide: never more probes than slots touched.
+    const slots = Math.floor(Date.now() / intervalMs) - Math.floor(startedAt / intervalMs) + 1;
+    for (const target of targets) expect(target.hits.length).to.be.within(slots - 2, slots);
+    targets.forEach((target, i) => expect(target.hits.length - before[i]!, 'probed after replica-b stopped').to.be.at.least(2));
+    const record = await replicas[0]!.catalog.health!.record(registry(100).container_registry_id);
+    expect(record.last.status).to.equal('healthy');
+  });
+});
