@@ -1,6 +1,4 @@
 import express, { type Express } from 'express';
-import { pinoHttp } from 'pino-http';
-import { randomUUID } from 'node:crypto';
 import swaggerUi from 'swagger-ui-express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.js';
@@ -13,6 +11,7 @@ import { jsonBody } from './http/json-body.js';
 import { createMetricsRegistry, httpMetrics } from './http/metrics.js';
 import { bundleOpenApi } from './http/openapi.js';
 import { problemHandler, sendProblem } from './http/problem.js';
+import { requestContext } from './http/request-context.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registries.js';
 import type { HealthStore } from './store/health-store.js';
@@ -38,8 +37,6 @@ export interface Catalog {
   readonly health: HealthService | undefined;
   readonly metrics: Registry;
 }
-
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** Builds the catalog (services and the Express app) from its dependencies. It never listens. */
 export function createCatalog(deps: CatalogDeps): Catalog {
@@ -73,17 +70,7 @@ function createCatalogApp(deps: CatalogDeps, registries: RegistryService, health
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-    }),
-  );
+  app.use(requestContext(deps.logger));
   app.use(httpMetrics(metrics, 'catalog_'));
   app.use(jsonBody(deps.bodyLimitBytes));
 

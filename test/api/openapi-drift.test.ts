@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import type { Express } from 'express';
+import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
+import { createProber } from '../../src/catalog/health/probe.js';
 import { startCatalog, type TestCatalog } from '../helpers/catalog.js';
 import { OpenApiValidator } from '../helpers/openapi-validator.js';
 
@@ -29,7 +31,8 @@ function routedOperations(app: Express): string[] {
 describe('openapi.yaml and the routes', () => {
   let catalog: TestCatalog;
   before(async () => {
-    catalog = await startCatalog('embedded');
+    const probe = createProber({ policy: new AddressPolicy({ allow: [], deny: [] }), defaultTimeoutMs: 1000 });
+    catalog = await startCatalog('embedded', { probe });
   });
   after(async () => {
     await catalog.stop();

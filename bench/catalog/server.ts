@@ -1,0 +1,60 @@
+/**
+ * One benchmark target in its own process (so the load generator gets the other core):
+ *   node --import tsx bench/catalog/server.ts <embedded|mongo|ceiling> <documents>
+ * Seeds the store, serves the catalog on a loopback port and prints {"url", "seedSeconds"}.
+ */
+import http from 'node:http';
+import { createCatalog } from '../../src/catalog/app.js';
+import { MongoStore } from '../../src/catalog/store/mongo.js';
+import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { SchemaSet } from '../../src/shared/schemas.js';
+import { listen } from '../../src/shared/server.js';
+import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
+import { stopMongoServer } from '../../test/helpers/mongo-server.js';
+import { documentAt } from './documents.js';
+
+const [kind = 'embedded', countText = '1000'] = process.argv.slice(2);
+const count = Number(countText);
+
+async function seed(store: RegistryStore): Promise<void> {
+  const batch = 500;
+  for (let start = 0; start < count; start += batch) {
+    const docs = Array.from({ length: Math.min(batch, count - start) }, (_, j) => documentAt(start + j));
+    if (store instanceof MongoStore) {
+      // Bench-only shortcut: FerretDB takes ~3 ms per single insert, so 100k documents go in bulk
+      // in the stored shape (_id = registry id, _version = 1) instead of one create() each.
+      await store.db.collection('container_registry').insertMany(
+        docs.map(({ container_registry_id, ...fields }) => ({ _id: container_registry_id, ...fields, _version: 1 }) as never),
+      );
+    } else {
+      for (const doc of docs) await store.create(doc);
+    }
+  }
+}
+
+if (kind === 'ceiling') {
+  const body = JSON.stringify({ success: true, data: documentAt(1) });
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.listen(0, '127.0.0.1', () => {
+    console.log(JSON.stringify({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seedSeconds: 0 }));
+  });
+} else {
+  const { store, cleanup } = await openTestStore(kind as StoreKind);
+  const started = Date.now();
+  await seed(store);
+  const seedSeconds = (Date.now() - started) / 1000;
+  const { app } = createCatalog({ store, schemas: new SchemaSet(), logger: createLogger('bench', 'silent'), bodyLimitBytes: 1 << 20 });
+  const server = await listen(app, { host: '127.0.0.1', port: 0 });
+  console.log(JSON.stringify({ url: server.url, seedSeconds }));
+  process.once('SIGTERM', () => {
+    void server
+      .close(1000)
+      .then(cleanup)
+      .then(stopMongoServer)
+      .finally(() => process.exit(0));
+  });
+}
