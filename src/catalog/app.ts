@@ -46,10 +46,12 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     store: deps.store,
     schemas: deps.schemas,
     cipher: deps.cipher,
-    checkReachable: deps.health && (async (document) => {
-      const report = await health!.probeOnly(document);
-      return report.status === 'healthy' ? undefined : `${report.status}: ${report.reason}`;
-    }),
+    checkReachable:
+      deps.health &&
+      (async (document) => {
+        const report = await health!.probeOnly(document);
+        return report.status === 'healthy' ? undefined : `${report.status}: ${report.reason}`;
+      }),
   });
   if (deps.health) {
     health = new HealthService({
@@ -64,7 +66,12 @@ export function createCatalog(deps: CatalogDeps): Catalog {
   return { app: createCatalogApp(deps, registries, health, metrics), registries, health, metrics };
 }
 
-function createCatalogApp(deps: CatalogDeps, registries: RegistryService, health: HealthService | undefined, metrics: Registry): Express {
+function createCatalogApp(
+  deps: CatalogDeps,
+  registries: RegistryService,
+  health: HealthService | undefined,
+  metrics: Registry,
+): Express {
   const openapi = bundleOpenApi(deps.schemas);
   const app = express();
   app.disable('x-powered-by');
@@ -95,7 +102,11 @@ function createCatalogApp(deps: CatalogDeps, registries: RegistryService, health
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }));
+  app.use(
+    '/docs',
+    swaggerUi.serve,
+    swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }),
+  );
 
   app.use((req, res) => {
     sendProblem(req, res, 'not_found', `No route for ${req.method} ${req.path}`);

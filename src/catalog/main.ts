@@ -22,7 +22,10 @@ export async function runCatalog(env: Env): Promise<void> {
   const { store, healthStore } = await openStores(config, logger);
   const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
   if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
-  const probe = createProber({ policy: AddressPolicy.fromConfig(healthConfig), defaultTimeoutMs: healthConfig.probeTimeoutMs });
+  const probe = createProber({
+    policy: AddressPolicy.fromConfig(healthConfig),
+    defaultTimeoutMs: healthConfig.probeTimeoutMs,
+  });
   const catalog = createCatalog({
     store,
     schemas: new SchemaSet(),

@@ -20,7 +20,10 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
       database: config.mongodbDatabase,
       collection: config.mongodbCollection,
     });
-    logger.info({ database: config.mongodbDatabase, collection: config.mongodbCollection }, 'using MongoDB store');
+    logger.info(
+      { database: config.mongodbDatabase, collection: config.mongodbCollection },
+      'using MongoDB store',
+    );
     return { store, healthStore: await MongoHealthStore.open(store.db, config.mongodbCollection) };
   }
   const store = await EmbeddedStore.open(config.dataDir);

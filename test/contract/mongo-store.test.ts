@@ -14,3 +14,19 @@ describeRegistryStoreContract(
       }
     : {},
 );
+
+describe('MongoStore start-up', () => {
+  it('opens twice on the same database (indexes are created once, as a second replica does)', async () => {
+    const first = await openTestStore('mongo');
+    const { MongoStore } = await import('../../src/catalog/store/mongo.js');
+    const { getMongoUri } = await import('../helpers/mongo-server.js');
+    const mongo = first.store as InstanceType<typeof MongoStore>;
+    const second = await MongoStore.connect({ uri: await getMongoUri(), database: mongo.db.databaseName });
+    try {
+      await second.ping();
+    } finally {
+      await second.close();
+      await first.cleanup();
+    }
+  });
+});

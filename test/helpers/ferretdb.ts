@@ -54,7 +54,11 @@ export async function startFerretDb(): Promise<FerretDbServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ferretdb-'));
   const child = spawn(binary, ['-listen', '127.0.0.1:0', '-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    // eslint-disable-next-line no-restricted-properties -- a debugging switch of the test harness.
+    if (process.env.FERRETDB_DEBUG) process.stderr.write(chunk);
+  });
   const uri = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`FerretDB did not start within 30 s: ${stderr}`)),

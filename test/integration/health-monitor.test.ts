@@ -72,7 +72,7 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
 
   beforeEach(async () => {
     const uri = await getMongoUri();
-    const database = `monitor_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+    const database = `monitor_${Math.floor(Math.random() * 0xffffffff).toString(16)}`;
     targets = await Promise.all(Array.from({ length: 8 }, () => countingRegistry()));
     replicas = [
       await replica(uri, database, 'replica-a', intervalMs),
@@ -84,6 +84,7 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
   });
 
   afterEach(async () => {
+    if (!replicas) return;
     for (const { monitor } of replicas) await monitor.stop();
     await replicas[0]!.store.dropDatabase();
     for (const { store } of replicas) await store.close();
@@ -113,7 +114,9 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
     // One probe per registry per interval slot, cluster-wide: never more probes than slots touched.
     const slots = Math.floor(Date.now() / intervalMs) - Math.floor(startedAt / intervalMs) + 1;
     for (const target of targets) expect(target.hits.length).to.be.within(slots - 2, slots);
-    targets.forEach((target, i) => expect(target.hits.length - before[i]!, 'probed after replica-b stopped').to.be.at.least(2));
+    targets.forEach((target, i) =>
+      expect(target.hits.length - before[i]!, 'probed after replica-b stopped').to.be.at.least(2),
+    );
     const record = await replicas[0]!.catalog.health!.record(registry(100).container_registry_id);
     expect(record.last.status).to.equal('healthy');
   });

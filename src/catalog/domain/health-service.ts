@@ -60,7 +60,10 @@ export class HealthService {
     this.up.set({ registry_id: id }, report.status === 'healthy' ? 1 : 0);
     this.latency.observe({ status: report.status }, report.latency_ms / 1000);
     if (previous !== undefined && previous !== report.status) {
-      this.deps.logger.info({ registryId: id, from: previous, to: report.status, reason: report.reason }, 'registry health changed');
+      this.deps.logger.info(
+        { registryId: id, from: previous, to: report.status, reason: report.reason },
+        'registry health changed',
+      );
     }
     return report;
   }
@@ -89,7 +92,9 @@ export class HealthService {
   /** Ids whose last status is one of `statuses` (for `?health=`). */
   async idsWithStatus(statuses: readonly HealthStatus[]): Promise<string[]> {
     const wanted = new Set(statuses);
-    return [...(await this.deps.healthStore.lastStatuses())].filter(([, { status }]) => wanted.has(status)).map(([id]) => id);
+    return [...(await this.deps.healthStore.lastStatuses())]
+      .filter(([, { status }]) => wanted.has(status))
+      .map(([id]) => id);
   }
 
   /** Drops what is known about a deleted registry. */
@@ -104,11 +109,15 @@ export class HealthService {
     try {
       credentials = this.deps.registries.openCredentials(document);
     } catch (error) {
-      this.deps.logger.warn({ registryId: document.container_registry_id, err: (error as Error).message }, 'stored credentials cannot be opened; probing without them');
+      this.deps.logger.warn(
+        { registryId: document.container_registry_id, err: (error as Error).message },
+        'stored credentials cannot be opened; probing without them',
+      );
     }
     return {
       url: document.container_registry_public_url,
-      timeoutMs: typeof config.health_check_timeout_ms === 'number' ? config.health_check_timeout_ms : undefined,
+      timeoutMs:
+        typeof config.health_check_timeout_ms === 'number' ? config.health_check_timeout_ms : undefined,
       insecureSkipTlsVerify: config.insecure_skip_tls_verify === true,
       caBundle: typeof config.ca_bundle === 'string' ? config.ca_bundle : undefined,
       credentials: credentials && Object.keys(credentials).length > 0 ? credentials : undefined,
@@ -121,7 +130,10 @@ export function parseHealthStatuses(value: unknown): HealthStatus[] | undefined 
   if (value === undefined || value === '') return undefined;
   const parts = typeof value === 'string' ? value.split(',').map((part) => part.trim()) : [];
   if (parts.length === 0 || !parts.every((part) => (HEALTH_STATUSES as readonly string[]).includes(part))) {
-    throw ValidationError.of([{ pointer: '/health', message: `must list statuses among ${HEALTH_STATUSES.join(', ')}` }], 'Invalid health');
+    throw ValidationError.of(
+      [{ pointer: '/health', message: `must list statuses among ${HEALTH_STATUSES.join(', ')}` }],
+      'Invalid health',
+    );
   }
   return parts as HealthStatus[];
 }

@@ -172,7 +172,11 @@ export class RegistryService {
   }
 
   /** Runs a filter; `onlyIds` further restricts the result (e.g. to registries of a given health). */
-  async query(body: unknown, page: Page, onlyIds?: readonly string[]): Promise<{ items: ContainerRegistry[]; total: number }> {
+  async query(
+    body: unknown,
+    page: Page,
+    onlyIds?: readonly string[],
+  ): Promise<{ items: ContainerRegistry[]; total: number }> {
     const parsed = parseFilter(body);
     const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
     const filter = !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };

@@ -22,7 +22,8 @@ const REFUSED_BY_DEFAULT: ReadonlyArray<[string, string]> = [
   ['::1/128', 'loopback'],
 ];
 
-export type AddressVerdict = { readonly allowed: true } | { readonly allowed: false; readonly reason: string };
+export type AddressVerdict =
+  { readonly allowed: true } | { readonly allowed: false; readonly reason: string };
 
 /**
  * Which resolved addresses a health probe may connect to. Checked on the address the socket is
@@ -53,15 +54,21 @@ export class AddressPolicy {
     } catch {
       return { allowed: false, reason: `"${ip}" is not an IP address` };
     }
-    const within = (range: Range) => address.kind() === range[0].kind() && address.match(range as [ipaddr.IPv4, number]);
+    const within = (range: Range) =>
+      address.kind() === range[0].kind() && address.match(range as [ipaddr.IPv4, number]);
     for (const [range, label] of this.always) {
-      if (within(range)) return { allowed: false, reason: `${address.toString()} is ${label}, which is never probed` };
+      if (within(range))
+        return { allowed: false, reason: `${address.toString()} is ${label}, which is never probed` };
     }
-    if (this.deny.some(within)) return { allowed: false, reason: `${address.toString()} is in HEALTH_PROBE_DENY` };
+    if (this.deny.some(within))
+      return { allowed: false, reason: `${address.toString()} is in HEALTH_PROBE_DENY` };
     if (this.allow.some(within)) return { allowed: true };
     for (const [range, label] of this.byDefault) {
       if (within(range)) {
-        return { allowed: false, reason: `${address.toString()} is ${label}, which is not probed unless HEALTH_PROBE_ALLOW includes it` };
+        return {
+          allowed: false,
+          reason: `${address.toString()} is ${label}, which is not probed unless HEALTH_PROBE_ALLOW includes it`,
+        };
       }
     }
     return { allowed: true };

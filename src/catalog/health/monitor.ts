@@ -85,7 +85,10 @@ export class HealthMonitor {
     try {
       await this.deps.health.probeAndRecord(document);
     } catch (error) {
-      this.deps.logger.warn({ registryId: document.container_registry_id, err: error }, 'health probe failed');
+      this.deps.logger.warn(
+        { registryId: document.container_registry_id, err: error },
+        'health probe failed',
+      );
     }
   }
 

@@ -82,12 +82,19 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
     try {
       probeUrl = new URL('v2/', target.url.endsWith('/') ? target.url : `${target.url}/`);
     } catch {
-      return report({ url: target.url, status: 'unhealthy', reason: 'the public URL is not a valid URL', error: 'invalid URL' });
+      return report({
+        url: target.url,
+        status: 'unhealthy',
+        reason: 'the public URL is not a valid URL',
+        error: 'invalid URL',
+      });
     }
     const timeoutMs = target.timeoutMs ?? deps.defaultTimeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
 
-    function report(fields: Partial<HealthReport> & Pick<HealthReport, 'status' | 'reason' | 'url'>): HealthReport {
+    function report(
+      fields: Partial<HealthReport> & Pick<HealthReport, 'status' | 'reason' | 'url'>,
+    ): HealthReport {
       return {
         reachable: fields.reachable ?? false,
         status_code: fields.status_code ?? null,
@@ -100,7 +107,9 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
         latency_ms: Math.max(0, now() - started),
         checked_at: checkedAt,
         error: fields.error ?? null,
-        ...(fields.credentials_accepted !== undefined ? { credentials_accepted: fields.credentials_accepted } : {}),
+        ...(fields.credentials_accepted !== undefined
+          ? { credentials_accepted: fields.credentials_accepted }
+          : {}),
       };
     }
 
@@ -122,7 +131,13 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
           });
         }
         if (hops >= MAX_REDIRECTS) {
-          return report({ url: probeUrl.href, reachable: true, status_code: answer.status, status: 'unhealthy', reason: 'too many redirects' });
+          return report({
+            url: probeUrl.href,
+            reachable: true,
+            status_code: answer.status,
+            status: 'unhealthy',
+            reason: 'too many redirects',
+          });
         }
         answer = await request(next);
       }
@@ -140,7 +155,14 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
           ...(challenge.params.service !== undefined ? { service: challenge.params.service } : {}),
         }
       : null;
-    const base = { url: probeUrl.href, reachable: true, status_code: answer.status, oci_compatible: ociCompatible, api_version: apiVersion ?? null, auth };
+    const base = {
+      url: probeUrl.href,
+      reachable: true,
+      status_code: answer.status,
+      oci_compatible: ociCompatible,
+      api_version: apiVersion ?? null,
+      auth,
+    };
 
     let credentialsAccepted: boolean | null | undefined;
     if (target.credentials && answer.status === 401 && challenge) {
@@ -148,10 +170,16 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
     } else if (target.credentials) {
       credentialsAccepted = null;
     }
-    const withCredentials = credentialsAccepted === undefined ? {} : { credentials_accepted: credentialsAccepted };
+    const withCredentials =
+      credentialsAccepted === undefined ? {} : { credentials_accepted: credentialsAccepted };
 
     if (answer.status === 200 && ociCompatible) {
-      return report({ ...base, ...withCredentials, status: 'healthy', reason: 'the registry answered /v2/ with 200' });
+      return report({
+        ...base,
+        ...withCredentials,
+        status: 'healthy',
+        reason: 'the registry answered /v2/ with 200',
+      });
     }
     if (answer.status === 200) {
       return report({
@@ -162,9 +190,19 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
       });
     }
     if (answer.status === 401 && challenge) {
-      return report({ ...base, ...withCredentials, status: 'healthy', reason: `the registry is up and requires ${challenge.scheme} authentication` });
+      return report({
+        ...base,
+        ...withCredentials,
+        status: 'healthy',
+        reason: `the registry is up and requires ${challenge.scheme} authentication`,
+      });
     }
-    return report({ ...base, ...withCredentials, status: 'unhealthy', reason: `/v2/ answered HTTP ${answer.status}` });
+    return report({
+      ...base,
+      ...withCredentials,
+      status: 'unhealthy',
+      reason: `/v2/ answered HTTP ${answer.status}`,
+    });
   };
 }
 
@@ -212,7 +250,13 @@ async function login(
 function get(
   url: URL,
   headers: Record<string, string>,
-  options: { lookup: LookupFunction; policy: AddressPolicy; deadline: AbortSignal; maxBodyBytes: number; target: ProbeTarget },
+  options: {
+    lookup: LookupFunction;
+    policy: AddressPolicy;
+    deadline: AbortSignal;
+    maxBodyBytes: number;
+    target: ProbeTarget;
+  },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -241,7 +285,12 @@ function get(
       const chunks: Buffer[] = [];
       let size = 0;
       const finish = () => {
-        resolve({ url, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        resolve({
+          url,
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
         res.destroy();
       };
       res.on('data', (chunk: Buffer) => {
@@ -263,8 +312,10 @@ export function guardedLookup(policy: AddressPolicy, lookup: typeof dns.lookup):
       if (error) return callback(error, '', 0);
       const list = addresses as unknown as LookupAddress[];
       const refused = list.map((entry) => policy.check(entry.address)).find((verdict) => !verdict.allowed);
-      if (list.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
-      if (refused && !refused.allowed) return callback(new RefusedAddressError(`${hostname} resolves to ${refused.reason}`), '', 0);
+      if (list.length === 0)
+        return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
+      if (refused && !refused.allowed)
+        return callback(new RefusedAddressError(`${hostname} resolves to ${refused.reason}`), '', 0);
       if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
       callback(null, list[0]!.address, list[0]!.family);
     });
@@ -283,14 +334,41 @@ function failure(
 ): HealthReport {
   const code = String((error as { code?: unknown }).code ?? '');
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof RefusedAddressError) return report({ url, status: 'refused', reason: `refused by the probe policy: ${message}`, error: message });
-  if ((error as Error).name === 'AbortError' || (error as Error).name === 'TimeoutError' || code === 'ABORT_ERR') {
-    return report({ url, status: 'unreachable', reason: `no answer within ${timeoutMs} ms`, error: 'timeout' });
+  if (error instanceof RefusedAddressError)
+    return report({
+      url,
+      status: 'refused',
+      reason: `refused by the probe policy: ${message}`,
+      error: message,
+    });
+  if (
+    (error as Error).name === 'AbortError' ||
+    (error as Error).name === 'TimeoutError' ||
+    code === 'ABORT_ERR'
+  ) {
+    return report({
+      url,
+      status: 'unreachable',
+      reason: `no answer within ${timeoutMs} ms`,
+      error: 'timeout',
+    });
   }
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return report({ url, status: 'unreachable', reason: 'the host name does not resolve', error: code });
-  if (code === 'ECONNREFUSED') return report({ url, status: 'unreachable', reason: 'connection refused', error: code });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return report({ url, status: 'unreachable', reason: 'the host name does not resolve', error: code });
+  if (code === 'ECONNREFUSED')
+    return report({ url, status: 'unreachable', reason: 'connection refused', error: code });
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) || /certificate|TLS|SSL/i.test(message)) {
-    return report({ url, status: 'unreachable', reason: `TLS handshake failed: ${message}`, error: code || 'TLS' });
+    return report({
+      url,
+      status: 'unreachable',
+      reason: `TLS handshake failed: ${message}`,
+      error: code || 'TLS',
+    });
   }
-  return report({ url, status: 'unreachable', reason: `the connection failed: ${message}`, error: code || message });
+  return report({
+    url,
+    status: 'unreachable',
+    reason: `the connection failed: ${message}`,
+    error: code || message,
+  });
 }

@@ -17,7 +17,8 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   const rest = match[2] ?? '';
   let param: RegExpExecArray | null;
   while ((param = paramPattern.exec(rest)) !== null && param[0] !== '') {
-    params[param[1]!.toLowerCase()] = param[2] !== undefined ? param[2].replace(/\\(.)/g, '$1') : (param[3] ?? '');
+    params[param[1]!.toLowerCase()] =
+      param[2] !== undefined ? param[2].replace(/\\(.)/g, '$1') : (param[3] ?? '');
   }
   return { scheme: match[1]!, params };
 }

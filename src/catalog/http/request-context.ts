@@ -25,7 +25,10 @@ export function requestContext(logger: Logger): RequestHandler {
     req.id = id;
     res.setHeader('X-Request-Id', id);
     let child: Logger | undefined;
-    Object.defineProperty(req, 'log', { get: () => (child ??= logger.child({ reqId: id })), configurable: true });
+    Object.defineProperty(req, 'log', {
+      get: () => (child ??= logger.child({ reqId: id })),
+      configurable: true,
+    });
     if (logger.isLevelEnabled('info')) {
       const start = process.hrtime.bigint();
       res.once('finish', () => {

@@ -9,13 +9,18 @@ export function healthRoutes(health: HealthService): Router {
   const router = Router();
 
   router.get('/check_container_health/:registry_id', async (req, res) => {
-    const report = cachedParam(req) ? await health.cached(req.params.registry_id) : await health.check(req.params.registry_id);
+    const report = cachedParam(req)
+      ? await health.cached(req.params.registry_id)
+      : await health.check(req.params.registry_id);
     res.json({ success: true, data: report });
   });
 
   router.get('/container_registry/:registry_id/health', async (req, res) => {
     const record = await health.record(req.params.registry_id);
-    res.json({ success: true, data: { container_registry_id: record.registryId, last: record.last, history: record.history } });
+    res.json({
+      success: true,
+      data: { container_registry_id: record.registryId, last: record.last, history: record.history },
+    });
   });
 
   router.get('/container_registries/health', async (req, res) => {

@@ -22,7 +22,9 @@ export class EmbeddedHealthStore implements HealthStore {
         PRIMARY KEY (registry_id, slot)
       ) WITHOUT ROWID;`);
     this.statements = {
-      get: db.prepare<[string], { history: string }>('SELECT history FROM health_records WHERE registry_id = ?'),
+      get: db.prepare<[string], { history: string }>(
+        'SELECT history FROM health_records WHERE registry_id = ?',
+      ),
       upsert: db.prepare(
         `INSERT INTO health_records (registry_id, status, checked_at, history) VALUES (?, ?, ?, ?)
          ON CONFLICT (registry_id) DO UPDATE SET status = excluded.status, checked_at = excluded.checked_at, history = excluded.history`,
@@ -34,18 +36,28 @@ export class EmbeddedHealthStore implements HealthStore {
       claim: db.prepare('INSERT OR IGNORE INTO health_claims (registry_id, slot, owner) VALUES (?, ?, ?)'),
       prune: db.prepare('DELETE FROM health_claims WHERE slot < ?'),
     };
-    this.recordInTransaction = db.transaction((registryId: string, report: HealthReport, historySize: number) => {
-      const row = this.statements.get.get(registryId);
-      const previous = row ? (JSON.parse(row.history) as HealthReport[]) : [];
-      const history = [report, ...previous].slice(0, historySize);
-      this.statements.upsert.run(registryId, report.status, report.checked_at, JSON.stringify(history));
-      return previous[0]?.status;
-    });
+    this.recordInTransaction = db.transaction(
+      (registryId: string, report: HealthReport, historySize: number) => {
+        const row = this.statements.get.get(registryId);
+        const previous = row ? (JSON.parse(row.history) as HealthReport[]) : [];
+        const history = [report, ...previous].slice(0, historySize);
+        this.statements.upsert.run(registryId, report.status, report.checked_at, JSON.stringify(history));
+        return previous[0]?.status;
+      },
+    );
   }
 
-  private readonly recordInTransaction: (registryId: string, report: HealthReport, historySize: number) => HealthStatus | undefined;
+  private readonly recordInTransaction: (
+    registryId: string,
+    report: HealthReport,
+    historySize: number,
+  ) => HealthStatus | undefined;
 
-  async record(registryId: string, report: HealthReport, historySize: number): Promise<HealthStatus | undefined> {
+  async record(
+    registryId: string,
+    report: HealthReport,
+    historySize: number,
+  ): Promise<HealthStatus | undefined> {
     return this.recordInTransaction(registryId, report, historySize);
   }
 
@@ -57,7 +69,11 @@ export class EmbeddedHealthStore implements HealthStore {
   }
 
   async lastStatuses(): Promise<Map<string, { status: HealthStatus; checkedAt: string }>> {
-    return new Map(this.statements.statuses.all().map((row) => [row.registry_id, { status: row.status, checkedAt: row.checked_at }]));
+    return new Map(
+      this.statements.statuses
+        .all()
+        .map((row) => [row.registry_id, { status: row.status, checkedAt: row.checked_at }]),
+    );
   }
 
   async remove(registryId: string): Promise<void> {

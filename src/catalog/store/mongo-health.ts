@@ -1,6 +1,7 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
 import type { HealthReport, HealthStatus } from '../health/probe.js';
 import type { HealthRecord, HealthStore } from './health-store.js';
+import { ensureIndexes } from './mongo.js';
 
 interface RecordShape {
   _id: string;
@@ -33,12 +34,16 @@ export class MongoHealthStore implements HealthStore {
 
   static async open(db: Db, collection = 'container_registry'): Promise<MongoHealthStore> {
     const store = new MongoHealthStore(db, collection);
-    await store.records.createIndex({ status: 1 }, { name: 'status' });
-    await store.claims.createIndex({ slot: 1 }, { name: 'slot' });
+    await ensureIndexes(store.records, [{ key: { status: 1 }, name: 'status' }]);
+    await ensureIndexes(store.claims, [{ key: { slot: 1 }, name: 'slot' }]);
     return store;
   }
 
-  async record(registryId: string, report: HealthReport, historySize: number): Promise<HealthStatus | undefined> {
+  async record(
+    registryId: string,
+    report: HealthReport,
+    historySize: number,
+  ): Promise<HealthStatus | undefined> {
     // One writer per registry per slot (claims), so read-then-replace does not race in practice.
     const current = await this.records.findOne({ _id: registryId });
     const history = [report, ...(current?.history ?? [])].slice(0, historySize);

@@ -1,4 +1,12 @@
-import { MongoClient, MongoServerError, type Collection, type Db, type Sort } from 'mongodb';
+import {
+  MongoClient,
+  MongoServerError,
+  type Collection,
+  type Db,
+  type Document,
+  type IndexDescription,
+  type Sort,
+} from 'mongodb';
 import type {
   ContainerRegistry,
   Filter,
@@ -58,7 +66,7 @@ export class MongoStore implements RegistryStore {
 
   /** Indexes for the common queries: tags (multikey) and name. */
   private async ensureIndexes(): Promise<void> {
-    await this.collection.createIndexes([
+    await ensureIndexes(this.collection, [
       { key: { container_registry_tags: 1 }, name: 'container_registry_tags' },
       { key: { container_registry_name: 1 }, name: 'container_registry_name' },
     ]);
@@ -127,6 +135,27 @@ export class MongoStore implements RegistryStore {
     await this.db.dropDatabase();
   }
 }
+
+/**
+ * Creates the indexes a collection lacks. Listing first keeps start-up idempotent everywhere:
+ * re-creating an existing index is a no-op on MongoDB but crashes the connection on FerretDB 1.24.
+ */
+export async function ensureIndexes<T extends Document>(
+  collection: Collection<T>,
+  indexes: IndexDescription[],
+): Promise<void> {
+  let existing: Set<string>;
+  try {
+    existing = new Set((await collection.listIndexes().toArray()).map((index) => String(index.name)));
+  } catch (error) {
+    if (!(error instanceof MongoServerError && error.code === NAMESPACE_NOT_FOUND)) throw error;
+    existing = new Set();
+  }
+  const missing = indexes.filter((index) => !existing.has(String(index.name)));
+  if (missing.length > 0) await collection.createIndexes(missing);
+}
+
+const NAMESPACE_NOT_FOUND = 26;
 
 /** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
 const QUERY_REFUSED_CODES = new Set([2 /* BadValue */, 9 /* FailedToParse */, 51091 /* invalid regex */]);

@@ -72,6 +72,17 @@ for (const implementation of IMPLEMENTATIONS) {
       expect((await driver.stat('links/two'))!.mtimeMs).to.be.greaterThan(before);
     });
 
+    it('refresh sets the mtime of an existing file and never creates one', async () => {
+      expect(await driver.refresh('blobs/missing')).to.equal(false);
+      expect(await driver.stat('blobs/missing')).to.equal(undefined);
+      await driver.writeFile('blobs/present', 'bytes');
+      const before = (await driver.stat('blobs/present'))!.mtimeMs;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await driver.refresh('blobs/present')).to.equal(true);
+      expect((await driver.stat('blobs/present'))!.mtimeMs).to.be.greaterThan(before);
+      expect((await driver.readFile('blobs/present'))?.toString()).to.equal('bytes');
+    });
+
     it('appends at an offset and moves the result into place', async () => {
       const first = await driver.appendStream('up/data', 0);
       await pipeline(Readable.from([Buffer.from('hello ')]), first.stream);
