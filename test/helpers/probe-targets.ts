@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** A loopback HTTP(S) server for probe tests that counts the connections it receives. */
+export interface Target {
+  readonly url: string;
+  readonly connections: () => number;
+  readonly requests: http.IncomingMessage[];
+  close(): Promise<void>;
+}
+
+export async function serve(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  options: { host?: string; tls?: { key: string; cert: string } } = {},
+): Promise<Target> {
+  const requests: http.IncomingMessage[] = [];
+  const wrapped = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    requests.push(req);
+    handler(req, res);
+  };
+  const server = options.tls ? https.createServer(options.tls, wrapped) : http.createServer(wrapped);
+  let connections = 0;
+  server.on(options.tls ? 'secureConnection' : 'connection', () => connections++);
+  if (options.tls) server.on('connection', () => undefined);
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,
+    connections: () => connections,
+    requests,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export const REGISTRY_HEADERS = {
+  'docker-distribution-api-version': 'registry/2.0',
+  'content-type': 'application/json',
+};
+
+/** Answers /v2/ like a registry. */
+export function registryHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(200, REGISTRY_HEADERS);
+  res.end('{}');
+}
+
+/** A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI. */
+export function selfSignedCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'probe-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      key: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
