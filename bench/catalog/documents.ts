@@ -1,6 +1,19 @@
 import type { ContainerRegistry } from '../../src/catalog/store/registry-store.js';
 
-export const TAGS = ['ai', 'training', 'internal', 'fast-pull', 'gpu', 'cpu', 'edge', 'prod', 'dev', 'eu', 'us', 'asia'];
+export const TAGS = [
+  'ai',
+  'training',
+  'internal',
+  'fast-pull',
+  'gpu',
+  'cpu',
+  'edge',
+  'prod',
+  'dev',
+  'eu',
+  'us',
+  'asia',
+];
 
 /** A deterministic UUID (v4 layout) for document number `i`, so the load generator knows every id. */
 export function idAt(i: number): string {
@@ -12,11 +25,20 @@ export function documentAt(i: number): ContainerRegistry {
   return {
     container_registry_id: idAt(i),
     container_registry_name: `registry-${i}`,
-    container_registry_metadata: { environment: i % 3 === 0 ? 'production' : 'dev', owner: `team-${i % 50}`, index: i },
+    container_registry_metadata: {
+      environment: i % 3 === 0 ? 'production' : 'dev',
+      owner: `team-${i % 50}`,
+      index: i,
+    },
     container_registry_tags: [TAGS[i % TAGS.length]!, TAGS[(i * 7 + 3) % TAGS.length]!, `t${i % 1000}`],
     container_registry_public_url: `http://registry-${i}.example.test:5000`,
     container_registry_image_prefix: `registry-${i}.example.test:5000`,
     container_registry_config: { auth_required: i % 2 === 0 },
-    container_registry_storage_info: { storage_type: 'fs', storage_size: -1, memory_size: 8192, registry_type: 'aios' },
+    container_registry_storage_info: {
+      storage_type: 'fs',
+      storage_size: -1,
+      memory_size: 8192,
+      registry_type: 'aios',
+    },
   };
 }

@@ -15,8 +15,13 @@ import { documentAt, idAt, TAGS } from './documents.js';
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 
-async function startTarget(kind: string, size: number): Promise<{ child: ChildProcess; url: string; seedSeconds: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, kind, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startTarget(
+  kind: string,
+  size: number,
+): Promise<{ child: ChildProcess; url: string; seedSeconds: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, kind, String(size)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`bench target ${kind} exited with ${code}`)));
@@ -46,9 +51,20 @@ const print = (cells: Array<string | number>) => console.log(formatRow(cells, wi
 const ceiling = await startTarget('ceiling', 0);
 const bare = await load({ url: ceiling.url, durationSeconds });
 await stopTarget(ceiling.child);
-console.log(`# catalog bench: autocannon, 16 connections, ${durationSeconds} s per row, node ${process.version}, targets in their own process`);
+console.log(
+  `# catalog bench: autocannon, 16 connections, ${durationSeconds} s per row, node ${process.version}, targets in their own process`,
+);
 print(['store', 'docs', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'x ceiling']);
-print(['node:http', '-', 'same JSON', bare.requestsPerSecond.toFixed(0), bare.p50Ms, bare.p99Ms, bare.errors + bare.non2xx, '1.00']);
+print([
+  'node:http',
+  '-',
+  'same JSON',
+  bare.requestsPerSecond.toFixed(0),
+  bare.p50Ms,
+  bare.p99Ms,
+  bare.errors + bare.non2xx,
+  '1.00',
+]);
 
 for (const kind of values.stores.split(',')) {
   for (const size of sizes) {
@@ -58,12 +74,21 @@ for (const kind of values.stores.split(',')) {
     let next = size;
     const scenarios: Array<[string, Omit<LoadOptions, 'url'>]> = [
       ['get-by-id', { next: () => ({ path: `/container_registry/${pick()}` }) }],
-      ['create', { method: 'POST', next: () => ({ path: '/container_registry', body: JSON.stringify(documentAt(next++)) }) }],
+      [
+        'create',
+        {
+          method: 'POST',
+          next: () => ({ path: '/container_registry', body: JSON.stringify(documentAt(next++)) }),
+        },
+      ],
       [
         '$set',
         {
           method: 'PUT',
-          next: () => ({ path: `/container_registry/${pick()}`, body: JSON.stringify({ $set: { 'container_registry_metadata.owner': `o${next++}` } }) }),
+          next: () => ({
+            path: `/container_registry/${pick()}`,
+            body: JSON.stringify({ $set: { 'container_registry_metadata.owner': `o${next++}` } }),
+          }),
         },
       ],
       [
@@ -72,14 +97,25 @@ for (const kind of values.stores.split(',')) {
           method: 'POST',
           next: () => ({
             path: '/container_registries?limit=100',
-            body: JSON.stringify({ container_registry_tags: { $in: [TAGS[Math.floor(Math.random() * TAGS.length)], 't7'] } }),
+            body: JSON.stringify({
+              container_registry_tags: { $in: [TAGS[Math.floor(Math.random() * TAGS.length)], 't7'] },
+            }),
           }),
         },
       ],
     ];
     for (const [name, options] of scenarios) {
       const result = await load({ ...options, url: target.url, durationSeconds });
-      print([kind, size, name, result.requestsPerSecond.toFixed(0), result.p50Ms, result.p99Ms, result.errors + result.non2xx, (result.requestsPerSecond / bare.requestsPerSecond).toFixed(2)]);
+      print([
+        kind,
+        size,
+        name,
+        result.requestsPerSecond.toFixed(0),
+        result.p50Ms,
+        result.p99Ms,
+        result.errors + result.non2xx,
+        (result.requestsPerSecond / bare.requestsPerSecond).toFixed(2),
+      ]);
     }
     await stopTarget(target.child);
   }

@@ -24,9 +24,14 @@ async function seed(store: RegistryStore): Promise<void> {
     if (store instanceof MongoStore) {
       // Bench-only shortcut: FerretDB takes ~3 ms per single insert, so 100k documents go in bulk
       // in the stored shape (_id = registry id, _version = 1) instead of one create() each.
-      await store.db.collection('container_registry').insertMany(
-        docs.map(({ container_registry_id, ...fields }) => ({ _id: container_registry_id, ...fields, _version: 1 }) as never),
-      );
+      await store.db
+        .collection('container_registry')
+        .insertMany(
+          docs.map(
+            ({ container_registry_id, ...fields }) =>
+              ({ _id: container_registry_id, ...fields, _version: 1 }) as never,
+          ),
+        );
     } else {
       for (const doc of docs) await store.create(doc);
     }
@@ -36,18 +41,31 @@ async function seed(store: RegistryStore): Promise<void> {
 if (kind === 'ceiling') {
   const body = JSON.stringify({ success: true, data: documentAt(1) });
   const server = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   });
   server.listen(0, '127.0.0.1', () => {
-    console.log(JSON.stringify({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seedSeconds: 0 }));
+    console.log(
+      JSON.stringify({
+        url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+        seedSeconds: 0,
+      }),
+    );
   });
 } else {
   const { store, cleanup } = await openTestStore(kind as StoreKind);
   const started = Date.now();
   await seed(store);
   const seedSeconds = (Date.now() - started) / 1000;
-  const { app } = createCatalog({ store, schemas: new SchemaSet(), logger: createLogger('bench', 'silent'), bodyLimitBytes: 1 << 20 });
+  const { app } = createCatalog({
+    store,
+    schemas: new SchemaSet(),
+    logger: createLogger('bench', 'silent'),
+    bodyLimitBytes: 1 << 20,
+  });
   const server = await listen(app, { host: '127.0.0.1', port: 0 });
   console.log(JSON.stringify({ url: server.url, seedSeconds }));
   process.once('SIGTERM', () => {

@@ -31,7 +31,10 @@ function routedOperations(app: Express): string[] {
 describe('openapi.yaml and the routes', () => {
   let catalog: TestCatalog;
   before(async () => {
-    const probe = createProber({ policy: new AddressPolicy({ allow: [], deny: [] }), defaultTimeoutMs: 1000 });
+    const probe = createProber({
+      policy: new AddressPolicy({ allow: [], deny: [] }),
+      defaultTimeoutMs: 1000,
+    });
     catalog = await startCatalog('embedded', { probe });
   });
   after(async () => {

@@ -165,7 +165,7 @@ for (const kind of STORE_KINDS) {
           expect(res.status).to.equal(400);
           expect(res.headers['content-type']).to.match(/^application\/problem\+json/);
           expect(res.body.success).to.equal(false);
-          expect(res.body.error).to.be.a('string').and.not.empty;
+          expect(res.body.error).to.be.a('string').with.length.greaterThan(0);
           expect(res.body.errors.map((e: { pointer: string }) => e.pointer)).to.include(pointer);
           expect((await catalog.api.post('/container_registries', {})).body.data).to.have.length(0);
         });

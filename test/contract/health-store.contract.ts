@@ -65,14 +65,24 @@ export function describeHealthStoreContract(
 
     it('gives each (registry, slot) claim to exactly one of many concurrent claimants', async () => {
       const results = await Promise.all(
-        Array.from({ length: 16 }, (_, i) => store.claim(ID_A, 7, `owner-${i}`)),
+        Array.from({ length: 16 }, (_, i) => store.claim([ID_A, ID_B], 7, `owner-${i}`)),
       );
-      expect(results.filter(Boolean)).to.have.length(1);
-      expect(await store.claim(ID_A, 8, 'owner-0')).to.equal(true);
-      expect(await store.claim(ID_B, 7, 'owner-0')).to.equal(true);
+      expect(results.filter((won) => won.has(ID_A))).to.have.length(1);
+      expect(results.filter((won) => won.has(ID_B))).to.have.length(1);
+      expect([...(await store.claim([ID_A], 8, 'owner-0'))]).to.deep.equal([ID_A]);
+      expect([...(await store.claim([ID_A, ID_B], 8, 'owner-1'))], 'only the unclaimed one').to.deep.equal([
+        ID_B,
+      ]);
+      expect(await store.claim([], 9, 'owner-0')).to.have.property('size', 0);
       await store.pruneClaims(8);
-      expect(await store.claim(ID_A, 7, 'owner-1'), 'pruned slot can be claimed again').to.equal(true);
-      expect(await store.claim(ID_A, 8, 'owner-1'), 'kept slot stays claimed').to.equal(false);
+      expect(
+        [...(await store.claim([ID_A], 7, 'owner-1'))],
+        'a pruned slot can be claimed again',
+      ).to.deep.equal([ID_A]);
+      expect(await store.claim([ID_A], 8, 'owner-2'), 'a kept slot stays claimed').to.have.property(
+        'size',
+        0,
+      );
     });
   });
 }

@@ -20,7 +20,7 @@ describe('MongoStore start-up', () => {
     const first = await openTestStore('mongo');
     const { MongoStore } = await import('../../src/catalog/store/mongo.js');
     const { getMongoUri } = await import('../helpers/mongo-server.js');
-    const mongo = first.store as InstanceType<typeof MongoStore>;
+    const mongo = first.store as import('../../src/catalog/store/mongo.js').MongoStore;
     const second = await MongoStore.connect({ uri: await getMongoUri(), database: mongo.db.databaseName });
     try {
       await second.ping();

@@ -95,7 +95,11 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
     logger: createLogger('test', 'silent'),
     bodyLimitBytes: 1024 * 1024,
     cipher: 'cipher' in options ? options.cipher : TEST_CIPHER,
-    health: options.probe && { store: healthStore, probe: options.probe, historySize: options.historySize ?? 50 },
+    health: options.probe && {
+      store: healthStore,
+      probe: options.probe,
+      historySize: options.historySize ?? 50,
+    },
   });
   return { api: new ApiClient(catalog.app, validator), store, healthStore, catalog, stop: cleanup };
 }

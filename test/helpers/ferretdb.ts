@@ -56,7 +56,7 @@ export async function startFerretDb(): Promise<FerretDbServer> {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
-    // eslint-disable-next-line no-restricted-properties -- a debugging switch of the test harness.
+
     if (process.env.FERRETDB_DEBUG) process.stderr.write(chunk);
   });
   const uri = await new Promise<string>((resolve, reject) => {

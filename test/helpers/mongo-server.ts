@@ -9,7 +9,6 @@ import { startFerretDb, type FerretDbServer } from './ferretdb.js';
 let server: Promise<FerretDbServer> | undefined;
 
 export function getMongoUri(): Promise<string> {
-  // eslint-disable-next-line no-restricted-properties -- the test harness chooses its server from the environment.
   const given = process.env.MONGODB_URI;
   if (given) return Promise.resolve(given);
   server ??= startFerretDb().then((started) => {
@@ -21,7 +20,6 @@ export function getMongoUri(): Promise<string> {
 
 /** True when the tests run against FerretDB rather than a real MongoDB. */
 export function usingFerretDb(): boolean {
-  // eslint-disable-next-line no-restricted-properties -- see getMongoUri.
   return !process.env.MONGODB_URI;
 }
 

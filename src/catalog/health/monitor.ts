@@ -60,27 +60,33 @@ export class HealthMonitor {
   async sweep(slot = this.currentSlot()): Promise<{ claimed: number; seen: number }> {
     const { registries, healthStore, config, owner } = this.deps;
     let seen = 0;
-    let claimed = 0;
-    const probes: Array<Promise<void>> = [];
-    const limit = limiter(config.concurrency);
+    // Claim first, then probe: every probe of the slot starts as early as the limit allows, so a
+    // sweep lasts about one timeout however many registries hang.
+    const won: ContainerRegistry[] = [];
     for (let skip = 0; !this.halted; skip += PAGE) {
       const page = await registries.find({}, { sort: [['container_registry_id', 1]], skip, limit: PAGE });
       seen += page.length;
-      for (const document of page) {
-        if (!(await healthStore.claim(document.container_registry_id, slot, owner))) continue;
-        claimed++;
-        const delay = config.jitterMs > 0 ? Math.random() * config.jitterMs : 0;
-        probes.push(limit(() => this.probe(document, delay)));
-      }
+      const claimed = await healthStore.claim(
+        page.map((document) => document.container_registry_id),
+        slot,
+        owner,
+      );
+      won.push(...page.filter((document) => claimed.has(document.container_registry_id)));
       if (page.length < PAGE) break;
     }
+    const limit = limiter(config.concurrency);
+    // Jitter spreads the starts; a waiting probe does not hold a concurrency slot.
+    const probes = won.map(async (document) => {
+      if (config.jitterMs > 0)
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * config.jitterMs));
+      await limit(() => this.probe(document));
+    });
     await Promise.all(probes);
     await healthStore.pruneClaims(slot - 1);
-    return { claimed, seen };
+    return { claimed: won.length, seen };
   }
 
-  private async probe(document: ContainerRegistry, delayMs: number): Promise<void> {
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+  private async probe(document: ContainerRegistry): Promise<void> {
     if (this.halted) return;
     try {
       await this.deps.health.probeAndRecord(document);

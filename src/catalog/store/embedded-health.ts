@@ -45,8 +45,21 @@ export class EmbeddedHealthStore implements HealthStore {
         return previous[0]?.status;
       },
     );
+    this.claimInTransaction = db.transaction(
+      (registryIds: readonly string[], slot: number, owner: string) => {
+        const won = new Set<string>();
+        for (const id of registryIds)
+          if (this.statements.claim.run(id, slot, owner).changes === 1) won.add(id);
+        return won;
+      },
+    );
   }
 
+  private readonly claimInTransaction: (
+    registryIds: readonly string[],
+    slot: number,
+    owner: string,
+  ) => Set<string>;
   private readonly recordInTransaction: (
     registryId: string,
     report: HealthReport,
@@ -80,8 +93,8 @@ export class EmbeddedHealthStore implements HealthStore {
     this.statements.remove.run(registryId);
   }
 
-  async claim(registryId: string, slot: number, owner: string): Promise<boolean> {
-    return this.statements.claim.run(registryId, slot, owner).changes === 1;
+  async claim(registryIds: readonly string[], slot: number, owner: string): Promise<Set<string>> {
+    return this.claimInTransaction(registryIds, slot, owner);
   }
 
   async pruneClaims(beforeSlot: number): Promise<void> {

@@ -21,11 +21,12 @@ export interface HealthStore {
   lastStatuses(): Promise<Map<string, { status: HealthStatus; checkedAt: string }>>;
   remove(registryId: string): Promise<void>;
   /**
-   * Claims the probe of `registryId` for time slot `slot` (a number that grows by one per
-   * monitor interval). Exactly one caller per (registry, slot) gets true, across every replica
-   * sharing the store: claims are inserts on a unique key, atomic on MongoDB, FerretDB and SQLite.
+   * Claims the probes of `registryIds` for time slot `slot` (a number that grows by one per
+   * monitor interval) and returns the ids this caller won. Exactly one caller per (registry, slot)
+   * wins, across every replica sharing the store: claims are inserts on a unique key, atomic on
+   * MongoDB, FerretDB and SQLite.
    */
-  claim(registryId: string, slot: number, owner: string): Promise<boolean>;
+  claim(registryIds: readonly string[], slot: number, owner: string): Promise<Set<string>>;
   /** Forgets claims of slots before `slot`. */
   pruneClaims(beforeSlot: number): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
 import type { HealthReport, HealthStatus } from '../health/probe.js';
 import type { HealthRecord, HealthStore } from './health-store.js';
 import { ensureIndexes } from './mongo.js';
@@ -69,14 +69,24 @@ export class MongoHealthStore implements HealthStore {
     await this.records.deleteOne({ _id: registryId });
   }
 
-  async claim(registryId: string, slot: number, owner: string): Promise<boolean> {
+  async claim(registryIds: readonly string[], slot: number, owner: string): Promise<Set<string>> {
+    if (registryIds.length === 0) return new Set();
+    const won = new Set(registryIds);
     try {
-      await this.claims.insertOne({ _id: `${registryId}:${slot}`, slot, owner });
-      return true;
+      await this.claims.insertMany(
+        registryIds.map((id) => ({ _id: `${id}:${slot}`, slot, owner })),
+        { ordered: false },
+      );
     } catch (error) {
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return false;
-      throw error;
+      // Unordered: every insert was tried; the duplicates are the claims another replica holds.
+      if (!(error instanceof MongoBulkWriteError)) throw error;
+      const failures = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+      for (const failure of failures) {
+        if (failure.code !== DUPLICATE_KEY) throw error;
+        won.delete(registryIds[failure.index]!);
+      }
     }
+    return won;
   }
 
   async pruneClaims(beforeSlot: number): Promise<void> {

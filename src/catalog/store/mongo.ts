@@ -28,7 +28,6 @@ interface StoredShape extends Omit<ContainerRegistry, 'container_registry_id'> {
   _version: number;
 }
 
-const DOCUMENT_PROJECTION = { _id: 0, _version: 0 } as const;
 const DUPLICATE_KEY = 11000;
 
 export interface MongoStoreOptions {

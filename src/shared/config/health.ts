@@ -11,7 +11,11 @@ export interface HealthConfig {
   readonly probeDeny: readonly string[];
 }
 
-export const HEALTH_ENV_VARS = ['HEALTH_PROBE_TIMEOUT_MS', 'HEALTH_PROBE_ALLOW', 'HEALTH_PROBE_DENY'] as const;
+export const HEALTH_ENV_VARS = [
+  'HEALTH_PROBE_TIMEOUT_MS',
+  'HEALTH_PROBE_ALLOW',
+  'HEALTH_PROBE_DENY',
+] as const;
 
 export function loadHealthConfig(env: Env): HealthConfig {
   return Object.freeze({
@@ -27,7 +31,10 @@ function readCidrs(env: Env, name: string): string[] {
     try {
       ipaddr.parseCIDR(cidr);
     } catch {
-      throw new ConfigError(name, `must be a comma-separated list of CIDRs (e.g. 127.0.0.0/8,::1/128), got "${cidr}"`);
+      throw new ConfigError(
+        name,
+        `must be a comma-separated list of CIDRs (e.g. 127.0.0.0/8,::1/128), got "${cidr}"`,
+      );
     }
   }
   return cidrs;

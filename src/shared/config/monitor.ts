@@ -26,8 +26,15 @@ export function loadMonitorConfig(env: Env): MonitorConfig {
   return Object.freeze({
     enabled: readBool(env, 'HEALTH_MONITOR_ENABLED', true),
     intervalMs,
-    concurrency: readInt(env, 'HEALTH_MONITOR_CONCURRENCY', 32, 1, 1024),
-    jitterMs: readInt(env, 'HEALTH_MONITOR_JITTER_MS', Math.min(5_000, Math.floor(intervalMs / 10)), 0, intervalMs),
+    // Enough to wait out a fifth of 1,000 registries hanging until the timeout, in parallel.
+    concurrency: readInt(env, 'HEALTH_MONITOR_CONCURRENCY', 256, 1, 4096),
+    jitterMs: readInt(
+      env,
+      'HEALTH_MONITOR_JITTER_MS',
+      Math.min(1_000, Math.floor(intervalMs / 10)),
+      0,
+      intervalMs,
+    ),
     historySize: readInt(env, 'HEALTH_HISTORY_SIZE', 50, 1, 1000),
   });
 }

@@ -1,0 +1,235 @@
+/**
+ * The registry HTTP app: a small router on `node:http` (no framework: manifest GET is the hot
+ * path and is measured against CNCF Distribution). Every request goes through one function that
+ * authenticates, dispatches to a route handler, maps `RegistryError`s to the spec's JSON body,
+ * writes the access log and records metrics.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { ConfigError } from '../shared/config/env.js';
+import type { RegistryConfig } from '../shared/config/registry.js';
+import type { Logger } from '../shared/logger.js';
+import { Blobs } from './domain/blobs.js';
+import { Content } from './domain/content.js';
+import { validateName } from './domain/names.js';
+import { Uploads } from './domain/uploads.js';
+import { RegistryError } from './errors.js';
+import { deleteBlob, getBlob } from './http/blob-routes.js';
+import { send, type RegistryServices, type RouteHandler } from './http/context.js';
+import { listReferrers, listRepositories, listTags } from './http/discovery-routes.js';
+import { Htpasswd } from './http/htpasswd.js';
+import { deleteManifest, getManifest, putManifest } from './http/manifest-routes.js';
+import { RegistryMetrics } from './http/metrics.js';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './http/upload-routes.js';
+import type { StorageDriver } from './storage/driver.js';
+import { FsDriver } from './storage/fs-driver.js';
+
+/** Dependencies of the app; tests pass their own clock and storage root. */
+export interface RegistryAppDeps {
+  readonly config: Pick<
+    RegistryConfig,
+    'storageRoot' | 'htpasswd' | 'readOnly' | 'uploadTimeoutSeconds' | 'maxManifestBytes'
+  >;
+  readonly logger: Logger;
+  readonly driver?: StorageDriver;
+  readonly now?: () => number;
+}
+
+/** A registry app: the request handler plus what the entry point needs to run and stop it. */
+export interface RegistryApp {
+  readonly handler: RequestListener;
+  readonly metrics: RegistryMetrics;
+  readonly services: RegistryServices;
+  /** Removes abandoned uploads once; the app also runs it periodically. */
+  purgeStaleUploads(): Promise<number>;
+  /** Stops background work (the periodic upload purge). */
+  close(): void;
+}
+
+interface Route {
+  readonly name: string;
+  readonly pattern: RegExp;
+  /** Whether capture group 1 is a repository name. */
+  readonly hasName: boolean;
+  readonly methods: Readonly<Record<string, RouteHandler>>;
+}
+
+const ROUTES: readonly Route[] = [
+  { name: 'base', pattern: /^\/v2\/?$/, hasName: false, methods: { GET: base, HEAD: base } },
+  { name: 'catalog', pattern: /^\/v2\/_catalog$/, hasName: false, methods: { GET: listRepositories } },
+  {
+    name: 'manifest',
+    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+    hasName: true,
+    methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
+  },
+  {
+    name: 'uploads',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/?()$/,
+    hasName: true,
+    methods: { POST: startUpload },
+  },
+  {
+    name: 'upload',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
+    hasName: true,
+    methods: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+  },
+  {
+    name: 'blob',
+    pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+    hasName: true,
+    methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob },
+  },
+  { name: 'tags', pattern: /^\/v2\/(.+)\/tags\/list()$/, hasName: true, methods: { GET: listTags } },
+  {
+    name: 'referrers',
+    pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
+    hasName: true,
+    methods: { GET: listReferrers },
+  },
+];
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+const PURGE_INTERVAL_MS = 10 * 60 * 1000;
+
+async function base(context: { res: ServerResponse }): Promise<void> {
+  send(context.res, 200, {}, {});
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new RegistryError('NameInvalid', 'malformed URL encoding');
+  }
+}
+
+function loadHtpasswd(path: string): Htpasswd {
+  try {
+    return Htpasswd.load(path);
+  } catch (error) {
+    throw new ConfigError('REGISTRY_HTPASSWD', `cannot be read: ${(error as Error).message}`);
+  }
+}
+
+export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
+  const { config, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const driver = deps.driver ?? new FsDriver(config.storageRoot);
+  const metrics = new RegistryMetrics();
+  const blobs = new Blobs(driver);
+  const uploads = new Uploads(driver, blobs, now, {
+    bytesReceived: (count) => metrics.bytesReceived.inc(count),
+  });
+  const services: RegistryServices = {
+    blobs,
+    uploads,
+    content: new Content(driver, blobs),
+    maxManifestBytes: config.maxManifestBytes,
+    bytesSent: (count) => metrics.bytesSent.inc(count),
+  };
+  const htpasswd = config.htpasswd === undefined ? undefined : loadHtpasswd(config.htpasswd);
+  let requestCount = 0;
+
+  async function dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: string,
+    matched: { route: string },
+  ): Promise<void> {
+    if (path === '/metrics' && req.method === 'GET') {
+      matched.route = 'metrics';
+      const body = await metrics.registry.metrics();
+      send(res, 200, { 'Content-Type': metrics.registry.contentType }, body);
+      return;
+    }
+    if (htpasswd !== undefined && (path === '/v2' || path.startsWith('/v2/'))) {
+      if ((await htpasswd.authenticate(req.headers.authorization)) === undefined) {
+        res.setHeader('WWW-Authenticate', 'Basic realm="aios-registry"');
+        throw new RegistryError('Unauthorized');
+      }
+    }
+    for (const route of ROUTES) {
+      const match = route.pattern.exec(path);
+      if (match === null) continue;
+      matched.route = route.name;
+      const handler = route.methods[req.method ?? ''];
+      if (handler === undefined) {
+        res.setHeader('Allow', Object.keys(route.methods).join(', '));
+        throw new RegistryError('Unsupported', `method ${req.method} not allowed on ${route.name}`);
+      }
+      if (config.readOnly && WRITE_METHODS.has(req.method ?? '')) {
+        throw new RegistryError('Unsupported', 'the registry is in read-only mode');
+      }
+      const name = route.hasName ? validateName(match[1] ?? '') : '';
+      const param = decode(match[2] ?? '');
+      await handler({ req, res, name, param, query: new URLSearchParams(query), services, logger });
+      return;
+    }
+    throw new RegistryError('NotFound');
+  }
+
+  const handler: RequestListener = (req, res) => {
+    const started = process.hrtime.bigint();
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    const query = queryAt < 0 ? '' : url.slice(queryAt + 1);
+    const id = `${(requestCount += 1)}`;
+    for (const [key, value] of Object.entries(API_VERSION)) res.setHeader(key, value);
+
+    // The route label of metrics and logs: known once the path matched, also for errors.
+    const matched = { route: 'unknown' };
+    const done = (error?: unknown) => {
+      const { route } = matched;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const method = req.method ?? '';
+      metrics.requests.inc({ method, route, status: res.statusCode });
+      metrics.duration.observe({ method, route }, seconds);
+      const entry = {
+        reqId: id,
+        method,
+        url,
+        route,
+        status: res.statusCode,
+        ms: Math.round(seconds * 1e4) / 10,
+        ...(error instanceof RegistryError ? { code: error.code } : {}),
+      };
+      if (error !== undefined && !(error instanceof RegistryError))
+        logger.error({ ...entry, err: error }, 'request failed');
+      else logger.info(entry, 'request');
+    };
+
+    dispatch(req, res, path, query, matched).then(
+      () => done(),
+      (error: unknown) => {
+        if (!res.headersSent) {
+          const registryError =
+            error instanceof RegistryError ? error : new RegistryError('Unsupported', 'internal error');
+          // 500 for our own failures: the spec has no code for them, UNSUPPORTED is the closest.
+          const status = error instanceof RegistryError ? registryError.status : 500;
+          send(res, status, {}, registryError.toBody());
+        } else {
+          res.destroy();
+        }
+        done(error);
+      },
+    );
+  };
+
+  const purgeStaleUploads = async () => {
+    const purged = await uploads.purgeStale(config.uploadTimeoutSeconds * 1000);
+    await uploads.purgeStaleTemp(config.uploadTimeoutSeconds * 1000);
+    metrics.uploadsPurged.inc(purged);
+    if (purged > 0) logger.info({ purged }, 'removed abandoned uploads');
+    return purged;
+  };
+  const timer = setInterval(() => {
+    purgeStaleUploads().catch((error: unknown) => logger.error({ err: error }, 'upload purge failed'));
+  }, PURGE_INTERVAL_MS);
+  timer.unref();
+
+  return { handler, metrics, services, purgeStaleUploads, close: () => clearInterval(timer) };
+}

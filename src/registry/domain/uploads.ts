@@ -1,0 +1,259 @@
+/**
+ * Blob uploads, one readable sequence (cf. Distribution's blobwriter):
+ *
+ *   start    -> uploads/<uuid>/info (repository), empty session
+ *   append   -> bytes streamed to uploads/<uuid>/data at the current offset, hashed on the way
+ *   finish   -> last chunk appended; digest computed (from the running hash, or by re-reading
+ *               the file when the process restarted or a chunk failed); compared with the
+ *               client's digest; data fsynced; renamed to blobs/<alg>/..; linked into the repo
+ *   cancel   -> the upload directory is removed
+ *
+ * Nothing is visible under blobs/ before the digest is verified, and the final rename is atomic,
+ * so a process killed at any point leaves either no blob or a complete one. Two clients pushing
+ * the same blob both rename identical bytes onto the same path: both succeed.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../errors.js';
+import type { StorageDriver } from '../storage/driver.js';
+import {
+  TMP_DIR,
+  UPLOADS_DIR,
+  blobPath,
+  uploadDataPath,
+  uploadDir,
+  uploadInfoPath,
+} from '../storage/layout.js';
+import type { Blobs } from './blobs.js';
+import type { Digest } from './names.js';
+
+/** Inclusive byte range of a chunk, from `Content-Range`. */
+export interface ChunkRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** In-memory state of an upload this process is receiving. */
+interface Session {
+  readonly name: string;
+  /** sha256 of bytes [0, offset) when known; undefined after a failed chunk or a restart. */
+  hash: Hash | undefined;
+  offset: number;
+  busy: boolean;
+}
+
+interface UploadInfo {
+  readonly name: string;
+  readonly startedAt: number;
+}
+
+const UPLOAD_ID = /^[a-f0-9-]{36}$/;
+
+/** Counters the app exposes as metrics. */
+export interface UploadObserver {
+  bytesReceived(count: number): void;
+}
+
+export class Uploads {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: Blobs,
+    private readonly now: () => number,
+    private readonly observer: UploadObserver = { bytesReceived: () => undefined },
+  ) {}
+
+  /** Opens an upload session in repository `name`; returns its id. */
+  async start(name: string): Promise<string> {
+    const uploadId = randomUUID();
+    const info: UploadInfo = { name, startedAt: this.now() };
+    await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info));
+    this.sessions.set(uploadId, { name, hash: createHash('sha256'), offset: 0, busy: false });
+    return uploadId;
+  }
+
+  /** Number of bytes received so far. */
+  async offset(name: string, uploadId: string): Promise<number> {
+    return (await this.session(name, uploadId)).offset;
+  }
+
+  /**
+   * Appends a chunk. With `range`, the chunk must start exactly at the current offset (else 416,
+   * as the spec requires for out-of-order chunks). Returns the new offset.
+   */
+  async append(name: string, uploadId: string, body: Readable, range?: ChunkRange): Promise<number> {
+    const session = await this.session(name, uploadId);
+    if (session.busy)
+      throw new RegistryError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
+    if (range !== undefined && range.start !== session.offset) {
+      throw new RegistryError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
+    }
+    session.busy = true;
+    try {
+      return await this.write(uploadId, session, body);
+    } finally {
+      session.busy = false;
+    }
+  }
+
+  /**
+   * Completes an upload: appends the optional last chunk, verifies `digest` over all bytes and
+   * makes the blob visible in `name`. A mismatch discards the upload (`DIGEST_INVALID`).
+   */
+  async finish(
+    name: string,
+    uploadId: string,
+    digest: Digest,
+    body?: Readable,
+    range?: ChunkRange,
+  ): Promise<void> {
+    const session = await this.session(name, uploadId);
+    if (session.busy)
+      throw new RegistryError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
+    if (range !== undefined && range.start !== session.offset) {
+      throw new RegistryError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
+    }
+    session.busy = true;
+    try {
+      if (body !== undefined) await this.write(uploadId, session, body);
+      const actual =
+        session.hash !== undefined && digest.algorithm === 'sha256'
+          ? session.hash.digest('hex')
+          : await this.hashFile(uploadId, digest.algorithm);
+      session.hash = undefined;
+      if (actual !== digest.hex) {
+        await this.discard(uploadId);
+        throw new RegistryError('DigestInvalid', undefined, { digest: digest.value });
+      }
+      if (session.offset === 0) await this.driver.writeFile(uploadDataPath(uploadId), '');
+      await this.driver.move(uploadDataPath(uploadId), blobPath(digest));
+      await this.blobs.link(name, digest);
+      await this.discard(uploadId);
+    } finally {
+      session.busy = false;
+    }
+  }
+
+  /** Monolithic upload (`POST ?digest=`): start, one chunk, finish. */
+  async putWhole(name: string, digest: Digest, body: Readable): Promise<void> {
+    const uploadId = await this.start(name);
+    try {
+      await this.finish(name, uploadId, digest, body);
+    } catch (error) {
+      await this.discard(uploadId);
+      throw error;
+    }
+  }
+
+  async cancel(name: string, uploadId: string): Promise<void> {
+    await this.session(name, uploadId);
+    await this.discard(uploadId);
+  }
+
+  /** Removes uploads untouched for `maxAgeMs` (abandoned by their clients). Returns how many. */
+  async purgeStale(maxAgeMs: number): Promise<number> {
+    let purged = 0;
+    for (const uploadId of await this.driver.list(UPLOADS_DIR)) {
+      const session = this.sessions.get(uploadId);
+      if (session?.busy) continue;
+      const [dir, data] = await Promise.all([
+        this.driver.stat(uploadDir(uploadId)),
+        this.driver.stat(uploadDataPath(uploadId)),
+      ]);
+      const lastTouched = Math.max(dir?.mtimeMs ?? 0, data?.mtimeMs ?? 0);
+      if (this.now() - lastTouched > maxAgeMs) {
+        await this.discard(uploadId);
+        purged += 1;
+      }
+    }
+    return purged;
+  }
+
+  /**
+   * Removes temp files of atomic writes older than `maxAgeMs`: left behind only when a process
+   * died between writing a temp file and renaming it, so they are never visible content.
+   */
+  async purgeStaleTemp(maxAgeMs: number): Promise<number> {
+    let purged = 0;
+    for (const entry of await this.driver.list(TMP_DIR)) {
+      const stat = await this.driver.stat(`${TMP_DIR}/${entry}`);
+      if (stat !== undefined && this.now() - stat.mtimeMs > maxAgeMs) {
+        await this.driver.delete(`${TMP_DIR}/${entry}`);
+        purged += 1;
+      }
+    }
+    return purged;
+  }
+
+  private async discard(uploadId: string): Promise<void> {
+    this.sessions.delete(uploadId);
+    await this.driver.delete(uploadDir(uploadId));
+  }
+
+  /** The session of `uploadId` in `name`; rebuilt from disk after a restart. */
+  private async session(name: string, uploadId: string): Promise<Session> {
+    const unknown = () => new RegistryError('BlobUploadUnknown', undefined, { uploadId });
+    if (!UPLOAD_ID.test(uploadId)) throw unknown();
+    const known = this.sessions.get(uploadId);
+    if (known !== undefined) {
+      if (known.name !== name) throw unknown();
+      return known;
+    }
+    const raw = await this.driver.readFile(uploadInfoPath(uploadId));
+    let info: UploadInfo;
+    try {
+      info = JSON.parse(raw?.toString('utf8') ?? '') as UploadInfo;
+    } catch {
+      throw unknown();
+    }
+    if (info.name !== name) throw unknown();
+    const data = await this.driver.stat(uploadDataPath(uploadId));
+    const size = data?.size ?? 0;
+    const session: Session = {
+      name,
+      hash: size === 0 ? createHash('sha256') : undefined,
+      offset: size,
+      busy: false,
+    };
+    this.sessions.set(uploadId, session);
+    return session;
+  }
+
+  /** Streams `body` to the upload file at the session offset, hashing as it goes. */
+  private async write(uploadId: string, session: Session, body: Readable): Promise<number> {
+    const { stream, done } = await this.driver.appendStream(uploadDataPath(uploadId), session.offset);
+    const hash = session.hash;
+    let received = 0;
+    // A plain listener beside the pipe (both attach before the body starts flowing): cheaper per
+    // chunk than a transform stage, and the hash sees exactly the bytes the file gets, in order.
+    const onData = (chunk: Buffer) => {
+      hash?.update(chunk);
+      received += chunk.length;
+    };
+    body.on('data', onData);
+    try {
+      await pipeline(body, stream);
+      await done;
+    } catch (error) {
+      // The file may hold part of the chunk: forget the running hash and re-read the offset.
+      session.hash = undefined;
+      session.offset = (await this.driver.stat(uploadDataPath(uploadId)))?.size ?? 0;
+      throw error;
+    } finally {
+      body.off('data', onData);
+      this.observer.bytesReceived(received);
+    }
+    session.offset += received;
+    return session.offset;
+  }
+
+  private async hashFile(uploadId: string, algorithm: string): Promise<string> {
+    const hash = createHash(algorithm);
+    const stat = await this.driver.stat(uploadDataPath(uploadId));
+    if (stat === undefined || stat.size === 0) return hash.digest('hex');
+    await pipeline(this.driver.readStream(uploadDataPath(uploadId)), hash);
+    return hash.digest('hex');
+  }
+}

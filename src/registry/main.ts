@@ -1,0 +1,97 @@
+/**
+ * Entry points of the `registry` and `gc` subcommands. The CLI turns flags into environment
+ * overrides and passes the environment record; nothing here reads `process.env`.
+ */
+import fs from 'node:fs/promises';
+import type { Env } from '../shared/config/env.js';
+import { loadRegistryConfig } from '../shared/config/registry.js';
+import { createLogger } from '../shared/logger.js';
+import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
+import { createRegistryApp } from './app.js';
+import { collectGarbage } from './domain/gc.js';
+import { FsDriver } from './storage/fs-driver.js';
+
+/** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
+export async function runRegistry(env: Env): Promise<RunningServer> {
+  const config = loadRegistryConfig(env);
+  const logger = createLogger('registry', config.logLevel);
+  await fs.mkdir(config.storageRoot, { recursive: true });
+  const app = createRegistryApp({ config, logger });
+  const server = await listen(app.handler, { host: config.host, port: config.port, logger });
+  logger.info(
+    {
+      url: server.url,
+      port: server.port,
+      storageRoot: config.storageRoot,
+      readOnly: config.readOnly,
+      auth: config.htpasswd !== undefined,
+    },
+    'registry listening',
+  );
+  app.purgeStaleUploads().catch((error: unknown) => logger.error({ err: error }, 'upload purge failed'));
+  onShutdownSignal(logger, async () => {
+    app.close();
+    // Keep-alive connections that finish their last request during the drain become idle only
+    // then; close them as they do instead of waiting for the keep-alive timeout.
+    const reaper = setInterval(() => server.server.closeIdleConnections(), 100);
+    try {
+      await server.close(config.shutdownTimeoutMs);
+    } finally {
+      clearInterval(reaper);
+    }
+  });
+  return server;
+}
+
+/** Options of `gc`. */
+export interface GcFlags {
+  readonly dryRun: boolean;
+  /** Overrides REGISTRY_GC_GRACE_PERIOD_SECONDS. */
+  readonly gracePeriodSeconds?: number;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Runs garbage collection on the storage root and prints progress and the result (one line per
+ * removed item, then a summary) to `out`. Returns the report.
+ */
+export async function runGc(
+  env: Env,
+  flags: GcFlags,
+  out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+) {
+  const config = loadRegistryConfig(env);
+  const gracePeriodSeconds = flags.gracePeriodSeconds ?? config.gcGracePeriodSeconds;
+  const verb = flags.dryRun ? 'would remove' : 'removed';
+  out(
+    `gc: storage ${config.storageRoot}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
+  );
+  const report = await collectGarbage(new FsDriver(config.storageRoot), {
+    dryRun: flags.dryRun,
+    gracePeriodMs: gracePeriodSeconds * 1000,
+    progress: (message, details) => {
+      if (message === 'scanning repositories') out(`gc: scanning ${String(details?.count)} repositories`);
+      else if (message === 'repository done') out(`gc: marked ${String(details?.repository)}`);
+      else if (message === 'sweeping blobs') out('gc: sweeping blobs');
+    },
+  });
+  for (const item of report.manifestsRemoved) out(`${verb} manifest ${item.repository}@${item.digest}`);
+  for (const item of report.layerLinksRemoved) out(`${verb} blob link ${item.repository}@${item.digest}`);
+  for (const item of report.blobsRemoved) out(`${verb} blob ${item.digest} (${formatBytes(item.size)})`);
+  out(
+    `gc: ${report.repositories} repositories, ${report.manifestsKept} manifests kept; ${verb} ` +
+      `${report.manifestsRemoved.length} manifests, ${report.layerLinksRemoved.length} blob links, ` +
+      `${report.blobsRemoved.length} blobs, ${formatBytes(report.bytesFreed)} ${flags.dryRun ? 'would be freed' : 'freed'}`,
+  );
+  return report;
+}
