@@ -4,6 +4,7 @@
  * Seeds the store, serves the catalog on a loopback port and prints {"url", "seedSeconds"}.
  */
 import http from 'node:http';
+import express from 'express';
 import { createCatalog } from '../../src/catalog/app.js';
 import { MongoStore } from '../../src/catalog/store/mongo.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
@@ -38,7 +39,16 @@ async function seed(store: RegistryStore): Promise<void> {
   }
 }
 
-if (kind === 'ceiling') {
+if (kind === 'express') {
+  // The framework's own ceiling: Express 5 answering the same JSON from one route.
+  const body = { success: true, data: documentAt(1) };
+  const app = express();
+  app.get('/container_registry/:id', (_req, res) => {
+    res.json(body);
+  });
+  const server = await listen(app, { host: '127.0.0.1', port: 0 });
+  console.log(JSON.stringify({ url: server.url, seedSeconds: 0 }));
+} else if (kind === 'ceiling') {
   const body = JSON.stringify({ success: true, data: documentAt(1) });
   const server = http.createServer((_req, res) => {
     res.writeHead(200, {
