@@ -52,7 +52,11 @@ const ceiling = await startTarget('ceiling', 0);
 const bare = await load({ url: ceiling.url, durationSeconds });
 await stopTarget(ceiling.child);
 const framework = await startTarget('express', 0);
-const expressBare = await load({ url: framework.url, durationSeconds, next: () => ({ path: `/container_registry/${idAt(1)}` }) });
+const expressBare = await load({
+  url: framework.url,
+  durationSeconds,
+  next: () => ({ path: `/container_registry/${idAt(1)}` }),
+});
 await stopTarget(framework.child);
 console.log(
   `# catalog bench: autocannon, 16 connections, ${durationSeconds} s per row, node ${process.version}, targets in their own process`,
