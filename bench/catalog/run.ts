@@ -72,6 +72,16 @@ print([
   bare.errors + bare.non2xx,
   '1.00',
 ]);
+print([
+  'express 5',
+  '-',
+  'same JSON',
+  expressBare.requestsPerSecond.toFixed(0),
+  expressBare.p50Ms,
+  expressBare.p99Ms,
+  expressBare.errors + expressBare.non2xx,
+  (expressBare.requestsPerSecond / bare.requestsPerSecond).toFixed(2),
+]);
 
 for (const kind of values.stores.split(',')) {
   for (const size of sizes) {

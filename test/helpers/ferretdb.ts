@@ -1,10 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { buildGoTool } from './go-tools.js';
 
 /**
  * FerretDB 1.24 (MongoDB wire protocol on SQLite) for the tests: built once from
@@ -12,35 +11,9 @@ import { fileURLToPath } from 'node:url';
  * change, and started on a free loopback port with its data in a temp dir.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SOURCE_DIR = path.join(ROOT, 'test', 'ferretdb');
-const CACHE_DIR = path.join(ROOT, '.cache', 'ferretdb');
-const BINARY = path.join(CACHE_DIR, 'ferretdb-harness');
-const STAMP = path.join(CACHE_DIR, 'source.sha256');
-
-/** The Go toolchain: `go` on PATH, or the usual install location. */
-export function goBinary(): string {
-  const onPath = spawnSync('go', ['version'], { stdio: 'ignore' });
-  if (onPath.status === 0) return 'go';
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  throw new Error('Go is required to build the FerretDB test harness; install Go 1.22+ (https://go.dev/dl/)');
-}
-
 /** Builds the harness unless the cached binary was built from the current sources. */
 export function buildFerretDb(): string {
-  const hash = createHash('sha256');
-  for (const file of ['go.mod', 'go.sum', 'main.go']) hash.update(readFileSync(path.join(SOURCE_DIR, file)));
-  const digest = hash.digest('hex');
-  if (existsSync(BINARY) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === digest) return BINARY;
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const result = spawnSync(goBinary(), ['build', '-o', BINARY, '.'], {
-    cwd: SOURCE_DIR,
-    encoding: 'utf8',
-    env: { ...process.env, CGO_ENABLED: '0' },
-  });
-  if (result.status !== 0) throw new Error(`building the FerretDB harness failed:\n${result.stderr}`);
-  writeFileSync(STAMP, digest);
-  return BINARY;
+  return buildGoTool('ferretdb');
 }
 
 export interface FerretDbServer {

@@ -1,4 +1,5 @@
 import { buildFerretDb } from '../helpers/ferretdb.js';
+import { buildGoTool } from '../helpers/go-tools.js';
 
 /**
  * Mocha root hooks: build the Go-based test tools once, before any test, with a timeout fit for a
@@ -8,5 +9,6 @@ export const mochaHooks = {
   beforeAll(this: Mocha.Context) {
     this.timeout(600_000);
     buildFerretDb();
+    buildGoTool('deploy-check');
   },
 };
