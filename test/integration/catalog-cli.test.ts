@@ -54,7 +54,14 @@ describe('the serve command', function () {
   });
 
   it('serves the seed workflow on the embedded store, keeps data across restarts and drains on SIGTERM', async () => {
-    const env = { PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info' };
+    // The seed's entry points at 10.13.21.22: no probe may go there from a test (monitor off, range denied).
+    const env = {
+      PORT: '0',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      HEALTH_MONITOR_ENABLED: 'false',
+      HEALTH_PROBE_DENY: '10.0.0.0/8',
+    };
     let cli = spawnCli(['serve'], env);
     let url = String((await cli.waitForLog((line) => line.msg === 'catalog listening')).url);
     const created = await fetch(`${url}/container_registry`, {
