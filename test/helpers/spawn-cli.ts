@@ -18,10 +18,11 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `node --import tsx src/cli.ts <args>` with exactly the given environment (plus PATH). */
+/** Runs `node --import tsx src/cli.ts <args>` with exactly the given environment (plus PATH and a deny-all probe policy). */
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    // Safety net: a server started by a test never probes beyond this machine unless the test says so.
+    env: { PATH: process.env.PATH ?? '', HEALTH_PROBE_DENY: '0.0.0.0/0,::/0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -54,7 +54,7 @@ describe('the serve command', function () {
   });
 
   it('serves the seed workflow on the embedded store, keeps data across restarts and drains on SIGTERM', async () => {
-    // The seed's entry points at 10.13.21.22: no probe may go there from a test (monitor off, range denied).
+    // The seed's entry points at 10.13.21.22: no probe may go there from a test (monitor off; spawnCli denies every probe target).
     const env = {
       PORT: '0',
       DATA_DIR: dataDir,
