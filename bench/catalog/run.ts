@@ -120,6 +120,19 @@ for (const kind of values.stores.split(',')) {
           }),
         },
       ],
+      [
+        '$in q100 c1',
+        {
+          connections: 1,
+          method: 'POST',
+          next: () => ({
+            path: '/container_registries?limit=100',
+            body: JSON.stringify({
+              container_registry_tags: { $in: [TAGS[Math.floor(Math.random() * TAGS.length)], 't7'] },
+            }),
+          }),
+        },
+      ],
     ];
     for (const [name, options] of scenarios) {
       const result = await load({ ...options, url: target.url, durationSeconds });

@@ -299,6 +299,38 @@ export function describeRegistryStoreContract(
       });
     });
 
+    describe('tag queries on many documents', () => {
+      it('pages common and rare tags alike', async () => {
+        for (let i = 0; i < 60; i++) {
+          await store.create(
+            registry(10_000 + i, { container_registry_tags: i === 42 ? ['bulk', 'rare'] : ['bulk'] }),
+          );
+        }
+        const sort: SortSpec = [['container_registry_id', 1]];
+        expect(await store.count({ container_registry_tags: { $in: ['bulk', 'rare'] } })).to.equal(60);
+        expect(
+          ids(await store.find({ container_registry_tags: 'bulk' }, { sort, skip: 55, limit: 10 })),
+        ).to.deep.equal([10_055, 10_056, 10_057, 10_058, 10_059]);
+        expect(
+          ids(
+            await store.find(
+              { container_registry_tags: { $in: ['rare', 'none'] } },
+              { sort, skip: 0, limit: 10 },
+            ),
+          ),
+        ).to.deep.equal([10_042]);
+        expect(await store.count({ container_registry_tags: 'rare' })).to.equal(1);
+        expect(
+          ids(
+            await store.find(
+              { container_registry_tags: 'rare', container_registry_name: 'registry-10042' },
+              { sort, skip: 0, limit: 10 },
+            ),
+          ),
+        ).to.deep.equal([10_042]);
+      });
+    });
+
     describe('concurrency', () => {
       const writers = 32;
       /** Each writer pushes its own tag with read -> modify -> compare-and-swap, retrying on conflict. */

@@ -59,6 +59,7 @@ export class EmbeddedStore implements RegistryStore {
   /** The SQLite handle, for stores that keep their own tables in the same file (health records). */
   readonly db: Database.Database;
   private readonly statements;
+  private readonly statementCache = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -144,10 +145,13 @@ export class EmbeddedStore implements RegistryStore {
     if (exact && idOrderOnly) {
       // Answered by SQL alone, paged in SQL: only the returned page is parsed.
       const direction = options.sort[0]?.[1] === -1 ? 'DESC' : 'ASC';
-      const { sql, params } = indexQuery(exact, 'r.doc', `ORDER BY r.id ${direction} LIMIT ? OFFSET ?`);
-      const rows = this.db
-        .prepare<unknown[], { doc: string }>(sql)
-        .all(...params, options.limit, options.skip);
+      const { sql, params } = indexQuery(
+        exact,
+        'r.doc',
+        `ORDER BY r.id ${direction} LIMIT ? OFFSET ?`,
+        this.tagStrategy(exact),
+      );
+      const rows = this.prepared<{ doc: string }>(sql).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as ContainerRegistry);
     }
     const matches = this.matching(filter);
@@ -158,11 +162,41 @@ export class EmbeddedStore implements RegistryStore {
   async count(filter: Filter): Promise<number> {
     if (Object.keys(filter).length === 0) return this.statements.count.get()!.n;
     const exact = exactIndexConditions(filter);
+    if (exact?.length === 1 && exact[0]!.field === 'container_registry_tags') {
+      // Counted on the tag index alone: no registry row is touched.
+      const values = exact[0]!.values;
+      const sql = `SELECT COUNT(DISTINCT id) AS n FROM registry_tags WHERE tag IN (${values.map(() => '?').join(', ') || 'NULL'})`;
+      return this.prepared<{ n: number }>(sql).get(...values)!.n;
+    }
     if (exact) {
-      const { sql, params } = indexQuery(exact, 'COUNT(*) AS n', '');
-      return this.db.prepare<unknown[], { n: number }>(sql).get(...params)!.n;
+      const { sql, params } = indexQuery(exact, 'COUNT(*) AS n', '', 'list');
+      return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
     return this.matching(filter).length;
+  }
+
+  /**
+   * How to match tag conditions when paging in id order: walking the registries and probing the
+   * tag index stops after one page, which is fast when the tags are common; listing the matching
+   * ids first is fast when they are rare. The tag index's row count tells which.
+   */
+  private tagStrategy(conditions: readonly IndexCondition[]): TagStrategy {
+    const tags = conditions.find((condition) => condition.field === 'container_registry_tags');
+    if (!tags || tags.values.length === 0) return 'list';
+    const sql = `SELECT COUNT(*) AS n FROM registry_tags WHERE tag IN (${tags.values.map(() => '?').join(', ')})`;
+    const matching = this.prepared<{ n: number }>(sql).get(...tags.values)!.n;
+    return matching * 20 > this.statements.count.get()!.n ? 'walk' : 'list';
+  }
+
+  /** Prepared statements for generated SQL, cached by text (the shapes are few: they vary by value counts). */
+  private prepared<Row>(sql: string): Database.Statement<unknown[], Row> {
+    let statement = this.statementCache.get(sql);
+    if (!statement) {
+      if (this.statementCache.size >= 256) this.statementCache.clear();
+      statement = this.db.prepare(sql);
+      this.statementCache.set(sql, statement);
+    }
+    return statement as Database.Statement<unknown[], Row>;
   }
 
   async ping(): Promise<void> {
@@ -180,7 +214,7 @@ export class EmbeddedStore implements RegistryStore {
     const rows =
       narrowing.length > 0
         ? (() => {
-            const { sql, params } = indexQuery(narrowing, 'r.doc', '');
+            const { sql, params } = indexQuery(narrowing, 'r.doc', '', 'list');
             return this.db.prepare<unknown[], { doc: string }>(sql).all(...params);
           })()
         : this.statements.all.all();
@@ -241,18 +275,23 @@ function narrowingConditions(filter: Filter): IndexCondition[] {
     .filter((condition): condition is IndexCondition => condition !== undefined);
 }
 
-/** SQL selecting registries that satisfy every condition (each tag condition through its own join). */
+type TagStrategy = 'walk' | 'list';
+
+/** SQL selecting registries that satisfy every condition (each tag condition through the tag index). */
 function indexQuery(
   conditions: readonly IndexCondition[],
   select: string,
   tail: string,
+  strategy: TagStrategy,
 ): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const where = conditions.map((condition) => {
     params.push(...condition.values);
     const placeholders = condition.values.map(() => '?').join(', ') || 'NULL';
     if (condition.field === 'container_registry_tags') {
-      return `r.id IN (SELECT t.id FROM registry_tags t WHERE t.tag IN (${placeholders}))`;
+      return strategy === 'walk'
+        ? `EXISTS (SELECT 1 FROM registry_tags t WHERE t.id = r.id AND t.tag IN (${placeholders}))`
+        : `r.id IN (SELECT t.id FROM registry_tags t WHERE t.tag IN (${placeholders}))`;
     }
     return `${COLUMN[condition.field]} IN (${placeholders})`;
   });
