@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { pino } from 'pino';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
@@ -6,7 +7,9 @@ import { createProber } from '../../src/catalog/health/probe.js';
 import { STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 
 /** A loopback registry stand-in that answers /v2/ like a registry and counts connections. */
-async function fakeRegistry(): Promise<{ url: string; connections: () => number; close(): void }> {
+async function fakeRegistry(
+  port = 0,
+): Promise<{ url: string; connections: () => number; close(): Promise<void> }> {
   let connections = 0;
   const server = http.createServer((_req, res) => {
     res.writeHead(200, {
@@ -16,11 +19,11 @@ async function fakeRegistry(): Promise<{ url: string; connections: () => number;
     res.end('{}');
   });
   server.on('connection', () => connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections: () => connections,
-    close: () => server.close(),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
 
@@ -163,6 +166,35 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+describe('health state changes', () => {
+  it('are logged when a registry goes from healthy to unreachable and back', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const target = await fakeRegistry();
+    const catalog = await startCatalog('embedded', { probe: loopbackAllowed, logger });
+    try {
+      const id = (
+        await catalog.api.post('/container_registry', {
+          container_registry_name: 'flappy',
+          container_registry_public_url: target.url,
+        })
+      ).body.data.id;
+      await catalog.api.get(`/check_container_health/${id}`);
+      target.close();
+      await catalog.api.get(`/check_container_health/${id}`);
+      const changes = lines.filter((line) => line.msg === 'registry health changed');
+      expect(changes.map((line) => [line.registryId, line.from, line.to])).to.deep.equal([
+        [id, 'healthy', 'unreachable'],
+      ]);
+    } finally {
+      await catalog.stop();
+    }
+  });
+});
 
 describe('health routes with the default probe policy', () => {
   it('refuse a loopback registry without opening a connection', async () => {

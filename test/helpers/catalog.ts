@@ -11,7 +11,7 @@ import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js'
 import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
 import { MongoStore } from '../../src/catalog/store/mongo.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { ApiClient } from './api-client.js';
 import { getMongoUri } from './mongo-server.js';
@@ -74,6 +74,8 @@ export interface StartOptions {
   /** Enables health checks with this prober. */
   probe?: (target: ProbeTarget) => Promise<HealthReport>;
   historySize?: number;
+  /** Logs of the catalog (silent by default). */
+  logger?: Logger;
 }
 
 export interface TestCatalog {
@@ -92,7 +94,7 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
   const catalog = createCatalog({
     store,
     schemas,
-    logger: createLogger('test', 'silent'),
+    logger: options.logger ?? createLogger('test', 'silent'),
     bodyLimitBytes: 1024 * 1024,
     cipher: 'cipher' in options ? options.cipher : TEST_CIPHER,
     health: options.probe && {

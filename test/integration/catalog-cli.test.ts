@@ -60,7 +60,6 @@ describe('the serve command', function () {
       DATA_DIR: dataDir,
       LOG_LEVEL: 'info',
       HEALTH_MONITOR_ENABLED: 'false',
-      HEALTH_PROBE_DENY: '10.0.0.0/8',
     };
     let cli = spawnCli(['serve'], env);
     let url = String((await cli.waitForLog((line) => line.msg === 'catalog listening')).url);
