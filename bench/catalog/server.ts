@@ -70,13 +70,13 @@ if (kind === 'express') {
   const started = Date.now();
   await seed(store);
   const seedSeconds = (Date.now() - started) / 1000;
-  const { app } = createCatalog({
+  const { handler } = createCatalog({
     store,
     schemas: new SchemaSet(),
     logger: createLogger('bench', 'silent'),
     bodyLimitBytes: 1 << 20,
   });
-  const server = await listen(app, { host: '127.0.0.1', port: 0 });
+  const server = await listen(handler, { host: '127.0.0.1', port: 0 });
   console.log(JSON.stringify({ url: server.url, seedSeconds }));
   process.once('SIGTERM', () => {
     void server

@@ -58,7 +58,7 @@ const monitor = new HealthMonitor({
   logger,
   owner: 'bench',
 });
-const server = await listen(catalog.app, { host: '127.0.0.1', port: 0 });
+const server = await listen(catalog.handler, { host: '127.0.0.1', port: 0 });
 console.log(JSON.stringify({ url: server.url }));
 
 let slot = 1;

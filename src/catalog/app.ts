@@ -8,7 +8,9 @@ import { HealthService } from './domain/health-service.js';
 import { RegistryService } from './domain/registries.js';
 import type { HealthReport, ProbeTarget } from './health/probe.js';
 import { jsonBody } from './http/json-body.js';
-import { createMetricsRegistry, httpMetrics } from './http/metrics.js';
+import type { RequestListener } from 'node:http';
+import { withFastRead } from './http/fast-read.js';
+import { createMetricsRegistry, httpMetrics, type HttpMetrics } from './http/metrics.js';
 import { bundleOpenApi } from './http/openapi.js';
 import { problemHandler, sendProblem } from './http/problem.js';
 import { requestContext } from './http/request-context.js';
@@ -32,6 +34,9 @@ export interface CatalogDeps {
 }
 
 export interface Catalog {
+  /** What a server listens with: the Express app behind the fast read path (http/fast-read.ts). */
+  readonly handler: RequestListener;
+  /** The Express app alone (every route, described by openapi.yaml). */
   readonly app: Express;
   readonly registries: RegistryService;
   readonly health: HealthService | undefined;
@@ -63,7 +68,10 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       metrics,
     });
   }
-  return { app: createCatalogApp(deps, registries, health, metrics), registries, health, metrics };
+  const http = httpMetrics(metrics, 'catalog_');
+  const app = createCatalogApp(deps, registries, health, metrics, http);
+  const handler = withFastRead(app, { registries, metrics: http, logger: deps.logger });
+  return { handler, app, registries, health, metrics };
 }
 
 function createCatalogApp(
@@ -71,6 +79,7 @@ function createCatalogApp(
   registries: RegistryService,
   health: HealthService | undefined,
   metrics: Registry,
+  http: HttpMetrics,
 ): Express {
   const openapi = bundleOpenApi(deps.schemas);
   const app = express();
@@ -78,7 +87,7 @@ function createCatalogApp(
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestContext(deps.logger));
-  app.use(httpMetrics(metrics, 'catalog_'));
+  app.use(http.middleware);
   app.use(jsonBody(deps.bodyLimitBytes));
 
   if (health) app.use(healthRoutes(health));

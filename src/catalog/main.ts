@@ -34,7 +34,7 @@ export async function runCatalog(env: Env): Promise<void> {
     cipher,
     health: { store: healthStore, probe, historySize: monitorConfig.historySize },
   });
-  const server = await listen(catalog.app, { host: config.host, port: config.port, logger });
+  const server = await listen(catalog.handler, { host: config.host, port: config.port, logger });
   logger.info({ url: server.url }, 'catalog listening');
   const monitor =
     monitorConfig.enabled && catalog.health

@@ -49,6 +49,6 @@ describe('openapi.yaml and the routes', () => {
       for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head'])
         if (item[method]) documented.push(`${method.toUpperCase()} ${path}`);
     }
-    expect(routedOperations(catalog.api.app)).to.deep.equal(documented.sort());
+    expect(routedOperations(catalog.catalog.app)).to.deep.equal(documented.sort());
   });
 });

@@ -576,9 +576,28 @@ for (const kind of STORE_KINDS) {
         );
         const openapi = await catalog.api.get('/openapi.json');
         expect(openapi.body.openapi).to.equal('3.1.0');
-        const docs = await request(catalog.api.app).get('/docs/');
+        const docs = await request(catalog.api.handler).get('/docs/');
         expect(docs.status).to.equal(200);
         expect(docs.text).to.include('swagger-ui');
+      });
+
+      it('answers plain reads on the fast path exactly as the Express route does', async () => {
+        await catalog.api.post('/container_registry', entry);
+        const fast = await catalog.api.get(`/container_registry/${ID}`, {
+          headers: { 'X-Request-Id': 'fast-1' },
+        });
+        const routed = await request(catalog.catalog.app)
+          .get(`/container_registry/${ID}`)
+          .set('X-Request-Id', 'fast-1');
+        expect(fast.status).to.equal(200);
+        expect(fast.body).to.deep.equal(routed.body);
+        for (const header of ['etag', 'content-type', 'content-length', 'x-request-id']) {
+          expect(fast.headers[header], header).to.equal(routed.headers[header]);
+        }
+        const metrics = await catalog.api.get('/metrics');
+        expect(metrics.text).to.match(
+          /catalog_http_requests_total\{method="GET",route="\/container_registry\/:registry_id",status="200"\} 2/,
+        );
       });
 
       it('answers a known path with another method with 405 and Allow', async () => {

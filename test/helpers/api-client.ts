@@ -1,5 +1,5 @@
 import request, { type Response } from 'supertest';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import type { OpenApiValidator } from './openapi-validator.js';
 
 export interface CallOptions {
@@ -12,7 +12,8 @@ export interface CallOptions {
 /** supertest with every response checked against openapi.yaml. */
 export class ApiClient {
   constructor(
-    readonly app: Express,
+    /** The catalog's request handler: the fast read path in front of the Express app. */
+    readonly handler: RequestListener,
     private readonly validator: OpenApiValidator,
   ) {}
 
@@ -22,7 +23,7 @@ export class ApiClient {
     body?: unknown,
     options: CallOptions = {},
   ): Promise<Response> {
-    let test = request(this.app)[method.toLowerCase() as 'get'](url);
+    let test = request(this.handler)[method.toLowerCase() as 'get'](url);
     for (const [name, value] of Object.entries(options.headers ?? {})) test = test.set(name, value);
     if (options.raw !== undefined) {
       if (options.contentType) test = test.set('Content-Type', options.contentType);

@@ -103,5 +103,5 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
       historySize: options.historySize ?? 50,
     },
   });
-  return { api: new ApiClient(catalog.app, validator), store, healthStore, catalog, stop: cleanup };
+  return { api: new ApiClient(catalog.handler, validator), store, healthStore, catalog, stop: cleanup };
 }

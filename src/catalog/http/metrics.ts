@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
@@ -8,8 +9,15 @@ export function createMetricsRegistry(prefix: string): Registry {
   return registry;
 }
 
+export interface HttpMetrics {
+  /** Records `res` when it finishes, under `route()` (a route template: bounded label values). */
+  track(method: string, res: ServerResponse, route: () => string): void;
+  /** Express middleware tracking every request under its matched route template. */
+  readonly middleware: RequestHandler;
+}
+
 /** Counts requests and measures latency by method, route template and status. */
-export function httpMetrics(registry: Registry, prefix: string): RequestHandler {
+export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({
     name: `${prefix}http_requests_total`,
@@ -24,16 +32,22 @@ export function httpMetrics(registry: Registry, prefix: string): RequestHandler 
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return (req, res, next) => {
+  const track: HttpMetrics['track'] = (method, res, route) => {
     const start = process.hrtime.bigint();
-    res.on('finish', () => {
-      // The route template keeps label cardinality bounded (never the raw URL).
-      const routePath = (req.route as { path?: unknown } | undefined)?.path;
-      const route = typeof routePath === 'string' ? `${req.baseUrl}${routePath}` : 'unmatched';
-      const labels = { method: req.method, route, status: String(res.statusCode) };
+    res.once('finish', () => {
+      const labels = { method, route: route(), status: String(res.statusCode) };
       requests.inc(labels);
       duration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
     });
-    next();
+  };
+  return {
+    track,
+    middleware: (req, res, next) => {
+      track(req.method, res, () => {
+        const routePath = (req.route as { path?: unknown } | undefined)?.path;
+        return typeof routePath === 'string' ? `${req.baseUrl}${routePath}` : 'unmatched';
+      });
+      next();
+    },
   };
 }

@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import type { ContainerRegistry, StoredRegistry } from '../store/registry-store.js';
 import { ValidationError } from '../errors.js';
 import { methodNotAllowed } from '../http/problem.js';
 import type { RegistryService } from '../domain/registries.js';
@@ -23,14 +24,13 @@ export function registryRoutes(service: RegistryService, health?: HealthService)
   });
 
   router.get('/container_registry/:registry_id', async (req, res) => {
-    const stored = await service.get(req.params.registry_id);
-    const etag = etagOf(stored);
+    const { etag, body } = readResponse(await service.get(req.params.registry_id));
     res.set('ETag', etag);
     if (req.headers['if-none-match']?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
       res.status(304).end();
       return;
     }
-    res.json({ success: true, data: toPublic(stored.document) });
+    res.json(body);
   });
 
   router.put('/container_registry/:registry_id', async (req, res) => {
@@ -70,6 +70,14 @@ export function registryRoutes(service: RegistryService, health?: HealthService)
   router.all('/container_registry/:registry_id', methodNotAllowed(['GET', 'HEAD', 'PUT', 'DELETE']));
   router.all('/container_registries', methodNotAllowed(['POST']));
   return router;
+}
+
+/** What a read answers: the entity tag and the envelope with the public document. */
+export function readResponse(stored: StoredRegistry): {
+  etag: string;
+  body: { success: true; data: ContainerRegistry };
+} {
+  return { etag: etagOf(stored), body: { success: true, data: toPublic(stored.document) } };
 }
 
 function booleanParam(req: Request, name: string): boolean {
