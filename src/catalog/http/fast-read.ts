@@ -4,7 +4,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { RegistryService } from '../domain/registries.js';
 import { readResponse } from '../routes/registries.js';
 import type { HttpMetrics } from './metrics.js';
-import { startRequest } from './request-context.js';
+import { assignRequestId, logAccess } from './request-context.js';
 
 const READ = /^\/container_registry\/([0-9a-fA-F-]{36})$/;
 const ROUTE = '/container_registry/:registry_id';
@@ -27,11 +27,15 @@ export function withFastRead(
     if (!match) return void app(req, res);
     deps.registries.get(match[1]!).then(
       (stored) => {
-        startRequest(req, res, deps.logger);
+        const id = assignRequestId(req);
+        logAccess(req, res, deps.logger);
         deps.metrics.track('GET', res, () => ROUTE);
         const { etag, body } = readResponse(stored);
         const payload = JSON.stringify(body);
+        // All headers in writeHead: a header set earlier with setHeader sends Node down its slow
+        // path (headers merged one by one, then written apart from the body), half the throughput.
         res.writeHead(200, {
+          'x-request-id': id,
           'content-type': 'application/json; charset=utf-8',
           'content-length': Buffer.byteLength(payload),
           etag,

@@ -32,12 +32,26 @@ export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  // prom-client hashes label sets on every call; the bound children are cached per label set.
+  const bound = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
+  const child = (method: string, route: string, status: number) => {
+    const key = `${method} ${route} ${status}`;
+    let found = bound.get(key);
+    if (!found) {
+      const labels = { method, route, status: String(status) };
+      const counter = requests.labels(labels);
+      const histogram = duration.labels(labels);
+      found = { count: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
+      if (bound.size < 1000) bound.set(key, found);
+    }
+    return found;
+  };
   const track: HttpMetrics['track'] = (method, res, route) => {
     const start = process.hrtime.bigint();
     res.once('finish', () => {
-      const labels = { method, route: route(), status: String(res.statusCode) };
-      requests.inc(labels);
-      duration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+      const series = child(method, route(), res.statusCode);
+      series.count();
+      series.observe(Number(process.hrtime.bigint() - start) / 1e9);
     });
   };
   return {
