@@ -25,11 +25,11 @@ export function withFastRead(
     const match =
       req.method === 'GET' && req.headers['if-none-match'] === undefined ? READ.exec(req.url ?? '') : null;
     if (!match) return void app(req, res);
+    const start = performance.now();
     deps.registries.get(match[1]!).then(
       (stored) => {
         const id = assignRequestId(req);
         logAccess(req, res, deps.logger);
-        deps.metrics.track('GET', res, () => ROUTE);
         const { etag, body } = readResponse(stored);
         const payload = JSON.stringify(body);
         // All headers in writeHead: a header set earlier with setHeader sends Node down its slow
@@ -41,6 +41,8 @@ export function withFastRead(
           etag,
         });
         res.end(payload);
+        // Handed to the socket: recorded now rather than on 'finish', one listener less per request.
+        deps.metrics.record('GET', ROUTE, 200, (performance.now() - start) / 1000);
       },
       () => app(req, res),
     );

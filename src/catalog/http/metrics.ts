@@ -10,6 +10,8 @@ export function createMetricsRegistry(prefix: string): Registry {
 }
 
 export interface HttpMetrics {
+  /** Records one answered request. */
+  record(method: string, route: string, status: number, seconds: number): void;
   /** Records `res` when it finishes, under `route()` (a route template: bounded label values). */
   track(method: string, res: ServerResponse, route: () => string): void;
   /** Express middleware tracking every request under its matched route template. */
@@ -46,15 +48,17 @@ export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
     }
     return found;
   };
+  const record: HttpMetrics['record'] = (method, route, status, seconds) => {
+    const series = child(method, route, status);
+    series.count();
+    series.observe(seconds);
+  };
   const track: HttpMetrics['track'] = (method, res, route) => {
-    const start = process.hrtime.bigint();
-    res.once('finish', () => {
-      const series = child(method, route(), res.statusCode);
-      series.count();
-      series.observe(Number(process.hrtime.bigint() - start) / 1e9);
-    });
+    const start = performance.now();
+    res.once('finish', () => record(method, route(), res.statusCode, (performance.now() - start) / 1000));
   };
   return {
+    record,
     track,
     middleware: (req, res, next) => {
       track(req.method, res, () => {

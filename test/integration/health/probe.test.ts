@@ -186,6 +186,18 @@ describe('health probe against real loopback servers', function () {
     expect(report.reason).to.match(/another host/);
     expect(elsewhere.connections()).to.equal(0);
   });
+
+  for (const location of ['http://169.254.169.254/v2/', 'http://[::ffff:169.254.169.254]/v2/']) {
+    it(`never follows a redirect to the metadata address ${location}`, async () => {
+      const target = await start((_req, res) => {
+        res.writeHead(302, { location });
+        res.end();
+      });
+      const report = await probe({ url: target.url });
+      expect(report).to.include({ status: 'unhealthy', status_code: 302 });
+      expect(report.reason).to.match(/another host/);
+    });
+  }
 });
 
 describe('health probe SSRF guard (no packet leaves loopback)', () => {
