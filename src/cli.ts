@@ -6,6 +6,8 @@
 import { Command } from 'commander';
 import { ConfigError } from './shared/config/env.js';
 import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
+import { HEALTH_ENV_VARS } from './shared/config/health.js';
+import { MONITOR_ENV_VARS } from './shared/config/monitor.js';
 import { REGISTRY_ENV_VARS } from './shared/config/registry.js';
 
 const program = new Command()
@@ -18,7 +20,10 @@ program
   .description('Serve the catalog API (embedded store by default, MongoDB when MONGODB_URI is set)')
   .option('--host <host>', 'listen address (env HOST)')
   .option('--port <port>', 'listen port (env PORT)')
-  .addHelpText('after', `\nEnvironment variables: ${CATALOG_ENV_VARS.join(', ')}`)
+  .addHelpText(
+    'after',
+    `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS].join(', ')}`,
+  )
   .action(async (options: { host?: string; port?: string }) => {
     const { runCatalog } = await import('./catalog/main.js');
     await runCatalog({ ...process.env, ...definedOnly({ HOST: options.host, PORT: options.port }) });
