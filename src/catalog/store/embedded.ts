@@ -264,10 +264,9 @@ function conjuncts(filter: Filter): Array<[string, unknown]> {
   );
 }
 
-/** Index conditions equivalent to the whole filter, or undefined when something else is in it. */
+/** Index conditions equivalent to the whole filter (none for `{}`), or undefined when something else is in it. */
 function exactIndexConditions(filter: Filter): IndexCondition[] | undefined {
   const parts = conjuncts(filter);
-  if (parts.length === 0) return undefined;
   const conditions = parts.map(([field, value]) => indexCondition(field, value));
   return conditions.every((condition) => condition !== undefined) ? conditions : undefined;
 }
@@ -299,5 +298,6 @@ function indexQuery(
     }
     return `${COLUMN[condition.field]} IN (${placeholders})`;
   });
-  return { sql: `SELECT ${select} FROM registries r WHERE ${where.join(' AND ')} ${tail}`, params };
+  const whereClause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+  return { sql: `SELECT ${select} FROM registries r ${whereClause} ${tail}`, params };
 }
