@@ -11,7 +11,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export function goBinary(): string {
   if (spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0) return 'go';
   if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  throw new Error('Go 1.22+ is required to build the test tools; install it from https://go.dev/dl/');
+  throw new Error('Go 1.24+ is required to build the test tools; install it from https://go.dev/dl/');
 }
 
 /**

@@ -13,7 +13,7 @@ for command in "${!needed[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${needed[$command]}")
 done
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
-  echo "test setup: Go (1.22 or newer) is required to build FerretDB and the OCI conformance suite; install it from https://go.dev/dl/" >&2
+  echo "test setup: Go (1.24 or newer) is required to build FerretDB, the OCI conformance suite and the deploy checker; install it from https://go.dev/dl/" >&2
   exit 1
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
