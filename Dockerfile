@@ -7,7 +7,8 @@
 FROM node:24-bookworm AS build
 # better-sqlite3 compiles from source (node-gyp): it needs python3, make and g++, which the full
 # node image has, and Node's headers, which it has under /usr/local (the repo's .npmrc points at
-# /usr for Debian's nodejs package, so override it here).
+# /usr for Debian's nodejs package; an npm_config_* variable outranks a project .npmrc, and
+# node-gyp reads it from the environment itself, so this holds when npm stops passing nodedir on).
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./

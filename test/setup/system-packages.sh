@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl)
+# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah)
 # when they are missing. As root it installs them; otherwise it names what to install and fails.
 set -euo pipefail
 
@@ -7,6 +7,7 @@ declare -A needed=(
   [skopeo]=skopeo
   [docker-registry]=docker-registry
   [openssl]=openssl
+  [buildah]=buildah
 )
 missing=()
 for command in "${!needed[@]}"; do

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -155,6 +155,65 @@ describe('deploy: manifests and Dockerfile', function () {
     expect(find('PersistentVolumeClaim', 'registry-pvc').spec.storageClassName).to.equal(
       find('PersistentVolume', 'registry-pv').spec.storageClassName,
     );
+  });
+
+  it('the registry storage is handed to the user the registry runs as, before it starts', () => {
+    const pod = find('Deployment', 'registry').spec.template.spec;
+    const storageRoot = environment(pod.containers[0]).REGISTRY_STORAGE_ROOT;
+    const init = (pod.initContainers as K8sObject[]).find((c) => c.command?.[0] === 'chown');
+    expect(init, 'an init container chowns the hostPath storage').to.not.equal(undefined);
+    expect(init!.command).to.deep.equal([
+      'chown',
+      `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`,
+      storageRoot,
+    ]);
+    expect(init!.volumeMounts.map((m: K8sObject) => m.mountPath)).to.deep.equal([storageRoot]);
+    expect(init!.securityContext.capabilities).to.deep.equal({ drop: ['ALL'], add: ['CHOWN'] });
+  });
+
+  it('MongoDB: the catalog URI names the StatefulSet pod, the replica set and the port it initiates', () => {
+    const statefulSet = find('StatefulSet', 'mongodb');
+    const service = find('Service', statefulSet.spec.serviceName);
+    const mongod = statefulSet.spec.template.spec.containers[0];
+    const replicaSet = mongod.args[mongod.args.indexOf('--replSet') + 1] as string;
+    const port = mongod.ports[0].containerPort as number;
+    const host = `${statefulSet.metadata.name}-0.${service.metadata.name}.${statefulSet.metadata.namespace}.svc.cluster.local:${port}`;
+    expect(service.spec.clusterIP).to.equal('None');
+    expect(service.spec.publishNotReadyAddresses, 'the pod resolves itself before it is ready').to.equal(
+      true,
+    );
+    expect(mongod.lifecycle.postStart.exec.command.join(' '))
+      .to.include(`_id: "${replicaSet}"`)
+      .and.include(`host: "${host}"`);
+    const uri = new URL(find('Secret', 'registry-db').stringData.MONGODB_URI as string);
+    expect(uri.host).to.equal(host);
+    expect(uri.searchParams.get('replicaSet')).to.equal(replicaSet);
+  });
+
+  it('the Dockerfile runs our built CLI as the user the pods run as, exposing their ports', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const instruction = (name: string) =>
+      [...finalStage.matchAll(new RegExp(`^${name} (.+)$`, 'gm'))].map((match) => match[1]!.trim());
+    const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    const tsconfig = JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as {
+      compilerOptions: { rootDir: string; outDir: string };
+    };
+    const cli = `${tsconfig.compilerOptions.outDir}/cli.js`;
+    expect(existsSync(path.join(ROOT, tsconfig.compilerOptions.rootDir, 'cli.ts'))).to.equal(true);
+    expect(Object.values(packageJson.bin)).to.include(cli);
+    expect(JSON.parse(instruction('ENTRYPOINT')[0]!)).to.deep.equal(['node', cli]);
+    expect(Object.keys(ACCEPTED)).to.include((JSON.parse(instruction('CMD')[0]!) as string[])[0]);
+    const exposed = instruction('EXPOSE').flatMap((line) => line.split(/\s+/));
+    for (const { deployment, container } of ourWorkloads) {
+      const pod = deployment.spec.template.spec;
+      expect(instruction('USER'), deployment.metadata.name).to.deep.equal([
+        `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`,
+      ]);
+      for (const port of container.ports) expect(exposed).to.include(String(port.containerPort));
+    }
   });
 
   for (const { deployment, container } of ourWorkloads) {
