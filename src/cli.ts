@@ -3,7 +3,8 @@
  * The one entry point: `serve` (catalog API), `registry` (bundled OCI registry), `gc` (registry
  * garbage collection). Only this file hands `process.env` to the config loaders.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { createToken, ROLES, type Role } from './catalog/access/tokens.js';
 import { ConfigError } from './shared/config/env.js';
 import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
 import { HEALTH_ENV_VARS } from './shared/config/health.js';
@@ -20,13 +21,61 @@ program
   .description('Serve the catalog API (embedded store by default, MongoDB when MONGODB_URI is set)')
   .option('--host <host>', 'listen address (env HOST)')
   .option('--port <port>', 'listen port (env PORT)')
+  .option(
+    '--allow-unauthenticated',
+    'listen on a non-loopback address without API tokens (env ALLOW_UNAUTHENTICATED)',
+  )
   .addHelpText(
     'after',
     `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS].join(', ')}`,
   )
-  .action(async (options: { host?: string; port?: string }) => {
+  .action(async (options: { host?: string; port?: string; allowUnauthenticated?: boolean }) => {
     const { runCatalog } = await import('./catalog/main.js');
-    await runCatalog({ ...process.env, ...definedOnly({ HOST: options.host, PORT: options.port }) });
+    await runCatalog({
+      ...process.env,
+      ...definedOnly({
+        HOST: options.host,
+        PORT: options.port,
+        ALLOW_UNAUTHENTICATED: options.allowUnauthenticated ? 'true' : undefined,
+      }),
+    });
+  });
+
+program
+  .command('rotate-credentials')
+  .description(
+    'Re-encrypt every stored registry credential with the first key of CREDENTIALS_KEYS (same store settings as serve)',
+  )
+  .option('--dry-run', 'report what would be re-encrypted, change nothing')
+  .action(async (options: { dryRun?: boolean }) => {
+    const { runRotateCredentials } = await import('./catalog/main.js');
+    const complete = await runRotateCredentials(process.env, { dryRun: options.dryRun === true });
+    if (!complete) process.exitCode = 1;
+  });
+
+program
+  .command('token')
+  .description('Manage API tokens for the catalog')
+  .command('create')
+  .description('Print a new API token and the API_TOKENS entry that admits it (only its hash)')
+  .requiredOption('--name <name>', 'who the token is for (letters, digits, . _ -)')
+  .addOption(new Option('--role <role>', 'what it may do').choices(ROLES).makeOptionMandatory())
+  .option('--expires <date>', 'ISO 8601 date or time after which it is refused')
+  .action(function (this: Command, options: { name: string; role: Role; expires?: string }) {
+    const expires = options.expires === undefined ? undefined : new Date(options.expires);
+    if (expires !== undefined && Number.isNaN(expires.getTime()))
+      this.error(`error: --expires is not an ISO 8601 date: ${options.expires}`);
+    let created: { token: string; entry: string };
+    try {
+      created = createToken(options.name, options.role, expires);
+    } catch (error) {
+      return this.error(`error: ${(error as Error).message}`);
+    }
+    const { token, entry } = created;
+    process.stdout.write(`token: ${token}\nentry: ${entry}\n`);
+    process.stderr.write(
+      'Give the token to its user (it is not stored anywhere); add the entry to API_TOKENS or the API_TOKENS_FILE.\n',
+    );
   });
 
 program

@@ -1,3 +1,4 @@
+import cors from 'cors';
 import express, { type Express } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import type { Registry } from 'prom-client';
@@ -7,6 +8,8 @@ import type { CredentialCipher } from './domain/credential-cipher.js';
 import { HealthService } from './domain/health-service.js';
 import { RegistryService } from './domain/registries.js';
 import type { HealthReport, ProbeTarget } from './health/probe.js';
+import { AccessPolicy } from './access/policy.js';
+import { withAccessControl } from './http/access-control.js';
 import { jsonBody } from './http/json-body.js';
 import type { RequestListener } from 'node:http';
 import { withFastRead } from './http/fast-read.js';
@@ -14,6 +17,7 @@ import { createMetricsRegistry, httpMetrics, type HttpMetrics } from './http/met
 import { bundleOpenApi } from './http/openapi.js';
 import { problemHandler, sendProblem } from './http/problem.js';
 import { requestContext } from './http/request-context.js';
+import { securityHeaders } from './http/security-headers.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registries.js';
 import type { HealthStore } from './store/health-store.js';
@@ -31,7 +35,24 @@ export interface CatalogDeps {
     readonly probe: (target: ProbeTarget) => Promise<HealthReport>;
     readonly historySize: number;
   };
+  /** Access control, rate limits and CORS; without it: open, unlimited, no CORS (tests). */
+  readonly access?: AccessDeps;
 }
+
+export interface AccessDeps {
+  readonly policy: AccessPolicy;
+  readonly rateLimitPerSecond: number;
+  readonly healthCheckRateLimitPerMinute: number;
+  /** Origins allowed to call from a browser; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
+}
+
+const OPEN_ACCESS: AccessDeps = {
+  policy: new AccessPolicy([], false),
+  rateLimitPerSecond: 0,
+  healthCheckRateLimitPerMinute: 0,
+  corsOrigins: [],
+};
 
 export interface Catalog {
   /** What a server listens with: the Express app behind the fast read path (http/fast-read.ts). */
@@ -69,13 +90,20 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     });
   }
   const http = httpMetrics(metrics, 'catalog_');
-  const app = createCatalogApp(deps, registries, health, metrics, http);
-  const handler = withFastRead(app, { registries, metrics: http, logger: deps.logger });
+  const access = deps.access ?? OPEN_ACCESS;
+  const headers = securityHeaders();
+  const app = createCatalogApp(deps, access, headers, registries, health, metrics, http);
+  const handler = withAccessControl(
+    withFastRead(app, { registries, metrics: http, logger: deps.logger, securityHeaders: headers }),
+    { ...access, securityHeaders: headers, metrics: http, logger: deps.logger },
+  );
   return { handler, app, registries, health, metrics };
 }
 
 function createCatalogApp(
   deps: CatalogDeps,
+  access: AccessDeps,
+  headers: Readonly<Record<string, string>>,
   registries: RegistryService,
   health: HealthService | undefined,
   metrics: Registry,
@@ -88,6 +116,20 @@ function createCatalogApp(
   app.set('query parser', 'simple');
   app.use(requestContext(deps.logger));
   app.use(http.middleware);
+  app.use((_req, res, next) => {
+    res.set(headers);
+    next();
+  });
+  if (access.corsOrigins.length > 0) {
+    app.use(
+      cors({
+        origin: access.corsOrigins.includes('*') ? '*' : [...access.corsOrigins],
+        allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'X-Request-Id'],
+        exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'X-Request-Id', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.use(jsonBody(deps.bodyLimitBytes));
 
   if (health) app.use(healthRoutes(health));

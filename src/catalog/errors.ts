@@ -11,6 +11,8 @@ export interface Issue {
 
 export const ERROR_CODES = [
   'validation',
+  'unauthorized',
+  'forbidden',
   'not_found',
   'method_not_allowed',
   'conflict',
@@ -19,6 +21,7 @@ export const ERROR_CODES = [
   'unsupported_media_type',
   'payload_too_large',
   'malformed_json',
+  'too_many_requests',
   'unavailable',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,16 +1,21 @@
+import pLimit from 'p-limit';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { hostname } from 'node:os';
 import { loadCatalogConfig } from '../shared/config/catalog.js';
-import type { Env } from '../shared/config/env.js';
+import { ConfigError, type Env } from '../shared/config/env.js';
 import { loadHealthConfig } from '../shared/config/health.js';
 import { loadMonitorConfig } from '../shared/config/monitor.js';
-import { createLogger } from '../shared/logger.js';
+import { createLogger, type Logger } from '../shared/logger.js';
 import { SchemaSet } from '../shared/schemas.js';
 import { listen, onShutdownSignal } from '../shared/server.js';
+import { AccessPolicy } from './access/policy.js';
+import { parseTokenEntries } from './access/tokens.js';
 import { createCatalog } from './app.js';
 import { CredentialCipher } from './domain/credential-cipher.js';
+import { RegistryService } from './domain/registries.js';
 import { AddressPolicy } from './health/address-policy.js';
 import { HealthMonitor } from './health/monitor.js';
-import { createProber } from './health/probe.js';
+import { createProber, type ProbeTarget } from './health/probe.js';
 import { openStores } from './open-store.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
@@ -22,10 +27,21 @@ export async function runCatalog(env: Env): Promise<void> {
   const { store, healthStore } = await openStores(config, logger);
   const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
   if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
-  const probe = createProber({
+  const { access } = config;
+  const policy = new AccessPolicy(access.tokens, access.anonymousRead);
+  if (!policy.enabled)
+    logger.warn(
+      { host: config.host },
+      'no API tokens configured (API_TOKENS, API_TOKENS_FILE): access control is off, anyone who can connect may read and write',
+    );
+  if (access.tokensFile !== undefined) reloadOnChange(access.tokensFile, policy, logger);
+  const prober = createProber({
     policy: AddressPolicy.fromConfig(healthConfig),
     defaultTimeoutMs: healthConfig.probeTimeoutMs,
   });
+  // One bound on outbound requests, whoever asks (the monitor, or clients' on-demand checks).
+  const outbound = pLimit(healthConfig.probeMaxConcurrent);
+  const probe = (target: ProbeTarget) => outbound(() => prober(target));
   const catalog = createCatalog({
     store,
     schemas: new SchemaSet(),
@@ -33,8 +49,14 @@ export async function runCatalog(env: Env): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     cipher,
     health: { store: healthStore, probe, historySize: monitorConfig.historySize },
+    access: { policy, ...access },
   });
-  const server = await listen(catalog.handler, { host: config.host, port: config.port, logger });
+  const server = await listen(catalog.handler, {
+    host: config.host,
+    port: config.port,
+    logger,
+    timeouts: config.timeouts,
+  });
   logger.info({ url: server.url }, 'catalog listening');
   const monitor =
     monitorConfig.enabled && catalog.health
@@ -49,8 +71,52 @@ export async function runCatalog(env: Env): Promise<void> {
       : undefined;
   monitor?.start();
   onShutdownSignal(logger, async () => {
+    if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
     await monitor?.stop();
     await server.close(config.shutdownTimeoutMs);
     await store.close();
   });
+}
+
+/**
+ * Re-reads the tokens file when it changes (a token added or revoked takes effect without a
+ * restart; a mounted Kubernetes Secret is replaced in place). Polled: inotify misses the
+ * symlink swap Secrets use. A file that no longer parses keeps the tokens already loaded.
+ */
+function reloadOnChange(file: string, policy: AccessPolicy, logger: Logger): void {
+  watchFile(file, { interval: 1_000, persistent: false }, () => {
+    try {
+      const tokens = parseTokenEntries(readFileSync(file, 'utf8'));
+      policy.replaceTokens(tokens);
+      logger.info({ tokens: tokens.length }, 'API tokens reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'API tokens file not reloaded, keeping the previous tokens');
+    }
+  });
+}
+
+/**
+ * `rotate-credentials`: re-encrypts every stored credential with the first key of
+ * CREDENTIALS_KEYS. Prints a JSON report; exits non-zero when some entry could not be opened.
+ */
+export async function runRotateCredentials(env: Env, options: { dryRun: boolean }): Promise<boolean> {
+  const config = loadCatalogConfig({ ...env, HOST: '127.0.0.1' }); // this command listens nowhere
+  const logger = createLogger('catalog', config.logLevel);
+  if (config.credentialKeys.length === 0)
+    throw new ConfigError('CREDENTIALS_KEYS', 'must be set to rotate keys');
+  const { store } = await openStores(config, logger);
+  try {
+    const registries = new RegistryService({
+      store,
+      schemas: new SchemaSet(),
+      cipher: new CredentialCipher(config.credentialKeys),
+    });
+    const report = await registries.resealCredentials(options);
+    process.stdout.write(
+      `${JSON.stringify({ key: config.credentialKeys[0]!.id, dry_run: options.dryRun, ...report }, null, 2)}\n`,
+    );
+    return report.unreadable.length === 0;
+  } finally {
+    await store.close();
+  }
 }

@@ -14,15 +14,33 @@ export interface ListenOptions {
   host: string;
   port: number;
   logger?: Logger;
+  timeouts?: {
+    /** Time to receive a request's headers. */
+    headersTimeoutMs: number;
+    /** Time to receive a whole request (headers and body). */
+    requestTimeoutMs: number;
+    /** How long an idle keep-alive connection is kept. */
+    keepAliveTimeoutMs: number;
+  };
 }
+
+const DEFAULT_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000 };
 
 /**
  * Listens with timeouts that stop slow clients from holding sockets (slowloris), and returns a
  * handle whose `close` drains in-flight requests. Only entry points and tests call this.
  */
 export async function listen(handler: http.RequestListener, options: ListenOptions): Promise<RunningServer> {
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const server = http.createServer(
-    { headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000 },
+    {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+      // Node enforces the two timeouts above on this period (30 s by default): check often enough
+      // that a slow client is cut off close to its deadline.
+      connectionsCheckingInterval: Math.min(1_000, timeouts.headersTimeoutMs),
+    },
     handler,
   );
   await new Promise<void>((resolve, reject) => {

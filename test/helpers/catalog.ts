@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createCatalog, type Catalog } from '../../src/catalog/app.js';
+import { createCatalog, type AccessDeps, type Catalog } from '../../src/catalog/app.js';
 import type { HealthReport, ProbeTarget } from '../../src/catalog/health/probe.js';
 import { EmbeddedHealthStore } from '../../src/catalog/store/embedded-health.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
@@ -76,6 +76,8 @@ export interface StartOptions {
   historySize?: number;
   /** Logs of the catalog (silent by default). */
   logger?: Logger;
+  /** Access control, rate limits, CORS (open and unlimited by default). */
+  access?: AccessDeps;
 }
 
 export interface TestCatalog {
@@ -102,6 +104,7 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
       probe: options.probe,
       historySize: options.historySize ?? 50,
     },
+    access: options.access,
   });
   return { api: new ApiClient(catalog.handler, validator), store, healthStore, catalog, stop: cleanup };
 }

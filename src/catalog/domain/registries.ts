@@ -219,6 +219,61 @@ export class RegistryService {
     }
   }
 
+  /**
+   * Key rotation: re-encrypts every stored credential that is not sealed with the current key
+   * (the first of CREDENTIALS_KEYS), and seals values found in clear. Safe beside running servers: each entry is rewritten with
+   * compare-and-swap like any update. Entries whose credentials no configured key opens are
+   * reported, not changed.
+   */
+  async resealCredentials(options: { dryRun: boolean }): Promise<ResealReport> {
+    const cipher = this.cipher;
+    if (!cipher) throw new UnprocessableError('No credentials key is configured (CREDENTIALS_KEYS)');
+    const report: ResealReport = { scanned: 0, resealed: [], unreadable: [] };
+    const page = 500;
+    for (let skip = 0; ; skip += page) {
+      const batch = await this.store.find({}, { sort: [['container_registry_id', 1]], skip, limit: page });
+      for (const { container_registry_id: id } of batch) {
+        report.scanned++;
+        const outcome = await this.resealOne(id, cipher, options.dryRun);
+        if (outcome !== 'current') report[outcome].push(id);
+      }
+      if (batch.length < page) return report;
+    }
+  }
+
+  private async resealOne(
+    id: string,
+    cipher: CredentialCipher,
+    dryRun: boolean,
+  ): Promise<'current' | 'resealed' | 'unreadable'> {
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      const current = await this.store.get(id);
+      if (!current) return 'current'; // deleted meanwhile: nothing left to protect
+      const credentials = credentialsOf(current.document);
+      const stale = Object.entries(credentials).filter(
+        (entry): entry is [string, string] =>
+          typeof entry[1] === 'string' && CredentialCipher.keyIdOf(entry[1]) !== cipher.currentKeyId,
+      );
+      if (stale.length === 0) return 'current';
+      const next = structuredClone(current.document);
+      const resealed = credentialsOf(next);
+      try {
+        for (const [key, value] of stale) {
+          // A value in clear (left by the original AIOS service) is sealed too.
+          const plain = CredentialCipher.keyIdOf(value) === undefined ? value : cipher.open(value, id, key);
+          resealed[key] = cipher.seal(plain, id, key);
+        }
+      } catch {
+        return 'unreadable';
+      }
+      if (dryRun) return 'resealed';
+      const result = await this.store.replaceIfVersion(next, current.version);
+      if (result.status === 'replaced') return 'resealed';
+      if (result.status === 'missing') return 'current';
+    }
+    throw new ConflictError(`Container registry ${id} is being updated by too many clients at once; retry`);
+  }
+
   /** The stored credentials in clear, for the health prober; never for a response. */
   openCredentials(document: ContainerRegistry): Record<string, string> {
     const credentials = credentialsOf(document);
@@ -232,6 +287,13 @@ export class RegistryService {
     }
     return open;
   }
+}
+
+/** What `rotate-credentials` did: ids re-encrypted with the current key, and ids no key opens. */
+export interface ResealReport {
+  scanned: number;
+  readonly resealed: string[];
+  readonly unreadable: string[];
 }
 
 /** Validates a registry id from a URL path; ids are compared in lowercase. */

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import type { MonitorConfig } from '../../shared/config/monitor.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HealthService } from '../domain/health-service.js';
@@ -74,7 +75,7 @@ export class HealthMonitor {
       won.push(...page.filter((document) => claimed.has(document.container_registry_id)));
       if (page.length < PAGE) break;
     }
-    const limit = limiter(config.concurrency);
+    const limit = pLimit(config.concurrency);
     // Jitter spreads the starts; a waiting probe does not hold a concurrency slot.
     const probes = won.map(async (document) => {
       if (config.jitterMs > 0)
@@ -112,20 +113,4 @@ export class HealthMonitor {
     }, delayMs);
     this.timer.unref();
   }
-}
-
-/** Runs at most `concurrency` of the given tasks at once. */
-function limiter(concurrency: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async (task) => {
-    if (active >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
 }

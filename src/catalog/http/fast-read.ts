@@ -14,16 +14,24 @@ const ROUTE = '/container_registry/:registry_id';
  * costs more than its work (bench/README.md: Express alone reaches ~0.2x of bare node:http).
  * So a plain read that finds its registry is answered here, before Express, with the same body
  * and headers as the Express route (`readResponse`), the same request id, access log and
- * metrics. Everything else, including conditional reads, HEAD, and a read that fails (bad id,
- * unknown id, store error), goes to Express, which answers it as usual.
+ * metrics and security headers. Everything else, including conditional and cross-origin reads,
+ * HEAD, and a read that fails (bad id, unknown id, store error), goes to Express, which answers
+ * it as usual. Access control runs before both (access-control.ts).
  */
 export function withFastRead(
   app: Express,
-  deps: { registries: RegistryService; metrics: HttpMetrics; logger: Logger },
+  deps: {
+    registries: RegistryService;
+    metrics: HttpMetrics;
+    logger: Logger;
+    securityHeaders: Readonly<Record<string, string>>;
+  },
 ): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
-    const match =
-      req.method === 'GET' && req.headers['if-none-match'] === undefined ? READ.exec(req.url ?? '') : null;
+    // Cross-origin requests go to Express, whose CORS middleware answers them.
+    const plain =
+      req.method === 'GET' && req.headers['if-none-match'] === undefined && req.headers.origin === undefined;
+    const match = plain ? READ.exec(req.url ?? '') : null;
     if (!match) return void app(req, res);
     const start = performance.now();
     deps.registries.get(match[1]!).then(
@@ -35,6 +43,7 @@ export function withFastRead(
         // All headers in writeHead: a header set earlier with setHeader sends Node down its slow
         // path (headers merged one by one, then written apart from the body), half the throughput.
         res.writeHead(200, {
+          ...deps.securityHeaders,
           'x-request-id': id,
           'content-type': 'application/json; charset=utf-8',
           'content-length': Buffer.byteLength(payload),

@@ -6,6 +6,8 @@ import { CatalogError, type ErrorCode, type Issue } from '../errors.js';
 const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   validation: { status: 400, title: 'Invalid request' },
   malformed_json: { status: 400, title: 'Malformed JSON' },
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  forbidden: { status: 403, title: 'Forbidden' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
@@ -13,6 +15,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   unprocessable: { status: 422, title: 'Registry not usable' },
+  too_many_requests: { status: 429, title: 'Too many requests' },
   unavailable: { status: 503, title: 'Service unavailable' },
 };
 
@@ -28,14 +31,14 @@ const BODY_PARSER_ERRORS: Record<string, ErrorCode> = {
   'entity.verify.failed': 'validation',
 };
 
-/** Sends the error envelope: AIOS `{success: false, error}` plus RFC 9457 members. */
-export function sendProblem(
-  req: Request,
-  res: Response,
+/** The error envelope: AIOS `{success: false, error}` plus RFC 9457 members. */
+export function problemBody(
   code: ErrorCode,
   message: string,
+  instance: string,
+  requestId: string | undefined,
   issues: readonly Issue[] = [],
-): void {
+): { status: number; body: string } {
   const { status, title } = PROBLEMS[code];
   const body: Record<string, unknown> = {
     success: false,
@@ -44,11 +47,23 @@ export function sendProblem(
     title,
     status,
     detail: message,
-    instance: req.path,
+    instance,
   };
-  if (req.id !== undefined) body.request_id = String(req.id);
+  if (requestId !== undefined) body.request_id = requestId;
   if (issues.length > 0) body.errors = issues;
-  res.status(status).type('application/problem+json').send(JSON.stringify(body));
+  return { status, body: JSON.stringify(body) };
+}
+
+/** Sends the error envelope from Express. */
+export function sendProblem(
+  req: Request,
+  res: Response,
+  code: ErrorCode,
+  message: string,
+  issues: readonly Issue[] = [],
+): void {
+  const { status, body } = problemBody(code, message, req.path, req.id, issues);
+  res.status(status).type('application/problem+json').send(body);
 }
 
 /** For a known path called with another method: 405 with `Allow`. */

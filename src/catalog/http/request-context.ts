@@ -14,8 +14,12 @@ declare module 'http' {
   }
 }
 
-/** Picks the request's id (the client's `X-Request-Id` when sane, else a new UUID) and records it on `req`. */
+/**
+ * Picks the request's id (the client's `X-Request-Id` when sane, else a new UUID) and records it
+ * on `req`; a request that already has one (the gate or the fast path ran first) keeps it.
+ */
 export function assignRequestId(req: IncomingMessage): string {
+  if (typeof req.id === 'string') return req.id;
   const given = req.headers['x-request-id'];
   req.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
   return req.id;

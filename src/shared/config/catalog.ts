@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseTokenEntries, type TokenEntry } from '../../catalog/access/tokens.js';
 import {
   ConfigError,
   LOG_LEVELS,
+  readBool,
   readChoice,
+  readList,
   readInt,
   readOptionalString,
   readString,
@@ -26,6 +30,31 @@ export interface CatalogConfig {
   readonly shutdownTimeoutMs: number;
   /** Keys for credentials at rest; the first seals. Empty: credentials cannot be stored. */
   readonly credentialKeys: readonly CredentialKey[];
+  readonly access: AccessConfig;
+  readonly timeouts: ServerTimeouts;
+}
+
+/** Who may call the API, and how often (README, Access control). */
+export interface AccessConfig {
+  /** API tokens (hashed). Empty: no access control, and the server must stay on loopback. */
+  readonly tokens: readonly TokenEntry[];
+  /** The file the tokens came from, re-read when it changes (revocation without a restart). */
+  readonly tokensFile: string | undefined;
+  /** Requests without a token may read (never write) when tokens are configured. */
+  readonly anonymousRead: boolean;
+  /** Requests per second per client (token, else address); 0 turns the limit off. */
+  readonly rateLimitPerSecond: number;
+  /** On-demand health checks per minute per client: each one makes an outbound request. */
+  readonly healthCheckRateLimitPerMinute: number;
+  /** Origins allowed to call the API from a browser; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
+}
+
+/** Node's server timeouts: how long a client may hold a socket (slowloris). */
+export interface ServerTimeouts {
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
 }
 
 /** An AES-256 key for registry credentials at rest, named so keys can be rotated. */
@@ -48,11 +77,29 @@ export const CATALOG_ENV_VARS = [
   'SHUTDOWN_TIMEOUT_MS',
   'CREDENTIALS_KEYS',
   'CREDENTIALS_KEYS_FILE',
+  'API_TOKENS',
+  'API_TOKENS_FILE',
+  'ANONYMOUS_READ',
+  'ALLOW_UNAUTHENTICATED',
+  'RATE_LIMIT_PER_SECOND',
+  'HEALTH_CHECK_RATE_LIMIT_PER_MINUTE',
+  'CORS_ORIGINS',
+  'HEADERS_TIMEOUT_MS',
+  'REQUEST_TIMEOUT_MS',
+  'KEEP_ALIVE_TIMEOUT_MS',
 ] as const;
 
 export function loadCatalogConfig(env: Env): CatalogConfig {
+  const host = readString(env, 'HOST', '127.0.0.1');
+  const access = readAccess(env);
+  if (access.tokens.length === 0 && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
+    throw new ConfigError(
+      'HOST',
+      `is ${host}, not a loopback address, and no API tokens are configured: set API_TOKENS or API_TOKENS_FILE, or ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) to serve without access control`,
+    );
+  }
   return Object.freeze({
-    host: readString(env, 'HOST', '127.0.0.1'),
+    host,
     port: readInt(env, 'PORT', 8080, 0, 65535),
     dataDir: readString(env, 'DATA_DIR', './data'),
     mongodbUri: readOptionalString(env, 'MONGODB_URI'),
@@ -62,7 +109,58 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     credentialKeys: readCredentialKeys(env),
+    access,
+    timeouts: {
+      headersTimeoutMs: readInt(env, 'HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
+    },
   });
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  return bare === '::1';
+}
+
+function readAccess(env: Env): AccessConfig {
+  const { text, variable, file } = readSecretText(env, 'API_TOKENS');
+  let tokens: TokenEntry[];
+  try {
+    tokens = text === undefined ? [] : parseTokenEntries(text);
+  } catch (error) {
+    throw new ConfigError(variable, (error as Error).message);
+  }
+  return {
+    tokens,
+    tokensFile: file,
+    anonymousRead: readBool(env, 'ANONYMOUS_READ', false),
+    rateLimitPerSecond: readInt(env, 'RATE_LIMIT_PER_SECOND', 200, 0, 1_000_000),
+    healthCheckRateLimitPerMinute: readInt(env, 'HEALTH_CHECK_RATE_LIMIT_PER_MINUTE', 30, 0, 1_000_000),
+    corsOrigins: readList(env, 'CORS_ORIGINS', []),
+  };
+}
+
+/**
+ * A secret given inline (`NAME`) or as a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret);
+ * the file wins. Returns the text and the variable to blame in errors.
+ */
+function readSecretText(
+  env: Env,
+  name: string,
+): { text: string | undefined; variable: string; file: string | undefined } {
+  const file = readOptionalString(env, `${name}_FILE`);
+  if (file === undefined) return { text: readOptionalString(env, name), variable: name, file };
+  try {
+    return { text: readFileSync(file, 'utf8'), variable: `${name}_FILE`, file };
+  } catch (error) {
+    throw new ConfigError(
+      `${name}_FILE`,
+      `names a file that cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
 }
 
 /**
@@ -70,20 +168,7 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
  * `id:base64key[,id:base64key...]`, one 32-byte key each; the first one seals new values.
  */
 function readCredentialKeys(env: Env): CredentialKey[] {
-  const file = readOptionalString(env, 'CREDENTIALS_KEYS_FILE');
-  let text = readOptionalString(env, 'CREDENTIALS_KEYS');
-  let variable = 'CREDENTIALS_KEYS';
-  if (file !== undefined) {
-    variable = 'CREDENTIALS_KEYS_FILE';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new ConfigError(
-        variable,
-        `names a file that cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      );
-    }
-  }
+  const { text, variable } = readSecretText(env, 'CREDENTIALS_KEYS');
   if (text === undefined) return [];
   const keys = text
     .split(/[,\n]/)

@@ -9,12 +9,15 @@ export interface HealthConfig {
   readonly probeAllow: readonly string[];
   /** CIDRs probes never reach, in addition to the built-in ones. */
   readonly probeDeny: readonly string[];
+  /** Outbound probes in flight at once, background monitor and on-demand checks together. */
+  readonly probeMaxConcurrent: number;
 }
 
 export const HEALTH_ENV_VARS = [
   'HEALTH_PROBE_TIMEOUT_MS',
   'HEALTH_PROBE_ALLOW',
   'HEALTH_PROBE_DENY',
+  'HEALTH_PROBE_MAX_CONCURRENT',
 ] as const;
 
 export function loadHealthConfig(env: Env): HealthConfig {
@@ -22,6 +25,7 @@ export function loadHealthConfig(env: Env): HealthConfig {
     probeTimeoutMs: readInt(env, 'HEALTH_PROBE_TIMEOUT_MS', 5_000, 100, 60_000),
     probeAllow: readCidrs(env, 'HEALTH_PROBE_ALLOW'),
     probeDeny: readCidrs(env, 'HEALTH_PROBE_DENY'),
+    probeMaxConcurrent: readInt(env, 'HEALTH_PROBE_MAX_CONCURRENT', 256, 1, 4096),
   });
 }
 

@@ -5,7 +5,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CATALOG_ENV_VARS } from '../../../src/shared/config/catalog.js';
+import { createToken } from '../../../src/catalog/access/tokens.js';
+import { CATALOG_ENV_VARS, loadCatalogConfig } from '../../../src/shared/config/catalog.js';
+import { ConfigError } from '../../../src/shared/config/env.js';
 import { HEALTH_ENV_VARS } from '../../../src/shared/config/health.js';
 import { MONITOR_ENV_VARS } from '../../../src/shared/config/monitor.js';
 import { REGISTRY_ENV_VARS } from '../../../src/shared/config/registry.js';
@@ -190,6 +192,32 @@ describe('deploy: manifests and Dockerfile', function () {
     expect(uri.searchParams.get('replicaSet')).to.equal(replicaSet);
   });
 
+  it('the catalog listens beyond loopback with the API tokens its Secret mounts, and would refuse without them', () => {
+    const deployment = find('Deployment', 'registry-db');
+    const container = deployment.spec.template.spec.containers[0];
+    const env = environment(container);
+    const secretVolume = deployment.spec.template.spec.volumes.find((v: K8sObject) => v.secret);
+    const mount = container.volumeMounts.find((m: K8sObject) => m.name === secretVolume.name);
+    const mounted = secretVolume.secret.items.map((item: K8sObject) => path.join(mount.mountPath, item.path));
+    expect(mounted).to.include.members([env.API_TOKENS_FILE, env.CREDENTIALS_KEYS_FILE]);
+    const secretKeys = Object.keys(find('Secret', 'registry-db').stringData);
+    expect(secretKeys).to.include.members(secretVolume.secret.items.map((item: K8sObject) => item.key));
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'deploy-tokens-'));
+    try {
+      const tokens = path.join(dir, 'api-tokens');
+      writeFileSync(tokens, `${createToken('ops', 'admin').entry}\n`);
+      const local = { ...env, API_TOKENS_FILE: tokens, CREDENTIALS_KEYS_FILE: '' };
+      expect(loadCatalogConfig(local).host).to.equal('0.0.0.0');
+      expect(() => loadCatalogConfig({ ...local, API_TOKENS_FILE: '' })).to.throw(
+        ConfigError,
+        /not a loopback address/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the Dockerfile runs our built CLI as the user the pods run as, exposing their ports', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
@@ -250,6 +278,7 @@ describe('deploy: manifests and Dockerfile', function () {
       const local: Record<string, string> = { ...env, LOG_LEVEL: 'warn' };
       delete local.MONGODB_URI;
       delete local.CREDENTIALS_KEYS_FILE;
+      delete local.API_TOKENS_FILE;
       if (command === 'serve')
         Object.assign(local, {
           HOST: '127.0.0.1',

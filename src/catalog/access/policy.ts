@@ -1,0 +1,84 @@
+import { roleAllows, TokenSet, type Role, type TokenEntry } from './tokens.js';
+
+/** What a request needs before it reaches a route. `public`: the kubelet's probes. */
+export interface Requirement {
+  readonly role: Role | 'public';
+  /** An on-demand health check: it makes an outbound request, so it has its own, lower rate limit. */
+  readonly probe: boolean;
+}
+
+/**
+ * Classifies a request by method and path, the way Express will route it (case-insensitive, one
+ * optional trailing slash). Anything not listed needs `read` to look at and `write` to change,
+ * so a route added later is never open by accident.
+ */
+export function requirementOf(method: string, url: string): Requirement {
+  const path = (url.split('?', 1)[0] ?? '').toLowerCase().replace(/(.)\/$/, '$1');
+  if (method === 'OPTIONS') return { role: 'public', probe: false }; // CORS preflights carry no token
+  if (path === '/healthz' || path === '/readyz') return { role: 'public', probe: false };
+  if (method !== 'GET' && method !== 'HEAD') {
+    // Querying is a POST in the AIOS API, and only reads.
+    return { role: path === '/container_registries' ? 'read' : 'write', probe: false };
+  }
+  if (path === '/metrics') return { role: 'admin', probe: false };
+  return { role: 'read', probe: path.startsWith('/check_container_health/') };
+}
+
+export type Decision =
+  | { readonly allowed: true; readonly client: string | undefined }
+  | { readonly allowed: false; readonly code: 'unauthorized' | 'forbidden'; readonly message: string };
+
+/**
+ * Bearer-token access control. With no tokens configured at start, access control is off (the
+ * server then only listens on loopback unless told otherwise, see config); tokens can be
+ * replaced later (file reload) but never switch it off.
+ */
+export class AccessPolicy {
+  private tokens: TokenSet;
+
+  constructor(
+    tokens: readonly TokenEntry[],
+    private readonly anonymousRead: boolean,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.tokens = new TokenSet(tokens);
+    this.enabled = tokens.length > 0;
+  }
+
+  readonly enabled: boolean;
+
+  replaceTokens(tokens: readonly TokenEntry[]): void {
+    this.tokens = new TokenSet(tokens);
+  }
+
+  /** `client` names the token's owner, for rate limiting and logs; undefined for anonymous. */
+  decide(requirement: Requirement, authorization: string | undefined): Decision {
+    if (requirement.role === 'public' || !this.enabled) return { allowed: true, client: undefined };
+    if (authorization === undefined) {
+      if (requirement.role === 'read' && this.anonymousRead) return { allowed: true, client: undefined };
+      return { allowed: false, code: 'unauthorized', message: 'A bearer token is required' };
+    }
+    const match = /^Bearer +(\S+) *$/i.exec(authorization);
+    if (!match) {
+      return {
+        allowed: false,
+        code: 'unauthorized',
+        message: 'The Authorization header must be "Bearer <token>"',
+      };
+    }
+    const check = this.tokens.check(match[1]!, this.clock());
+    if (!check.ok) {
+      const message =
+        check.reason === 'expired' ? 'The bearer token has expired' : 'The bearer token is not valid';
+      return { allowed: false, code: 'unauthorized', message };
+    }
+    if (!roleAllows(check.role, requirement.role)) {
+      return {
+        allowed: false,
+        code: 'forbidden',
+        message: `The token "${check.name}" has the ${check.role} role; this request needs ${requirement.role}`,
+      };
+    }
+    return { allowed: true, client: check.name };
+  }
+}
