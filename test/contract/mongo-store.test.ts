@@ -1,6 +1,8 @@
 import { openTestStore } from '../helpers/catalog.js';
 import { usingFerretDb } from '../helpers/mongo-server.js';
-import { describeRegistryStoreContract } from './registry-store.contract.js';
+import { expect } from 'chai';
+import type { MongoStore } from '../../src/catalog/store/mongo.js';
+import { describeRegistryStoreContract, registry } from './registry-store.contract.js';
 
 // On a real MongoDB (MONGODB_URI set) the whole contract holds. FerretDB 1.24 differs where the
 // entries below say; README "Testing against MongoDB and FerretDB" lists the same differences.
@@ -9,7 +11,6 @@ describeRegistryStoreContract(
   () => openTestStore('mongo'),
   usingFerretDb()
     ? {
-        concurrentCasNotAtomic: true,
         knownFilterDifferences: { '$elemMatch on subdocuments': 'unknown operator: name' },
       }
     : {},
@@ -27,6 +28,35 @@ describe('MongoStore start-up', () => {
     } finally {
       await second.close();
       await first.cleanup();
+    }
+  });
+});
+
+describe('MongoStore version claims', () => {
+  it('refuses a version another writer holds, and overtakes a claim left by a dead writer', async () => {
+    const opened = await openTestStore('mongo');
+    const mongo = opened.store as MongoStore;
+    try {
+      const doc = registry(9_001);
+      await mongo.create(doc);
+      const claims = mongo.db.collection<{ _id: string; at: Date }>('container_registry_version_claims');
+      const renamed = { ...doc, container_registry_name: 'renamed' };
+
+      await claims.insertOne({ _id: `${doc.container_registry_id}@2`, at: new Date() });
+      expect((await mongo.replaceIfVersion(renamed, 1)).status).to.equal('conflict');
+      expect((await mongo.get(doc.container_registry_id))!.version).to.equal(1);
+
+      await claims.updateOne(
+        { _id: `${doc.container_registry_id}@2` },
+        { $set: { at: new Date(Date.now() - 60_000) } },
+      );
+      expect((await mongo.replaceIfVersion(renamed, 1)).status).to.equal('replaced');
+      expect((await mongo.get(doc.container_registry_id))!.document.container_registry_name).to.equal(
+        'renamed',
+      );
+      expect(await claims.countDocuments({})).to.equal(0); // released after the write
+    } finally {
+      await opened.cleanup();
     }
   });
 });

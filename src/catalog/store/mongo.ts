@@ -21,7 +21,21 @@ import { DuplicateIdError, QueryRejectedError } from './registry-store.js';
  * MongoDB store (official driver). `_id` is the registry id; `_version` is the internal
  * compare-and-swap counter, never returned. Works on standalone servers, replica sets and sharded
  * clusters (`_id` is a fine shard key; nothing here needs transactions).
+ *
+ * Each replace first claims the version it will write, by inserting `<id>@<version>` into a
+ * claims collection: a unique-key insert is atomic on every MongoDB-compatible server, while a
+ * conditional replace is not on FerretDB 1.24 (it queries, then writes by `_id`, so two writers
+ * of the same version could both win and one update would be lost). The claim is removed once
+ * the write is done; a writer that died holding one is overtaken after CLAIM_TTL_MS.
  */
+
+interface VersionClaim {
+  _id: string;
+  at: Date;
+}
+
+/** How long a claim may be held; a replace takes milliseconds, so only a dead writer exceeds it. */
+const CLAIM_TTL_MS = 30_000;
 
 interface StoredShape extends Omit<ContainerRegistry, 'container_registry_id'> {
   _id: string;
@@ -37,12 +51,16 @@ export interface MongoStoreOptions {
 }
 
 export class MongoStore implements RegistryStore {
+  private readonly claims: Collection<VersionClaim>;
+
   private constructor(
     private readonly client: MongoClient,
     /** The database, for stores that keep their own collections beside this one (health records). */
     readonly db: Db,
     private readonly collection: Collection<StoredShape>,
-  ) {}
+  ) {
+    this.claims = db.collection<VersionClaim>(`${collection.collectionName}_version_claims`);
+  }
 
   /** Connects, checks the server answers, and creates the indexes. */
   static async connect(options: MongoStoreOptions): Promise<MongoStore> {
@@ -89,15 +107,39 @@ export class MongoStore implements RegistryStore {
 
   async replaceIfVersion(document: ContainerRegistry, expectedVersion: number): Promise<ReplaceResult> {
     const id = document.container_registry_id;
-    const result = await this.collection.replaceOne(
-      { _id: id, _version: expectedVersion },
-      toStored(document, expectedVersion + 1),
-    );
-    if (result.matchedCount === 1)
-      return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+    const claim = `${id}@${expectedVersion + 1}`;
+    if (!(await this.claim(claim))) return { status: 'conflict' };
+    try {
+      const result = await this.collection.replaceOne(
+        { _id: id, _version: expectedVersion },
+        toStored(document, expectedVersion + 1),
+      );
+      if (result.matchedCount === 1)
+        return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+    } finally {
+      // After the write: a writer still holding the old version now finds nothing to replace.
+      await this.claims.deleteOne({ _id: claim });
+    }
     return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
+  }
+
+  /** True when this writer alone may write the claimed version. */
+  private async claim(claim: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.claims.insertOne({ _id: claim, at: new Date() });
+        return true;
+      } catch (error) {
+        if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      }
+      const held = await this.claims.findOne({ _id: claim });
+      if (held && Date.now() - held.at.getTime() < CLAIM_TTL_MS) return false;
+      // Left by a writer that died between claim and write: take it over, once.
+      if (held) await this.claims.deleteOne({ _id: claim, at: held.at });
+    }
+    return false;
   }
 
   async delete(id: string): Promise<boolean> {
