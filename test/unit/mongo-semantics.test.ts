@@ -138,6 +138,21 @@ describe('MongoDB semantics of filters', () => {
     ['$regex on array elements', { tags: { $regex: '^[bc]$' } }, [1, 3]],
     ['$not inverts and includes missing', { 'o.x': { $not: { $gt: 0 } } }, [2, 3]],
     ['an empty filter matches everything', {}, [1, 2, 3]],
+    // Found by the property test against FerretDB (test/contract/language-properties.test.ts):
+    [
+      '$in with an array value matches a field equal to it (mingo alone differs)',
+      { tags: { $in: [[]] } },
+      [2],
+    ],
+    [
+      '$nin with an array value excludes a field equal to it (mingo alone differs)',
+      { tags: { $nin: [['a', 'b']] } },
+      [2, 3],
+    ],
+    ['$all matches a scalar field equal to its value (mingo alone differs)', { n: { $all: [5] } }, [1]],
+    ['$all [null] matches null and missing fields (mingo alone differs)', { o: { $all: [null] } }, [2, 3]],
+    ['$all [] matches nothing', { tags: { $all: [] } }, []],
+    ['$not over $all', { tags: { $not: { $all: ['a'] } } }, [2, 3]],
   ];
   for (const [what, filter, expected] of cases) {
     it(what, () => {

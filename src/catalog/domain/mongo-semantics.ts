@@ -10,6 +10,9 @@ import type { Update } from './update-language.js';
  *  - `$addToSet` compares values as BSON does (key order matters in objects);
  *  - sorting follows BSON type order, sorts arrays by their smallest element ascending and by
  *    their largest descending, and puts missing and null first;
+ *  - `$in`/`$nin` with an array among their values match a field equal to that array (mingo
+ *    only looks inside the field's array), and `$all` matches a scalar field too (MongoDB
+ *    defines it as an `$and` of equalities): both are rewritten as `$eq` clauses;
  *  - empty `$and`/`$or`/`$nor` are refused by the query language before they get here.
  */
 
@@ -29,8 +32,57 @@ export class InvalidUpdateError extends Error {
 /** Compiles a validated filter into a predicate. */
 export function compileFilter(filter: Readonly<Doc>): (document: Doc) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
-  const query = new Query(filter as Doc, {});
+  const query = new Query(withArrayMembership(filter) as Doc, {});
   return (document) => query.test(document);
+}
+
+const LOGICAL = new Set(['$and', '$or', '$nor']);
+
+/**
+ * `{f: {$in: [[1], 2]}}` becomes `{$and: [{$or: [{f: {$eq: [1]}}, {f: {$eq: 2}}]}]}`, `$nin` the
+ * same under `$nor`, `$all` under `$and` (`$all: []` matches nothing): mingo's `$eq` has
+ * MongoDB's array semantics, its `$in` and `$all` do not. Other filters are returned unchanged.
+ */
+function withArrayMembership(filter: Readonly<Doc>): Readonly<Doc> {
+  const clauses: Doc[] = [];
+  let changed = false;
+  for (const [key, value] of Object.entries(filter)) {
+    if (LOGICAL.has(key) && Array.isArray(value)) {
+      const rewritten = value.map((clause) => withArrayMembership(clause as Doc));
+      changed ||= rewritten.some((clause, i) => clause !== value[i]);
+      clauses.push({ [key]: rewritten });
+    } else if (isObject(value) && needsRewrite(value)) {
+      changed = true;
+      const rest: Doc = {};
+      for (const [operator, operand] of Object.entries(value)) {
+        const alternatives = () => (operand as unknown[]).map((member) => ({ [key]: { $eq: member } }));
+        if (operator === '$in') clauses.push({ $or: alternatives() });
+        else if (operator === '$nin') clauses.push({ $nor: alternatives() });
+        else if (operator === '$all')
+          clauses.push(
+            (operand as unknown[]).length === 0 ? { [key]: { $in: [] } } : { $and: alternatives() },
+          );
+        else if (operator === '$not' && isObject(operand) && needsRewrite(operand))
+          clauses.push({ $nor: [withArrayMembership({ [key]: operand })] });
+        else rest[operator] = operand;
+      }
+      if (Object.keys(rest).length > 0) clauses.push({ [key]: rest });
+    } else {
+      clauses.push({ [key]: value });
+    }
+  }
+  return changed ? { $and: clauses } : filter;
+}
+
+function needsRewrite(condition: Doc): boolean {
+  return Object.entries(condition).some(
+    ([operator, operand]) =>
+      ((operator === '$in' || operator === '$nin') &&
+        Array.isArray(operand) &&
+        operand.some(Array.isArray)) ||
+      (operator === '$all' && Array.isArray(operand)) ||
+      (operator === '$not' && isObject(operand) && needsRewrite(operand)),
+  );
 }
 
 function isObject(value: unknown): value is Doc {

@@ -45,7 +45,8 @@ export const QUERY_LIMITS = {
 
 const LOGICAL: ReadonlySet<string> = new Set(LOGICAL_OPERATORS);
 const FIELD_OPS: ReadonlySet<string> = new Set(FIELD_OPERATORS);
-const COMPARISON: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte']);
+const COMPARISON: ReadonlySet<string> = new Set(['$eq', '$ne']);
+const ORDERING: ReadonlySet<string> = new Set(['$gt', '$gte', '$lt', '$lte']);
 const ARRAY_OPERAND: ReadonlySet<string> = new Set(['$in', '$nin', '$all']);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -157,6 +158,11 @@ class FilterChecker {
           at,
           LOGICAL.has(op) ? `operator ${op} is only allowed at the top of a filter` : unknownOperator(op),
         );
+      } else if (ORDERING.has(op)) {
+        // MongoDB orders null, arrays and objects by rules few clients expect (and the embedded
+        // store's evaluator does not share); ordering compares scalars only.
+        if (!['number', 'string', 'boolean'].includes(typeof operand))
+          this.fail(at, `operator ${op} compares with a number, string or boolean`);
       } else if (COMPARISON.has(op)) {
         this.literal(operand, at);
       } else if (ARRAY_OPERAND.has(op)) {

@@ -11,7 +11,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import type { ContainerRegistry, RegistryStore, SortSpec, StoredRegistry } from '../store/registry-store.js';
-import { DuplicateIdError, QueryRejectedError } from '../store/registry-store.js';
+import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/registry-store.js';
 import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
 import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from './field-paths.js';
 import { applyUpdate, InvalidUpdateError } from './mongo-semantics.js';
@@ -114,7 +114,7 @@ export class RegistryService {
       if (error instanceof DuplicateIdError) {
         throw new ConflictError(`Container registry ${document.container_registry_id} already exists`);
       }
-      throw error;
+      throw asValidationError(error);
     }
   }
 
@@ -153,7 +153,9 @@ export class RegistryService {
       this.sealCredentials(next, kept);
       const ordered = inFieldOrder(next);
       if (isDeepStrictEqual(ordered, current.document)) return current;
-      const result = await this.store.replaceIfVersion(ordered, current.version);
+      const result = await this.store.replaceIfVersion(ordered, current.version).catch((error: unknown) => {
+        throw asValidationError(error);
+      });
       if (result.status === 'replaced') return result.stored;
       if (result.status === 'missing') throw new NotFoundError(id);
       if (options.ifMatch !== undefined) throw new PreconditionFailedError();
@@ -294,6 +296,13 @@ export interface ResealReport {
   scanned: number;
   readonly resealed: string[];
   readonly unreadable: string[];
+}
+
+/** A document the database cannot store is the client's to change: 400 with the database's reason. */
+function asValidationError(error: unknown): unknown {
+  return error instanceof DocumentRejectedError
+    ? new ValidationError(`Invalid document: ${error.message}`)
+    : error;
 }
 
 /** Validates a registry id from a URL path; ids are compared in lowercase. */

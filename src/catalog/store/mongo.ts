@@ -15,7 +15,7 @@ import type {
   ReplaceResult,
   StoredRegistry,
 } from './registry-store.js';
-import { DuplicateIdError, QueryRejectedError } from './registry-store.js';
+import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from './registry-store.js';
 
 /**
  * MongoDB store (official driver). `_id` is the registry id; `_version` is the internal
@@ -95,7 +95,7 @@ export class MongoStore implements RegistryStore {
     } catch (error) {
       if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
         throw new DuplicateIdError(document.container_registry_id);
-      throw error;
+      throw asDocumentRejected(error);
     }
     return { document, version: 1 };
   }
@@ -110,10 +110,9 @@ export class MongoStore implements RegistryStore {
     const claim = `${id}@${expectedVersion + 1}`;
     if (!(await this.claim(claim))) return { status: 'conflict' };
     try {
-      const result = await this.collection.replaceOne(
-        { _id: id, _version: expectedVersion },
-        toStored(document, expectedVersion + 1),
-      );
+      const result = await this.collection
+        .replaceOne({ _id: id, _version: expectedVersion }, toStored(document, expectedVersion + 1))
+        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
       if (result.matchedCount === 1)
         return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
     } finally {
@@ -215,6 +214,15 @@ async function refusedAsQueryRejected<T>(operation: Promise<T>): Promise<T> {
     throw error;
   }
 }
+
+/** BadValue on a write: the server cannot store this (valid) document, e.g. FerretDB and nested arrays. */
+function asDocumentRejected(error: unknown): unknown {
+  return error instanceof MongoServerError && error.code === BAD_VALUE
+    ? new DocumentRejectedError(`the database cannot store this document: ${error.message}`)
+    : error;
+}
+
+const BAD_VALUE = 2;
 
 function toStored(document: ContainerRegistry, version: number): StoredShape {
   const { container_registry_id, ...fields } = document;

@@ -72,3 +72,8 @@ export class DuplicateIdError extends Error {
 export class QueryRejectedError extends Error {
   override name = 'QueryRejectedError';
 }
+
+/** The database refused a document that our schema accepts (a backend limitation, e.g. nested arrays on FerretDB). */
+export class DocumentRejectedError extends Error {
+  override name = 'DocumentRejectedError';
+}
