@@ -5,6 +5,10 @@
 // tests run it through this program.
 //
 // Usage: ferretdb-harness -listen 127.0.0.1:0 -dir /tmp/state
+//
+//	or: ferretdb-harness -listen 127.0.0.1:0 -postgresql-url postgres://127.0.0.1:5432/db
+//
+// (the PostgreSQL backend answers _id lookups from an index; the benchmarks use it).
 // It prints one line "mongodb://HOST:PORT/" once it accepts connections and stops on SIGTERM.
 package main
 
@@ -25,11 +29,12 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "TCP listen address (loopback)")
 	dir := flag.String("dir", "", "directory for the SQLite databases")
+	postgresqlURL := flag.String("postgresql-url", "", "use the PostgreSQL backend with this database instead of SQLite")
 	logLevel := flag.String("log-level", "error", "debug, info, warn or error")
 	flag.Parse()
 
-	if *dir == "" {
-		fmt.Fprintln(os.Stderr, "ferretdb-harness: -dir is required")
+	if *dir == "" && *postgresqlURL == "" {
+		fmt.Fprintln(os.Stderr, "ferretdb-harness: -dir or -postgresql-url is required")
 		os.Exit(2)
 	}
 	// FerretDB needs a concrete port to build its URI: pick a free one when asked for port 0.
@@ -50,12 +55,18 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	f, err := ferretdb.New(&ferretdb.Config{
+	config := &ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: address},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + *dir + "/",
-	})
+	}
+	if *postgresqlURL != "" {
+		config.Handler = "postgresql"
+		config.PostgreSQLURL = *postgresqlURL
+		config.SQLiteURL = ""
+	}
+	f, err := ferretdb.New(config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb-harness:", err)
 		os.Exit(1)

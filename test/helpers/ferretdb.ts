@@ -21,11 +21,15 @@ export interface FerretDbServer {
   stop(): void;
 }
 
-/** Starts FerretDB on a free 127.0.0.1 port with a fresh data dir; resolves once it accepts connections. */
-export async function startFerretDb(): Promise<FerretDbServer> {
+/**
+ * Starts FerretDB on a free 127.0.0.1 port, with a fresh SQLite data dir or, given
+ * `postgresqlUrl`, on that PostgreSQL database; resolves once it accepts connections.
+ */
+export async function startFerretDb(options: { postgresqlUrl?: string } = {}): Promise<FerretDbServer> {
   const binary = buildFerretDb();
   const dir = mkdtempSync(path.join(tmpdir(), 'ferretdb-'));
-  const child = spawn(binary, ['-listen', '127.0.0.1:0', '-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const backend = options.postgresqlUrl ? ['-postgresql-url', options.postgresqlUrl] : ['-dir', dir];
+  const child = spawn(binary, ['-listen', '127.0.0.1:0', ...backend], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
