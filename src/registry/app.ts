@@ -27,7 +27,14 @@ import { FsDriver } from './storage/fs-driver.js';
 export interface RegistryAppDeps {
   readonly config: Pick<
     RegistryConfig,
-    'storageRoot' | 'htpasswd' | 'readOnly' | 'uploadTimeoutSeconds' | 'maxManifestBytes'
+    | 'storageRoot'
+    | 'htpasswd'
+    | 'readOnly'
+    | 'uploadTimeoutSeconds'
+    | 'maxManifestBytes'
+    | 'maxUploadBytes'
+    | 'maxConcurrentUploadsPerRepo'
+    | 'readOnlyUsers'
   >;
   readonly logger: Logger;
   readonly driver?: StorageDriver;
@@ -119,9 +126,14 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
   const driver = deps.driver ?? new FsDriver(config.storageRoot);
   const metrics = new RegistryMetrics();
   const blobs = new Blobs(driver);
-  const uploads = new Uploads(driver, blobs, now, {
-    bytesReceived: (count) => metrics.bytesReceived.inc(count),
-  });
+  const uploads = new Uploads(
+    driver,
+    blobs,
+    now,
+    { maxBytes: config.maxUploadBytes, maxConcurrentPerRepository: config.maxConcurrentUploadsPerRepo },
+    { bytesReceived: (count) => metrics.bytesReceived.inc(count) },
+  );
+  const readOnlyUsers = new Set(config.readOnlyUsers);
   const services: RegistryServices = {
     blobs,
     uploads,
@@ -145,8 +157,10 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
       send(res, 200, { 'Content-Type': metrics.registry.contentType }, body);
       return;
     }
+    let user: string | undefined;
     if (htpasswd !== undefined && (path === '/v2' || path.startsWith('/v2/'))) {
-      if ((await htpasswd.authenticate(req.headers.authorization)) === undefined) {
+      user = await htpasswd.authenticate(req.headers.authorization);
+      if (user === undefined) {
         res.setHeader('WWW-Authenticate', 'Basic realm="aios-registry"');
         throw new RegistryError('Unauthorized');
       }
@@ -162,6 +176,9 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
       }
       if (config.readOnly && WRITE_METHODS.has(req.method ?? '')) {
         throw new RegistryError('Unsupported', 'the registry is in read-only mode');
+      }
+      if (user !== undefined && readOnlyUsers.has(user) && WRITE_METHODS.has(req.method ?? '')) {
+        throw new RegistryError('Denied', `user ${user} may only pull`);
       }
       const name = route.hasName ? validateName(match[1] ?? '') : '';
       const param = decode(match[2] ?? '');
@@ -210,7 +227,7 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
             error instanceof RegistryError ? error : new RegistryError('Unsupported', 'internal error');
           // 500 for our own failures: the spec has no code for them, UNSUPPORTED is the closest.
           const status = error instanceof RegistryError ? registryError.status : 500;
-          send(res, status, {}, registryError.toBody());
+          send(res, status, registryError.headers, registryError.toBody());
         } else {
           res.destroy();
         }

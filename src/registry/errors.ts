@@ -46,6 +46,8 @@ export const ERROR_KINDS = {
   },
   ManifestInvalid: { code: 'MANIFEST_INVALID', status: 400, message: 'manifest invalid' },
   ManifestTooLarge: { code: 'SIZE_INVALID', status: 413, message: 'manifest exceeds the size limit' },
+  /** A blob upload past REGISTRY_MAX_UPLOAD_BYTES: the same code and status as a manifest too large. */
+  BlobTooLarge: { code: 'SIZE_INVALID', status: 413, message: 'blob exceeds the upload size limit' },
   ManifestUnknown: { code: 'MANIFEST_UNKNOWN', status: 404, message: 'manifest unknown to registry' },
   NameInvalid: { code: 'NAME_INVALID', status: 400, message: 'invalid repository name' },
   NameUnknown: { code: 'NAME_UNKNOWN', status: 404, message: 'repository name not known to registry' },
@@ -72,6 +74,8 @@ export class RegistryError extends Error {
     readonly kind: ErrorKind,
     message?: string,
     readonly detail?: unknown,
+    /** Response headers the error needs, e.g. `Retry-After` on 429. */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message ?? ERROR_KINDS[kind].message);
     this.code = ERROR_KINDS[kind].code;

@@ -17,7 +17,16 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
   const logger = createLogger('registry', config.logLevel);
   await fs.mkdir(config.storageRoot, { recursive: true });
   const app = createRegistryApp({ config, logger });
-  const server = await listen(app.handler, { host: config.host, port: config.port, logger });
+  const server = await listen(app.handler, {
+    host: config.host,
+    port: config.port,
+    logger,
+    timeouts: {
+      headersTimeoutMs: 20_000,
+      requestTimeoutMs: config.requestTimeoutMs,
+      keepAliveTimeoutMs: 5_000,
+    },
+  });
   logger.info(
     {
       url: server.url,

@@ -34,6 +34,9 @@ export interface TestRegistryOptions {
   readonly htpasswd?: string;
   readonly readOnly?: boolean;
   readonly uploadTimeoutSeconds?: number;
+  readonly maxUploadBytes?: number;
+  readonly maxConcurrentUploadsPerRepo?: number;
+  readonly readOnlyUsers?: readonly string[];
   readonly now?: () => number;
 }
 
@@ -51,6 +54,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       readOnly: options.readOnly ?? false,
       uploadTimeoutSeconds: options.uploadTimeoutSeconds ?? 3600,
       maxManifestBytes: 4 * 1024 * 1024,
+      maxUploadBytes: options.maxUploadBytes ?? 10 * 1024 ** 3,
+      maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
+      readOnlyUsers: options.readOnlyUsers ?? [],
     },
     logger: pino({ level: 'silent' }),
     ...(options.now === undefined ? {} : { now: options.now }),

@@ -14,6 +14,7 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -55,13 +56,28 @@ export interface UploadObserver {
   bytesReceived(count: number): void;
 }
 
+/** What one client can hold: bytes per blob, and requests streaming into one repository at once. */
+export interface UploadLimits {
+  readonly maxBytes: number;
+  readonly maxConcurrentPerRepository: number;
+}
+
+/** Seconds a client told 429 should wait: uploads in flight usually finish within that. */
+const RETRY_AFTER_SECONDS = '5';
+
 export class Uploads {
   private readonly sessions = new Map<string, Session>();
+  /** Requests streaming data, per repository. */
+  private readonly streaming = new Map<string, number>();
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: Blobs,
     private readonly now: () => number,
+    private readonly limits: UploadLimits = {
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      maxConcurrentPerRepository: Number.MAX_SAFE_INTEGER,
+    },
     private readonly observer: UploadObserver = { bytesReceived: () => undefined },
   ) {}
 
@@ -188,8 +204,9 @@ export class Uploads {
   }
 
   private async discard(uploadId: string): Promise<void> {
-    this.sessions.delete(uploadId);
+    // Files first: a request that misses the session in memory meanwhile would rebuild it from disk.
     await this.driver.delete(uploadDir(uploadId));
+    this.sessions.delete(uploadId);
   }
 
   /** The session of `uploadId` in `name`; rebuilt from disk after a restart. */
@@ -221,22 +238,46 @@ export class Uploads {
     return session;
   }
 
-  /** Streams `body` to the upload file at the session offset, hashing as it goes. */
+  /**
+   * Streams `body` to the upload file at the session offset, hashing as it goes. Refused with 429
+   * when the repository already has its limit of requests streaming, and with 413 (the upload
+   * discarded) when the blob would pass the size limit: up front from Content-Length; a body sent
+   * without a length is counted as it arrives and cut off (the connection closes) at the limit.
+   */
   private async write(uploadId: string, session: Session, body: Readable): Promise<number> {
+    const active = this.streaming.get(session.name) ?? 0;
+    if (active >= this.limits.maxConcurrentPerRepository) {
+      throw new RegistryError(
+        'TooManyRequests',
+        `repository ${session.name} already receives ${active} uploads; retry later`,
+        undefined,
+        { 'Retry-After': RETRY_AFTER_SECONDS },
+      );
+    }
+    // The body is the request in the app (unit tests may pass a plain stream without headers).
+    const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length'] ?? 0);
+    if (session.offset + declared > this.limits.maxBytes) return this.tooLarge(uploadId);
+    this.streaming.set(session.name, active + 1);
     const { stream, done } = await this.driver.appendStream(uploadDataPath(uploadId), session.offset);
     const hash = session.hash;
     let received = 0;
+    let oversized = false;
     // A plain listener beside the pipe (both attach before the body starts flowing): cheaper per
     // chunk than a transform stage, and the hash sees exactly the bytes the file gets, in order.
     const onData = (chunk: Buffer) => {
       hash?.update(chunk);
       received += chunk.length;
+      if (session.offset + received > this.limits.maxBytes && !oversized) {
+        oversized = true;
+        body.destroy(new RegistryError('BlobTooLarge'));
+      }
     };
     body.on('data', onData);
     try {
       await pipeline(body, stream);
       await done;
     } catch (error) {
+      if (oversized) return await this.tooLarge(uploadId);
       // The file may hold part of the chunk: forget the running hash and re-read the offset.
       session.hash = undefined;
       session.offset = (await this.driver.stat(uploadDataPath(uploadId)))?.size ?? 0;
@@ -244,9 +285,21 @@ export class Uploads {
     } finally {
       body.off('data', onData);
       this.observer.bytesReceived(received);
+      const left = (this.streaming.get(session.name) ?? 1) - 1;
+      if (left === 0) this.streaming.delete(session.name);
+      else this.streaming.set(session.name, left);
     }
     session.offset += received;
     return session.offset;
+  }
+
+  /** Discards an upload that passed the size limit: nothing of it stays or becomes visible. */
+  private async tooLarge(uploadId: string): Promise<never> {
+    await this.discard(uploadId);
+    throw new RegistryError(
+      'BlobTooLarge',
+      `blob exceeds the upload size limit of ${this.limits.maxBytes} bytes`,
+    );
   }
 
   private async hashFile(uploadId: string, algorithm: string): Promise<string> {

@@ -3,6 +3,7 @@ import {
   readBool,
   readChoice,
   readInt,
+  readList,
   readOptionalString,
   readString,
   type Env,
@@ -28,6 +29,14 @@ export interface RegistryConfig {
   readonly uploadTimeoutSeconds: number;
   /** Largest manifest accepted by PUT (the spec asks registries to accept at least 4 MiB). */
   readonly maxManifestBytes: number;
+  /** Largest blob an upload may grow to (413 SIZE_INVALID beyond it). */
+  readonly maxUploadBytes: number;
+  /** Requests streaming blob data into one repository at once (429 TOOMANYREQUESTS beyond). */
+  readonly maxConcurrentUploadsPerRepo: number;
+  /** htpasswd users that may pull but not push or delete (403 DENIED). */
+  readonly readOnlyUsers: readonly string[];
+  /** Time a client has to send a whole request: long, since one request can carry a large layer. */
+  readonly requestTimeoutMs: number;
   /** Time allowed for in-flight requests (uploads) to finish after SIGTERM. */
   readonly shutdownTimeoutMs: number;
   /** `gc` keeps anything written or referenced more recently than this (in-flight pushes). */
@@ -44,6 +53,10 @@ export const REGISTRY_ENV_VARS = [
   'LOG_LEVEL',
   'REGISTRY_UPLOAD_TIMEOUT_SECONDS',
   'REGISTRY_MAX_MANIFEST_BYTES',
+  'REGISTRY_MAX_UPLOAD_BYTES',
+  'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO',
+  'REGISTRY_READ_ONLY_USERS',
+  'REGISTRY_REQUEST_TIMEOUT_MS',
   'REGISTRY_SHUTDOWN_TIMEOUT_MS',
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
 ] as const;
@@ -64,6 +77,10 @@ export function loadRegistryConfig(env: Env): RegistryConfig {
       4 * 1024 * 1024,
       64 * 1024 * 1024,
     ),
+    maxUploadBytes: readInt(env, 'REGISTRY_MAX_UPLOAD_BYTES', 10 * 1024 ** 3, 1024 * 1024, 1024 ** 4),
+    maxConcurrentUploadsPerRepo: readInt(env, 'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO', 32, 1, 10_000),
+    readOnlyUsers: readList(env, 'REGISTRY_READ_ONLY_USERS', []),
+    requestTimeoutMs: readInt(env, 'REGISTRY_REQUEST_TIMEOUT_MS', 3_600_000, 1_000, 86_400_000),
     shutdownTimeoutMs: readInt(env, 'REGISTRY_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     gcGracePeriodSeconds: readInt(env, 'REGISTRY_GC_GRACE_PERIOD_SECONDS', 3600, 0, 30 * 24 * 3600),
   });
