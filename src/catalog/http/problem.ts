@@ -84,6 +84,9 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
     if (error instanceof CatalogError) return sendProblem(req, res, error.code, error.message, error.issues);
+    // The router could not percent-decode a path parameter (e.g. `/container_registry/%ff`).
+    if (error instanceof URIError)
+      return sendProblem(req, res, 'validation', 'The request path is not valid percent-encoding');
     const type = (error as { type?: unknown }).type;
     if (typeof type === 'string' && type in BODY_PARSER_ERRORS) {
       const code = BODY_PARSER_ERRORS[type]!;

@@ -1,0 +1,32 @@
+import { expect } from 'chai';
+import { catalogTarget, formatReport, fuzz, registryTarget } from '../stress/http-fuzz.js';
+
+// 10,000 random and mutated requests against each server process (test/stress/http-fuzz.ts;
+// about 25 s for the catalog and 40 s for the registry here), fewer on FerretDB, which is slow.
+// Zero 5xx, the process alive at the end, and no rejected request changes what is stored.
+describe('HTTP fuzz', function () {
+  this.timeout(300_000);
+  const cases = [
+    { name: 'catalog, embedded store', make: () => catalogTarget('embedded'), requests: 10_000 },
+    { name: 'catalog, MongoDB store on FerretDB', make: () => catalogTarget('mongo'), requests: 2_000 },
+    { name: 'registry', make: registryTarget, requests: 10_000 },
+  ];
+  for (const { name, make, requests } of cases) {
+    it(`${name}: ${requests} requests, no 5xx, no crash, no state change from a rejected request`, async () => {
+      const target = await make();
+      try {
+        const report = await fuzz(target, requests, 20261122);
+        console.log(`      ${formatReport(report)}`);
+        expect(report.failures).to.deep.equal([]);
+        expect(report.stateChanges).to.deep.equal([]);
+        expect(report.alive).to.equal(true);
+        expect(report.stateChecks).to.be.greaterThan(requests / 2);
+        expect(
+          Object.keys(report.statuses).filter((status) => status.startsWith('2')).length,
+        ).to.be.greaterThan(0);
+      } finally {
+        await target.stop();
+      }
+    });
+  }
+});
