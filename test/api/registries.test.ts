@@ -204,6 +204,16 @@ for (const kind of STORE_KINDS) {
         const missing = await catalog.api.get('/container_registry/00000000-0000-4000-8000-000000000000');
         expect(missing.status).to.equal(404);
         expect(missing.body.error).to.match(/not found/);
+        // Found by the HTTP fuzz: an undecodable path parameter was a 500.
+        for (const path of [
+          '/container_registry/%ff',
+          '/container_registry/%',
+          '/container_registry/%E0%A4%A',
+        ]) {
+          const bad = await catalog.api.get(path);
+          expect(bad.status, path).to.equal(400);
+          expect(bad.body.error).to.equal('The request path is not valid percent-encoding');
+        }
       });
 
       it('answers 304 to If-None-Match with the current ETag', async () => {
