@@ -42,3 +42,10 @@ export function documentAt(i: number): ContainerRegistry {
     },
   };
 }
+
+/**
+ * The catalog under benchmark runs as deployed: access control on (this token, admin) and the
+ * per-client rate limiter counting every request (its limit set out of reach, so it never refuses).
+ */
+export const BENCH_TOKEN = 'aios_bench-token-not-secret';
+export const BENCH_AUTH = { authorization: `Bearer ${BENCH_TOKEN}` };

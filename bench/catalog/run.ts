@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatRow, load, type LoadOptions } from '../lib/load.js';
-import { documentAt, idAt, TAGS } from './documents.js';
+import { BENCH_AUTH, documentAt, idAt, TAGS } from './documents.js';
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 
@@ -135,7 +135,7 @@ for (const kind of values.stores.split(',')) {
       ],
     ];
     for (const [name, options] of scenarios) {
-      const result = await load({ ...options, url: target.url, durationSeconds });
+      const result = await load({ ...options, url: target.url, durationSeconds, headers: BENCH_AUTH });
       print([
         kind,
         size,

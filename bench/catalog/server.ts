@@ -1,5 +1,6 @@
 /**
- * One benchmark target in its own process (so the load generator gets the other core):
+ * One benchmark target in its own process (so the load generator gets the other core), with
+ * access control and the rate limiter on as deployed (see BENCH_TOKEN):
  *   node --import tsx bench/catalog/server.ts <embedded|mongo|ceiling> <documents>
  * Seeds the store, serves the catalog on a loopback port and prints {"url", "seedSeconds"}.
  */
@@ -14,7 +15,9 @@ import { SchemaSet } from '../../src/shared/schemas.js';
 import { listen } from '../../src/shared/server.js';
 import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
-import { documentAt } from './documents.js';
+import { AccessPolicy } from '../../src/catalog/access/policy.js';
+import { hashToken } from '../../src/catalog/access/tokens.js';
+import { BENCH_TOKEN, documentAt } from './documents.js';
 
 const [kind = 'embedded', countText = '1000'] = process.argv.slice(2);
 const count = Number(countText);
@@ -78,6 +81,15 @@ if (kind === 'express') {
     schemas: new SchemaSet(),
     logger: createLogger('bench', 'silent'),
     bodyLimitBytes: 1 << 20,
+    access: {
+      policy: new AccessPolicy(
+        [{ name: 'bench', role: 'admin', sha256: hashToken(BENCH_TOKEN), expiresAt: undefined }],
+        false,
+      ),
+      rateLimitPerSecond: 1_000_000_000,
+      healthCheckRateLimitPerMinute: 0,
+      corsOrigins: [],
+    },
   });
   const server = await listen(handler, { host: '127.0.0.1', port: 0 });
   console.log(JSON.stringify({ url: server.url, seedSeconds }));

@@ -15,6 +15,7 @@ export interface LoadOptions {
   readonly next?: () => { path: string; body?: string };
   readonly connections?: number;
   readonly durationSeconds?: number;
+  readonly headers?: Record<string, string>;
 }
 
 /** One autocannon run with the same settings for every target, so results can be compared. */
@@ -24,7 +25,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     url: options.url,
     connections: options.connections ?? 16,
     duration: options.durationSeconds ?? 5,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...options.headers },
     requests: [
       {
         method: options.method ?? 'GET',
