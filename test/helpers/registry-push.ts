@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
 import { spawnCli, type CliProcess } from './spawn-cli.js';
-import { sha256 } from './registry.js';
+import { imageManifest, sha256 } from './registry.js';
 
 /** Sends `data` in 64 KiB pieces with a pause between them, so the request is in flight for a while. */
 export function trickle(
@@ -64,22 +64,7 @@ export async function pushImage(
     const second = await trickle(`${base}${location}?digest=${digest}`, 'PUT', blob.subarray(half));
     if (second.status !== 201) throw new Error(`chunked push answered ${second.status}`);
   }
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: layers.map((layer) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar',
-        digest: sha256(layer),
-        size: layer.length,
-      })),
-    }),
-  );
+  const manifest = imageManifest(config, layers);
   const put = await fetch(`${base}/v2/${name}/manifests/${tag}`, {
     method: 'PUT',
     headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },

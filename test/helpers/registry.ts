@@ -232,6 +232,27 @@ export async function pushBlob(url: string, name: string, data: Buffer): Promise
   return digest;
 }
 
+/** An OCI image manifest for `config` and `layers` (plain tar layers), with `extra` members. */
+export function imageManifest(config: Buffer, layers: Buffer[], extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: layers.map((layer) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: sha256(layer),
+        size: layer.length,
+      })),
+      ...extra,
+    }),
+  );
+}
+
 /** Pushes config + layers + an OCI image manifest under `tag`; returns the manifest digest. */
 export async function pushImage(
   url: string,
@@ -246,23 +267,7 @@ export async function pushImage(
   const configDigest = await pushBlob(url, name, config);
   const layerDigests: string[] = [];
   for (const layer of layers) layerDigests.push(await pushBlob(url, name, layer));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: configDigest,
-        size: config.length,
-      },
-      layers: layers.map((layer, i) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar',
-        digest: layerDigests[i],
-        size: layer.length,
-      })),
-      ...extra,
-    }),
-  );
+  const manifest = imageManifest(config, layers, extra);
   const response = await fetch(`${url}/v2/${name}/manifests/${tag}`, {
     method: 'PUT',
     headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },

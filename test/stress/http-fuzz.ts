@@ -17,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { createToken } from '../../src/catalog/access/tokens.js';
+import { FUZZ_KEYS } from '../helpers/fuzz-vocabulary.js';
 import { getMongoUri, stopMongoServer } from '../helpers/mongo-server.js';
+import { pushImage } from '../helpers/registry.js';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
 
 export interface FuzzRequest {
@@ -66,46 +68,7 @@ const junkSegment = fc.oneof(
   fc.uuid(),
 );
 const jsonKeys = fc.constantFrom(
-  '$set',
-  '$unset',
-  '$push',
-  '$addToSet',
-  '$pull',
-  '$each',
-  '$in',
-  '$nin',
-  '$or',
-  '$and',
-  '$nor',
-  '$not',
-  '$elemMatch',
-  '$regex',
-  '$options',
-  '$size',
-  '$all',
-  '$exists',
-  '$eq',
-  '$gt',
-  '$where',
-  '$expr',
-  '$function',
-  'container_registry_id',
-  'container_registry_name',
-  'container_registry_tags',
-  'container_registry_metadata',
-  'container_registry_metadata.a',
-  'container_registry_config',
-  'container_registry_config.credentials',
-  'container_registry_config.credentials.password',
-  'container_registry_public_url',
-  'container_registry_image_prefix',
-  'container_registry_storage_info',
-  'container_registry_storage_info.storage_size',
-  '__proto__',
-  'constructor',
-  'prototype',
-  '',
-  'a.b',
+  ...FUZZ_KEYS,
   'schemaVersion',
   'mediaType',
   'layers',
@@ -598,35 +561,7 @@ export async function registryTarget(): Promise<Target> {
   });
   const url = String((await cli.waitForLog((line) => line.msg === 'registry listening', 60_000)).url);
   // One image to read, mutate and refer to.
-  const blob = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-  const layer = Buffer.from('fuzz layer');
-  for (const data of [config, layer]) {
-    await fetch(`${url}/v2/fuzz/app/blobs/uploads/?digest=${blob(data)}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: data,
-    });
-  }
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: blob(config),
-        size: config.length,
-      },
-      layers: [
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: blob(layer), size: layer.length },
-      ],
-    }),
-  );
-  await fetch(`${url}/v2/fuzz/app/manifests/v1`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    body: manifest,
-  });
+  const image = await pushImage(url, 'fuzz/app', 'v1', [Buffer.from('fuzz layer')]);
   const uploads: string[] = [];
   return {
     name: 'registry',
@@ -634,7 +569,7 @@ export async function registryTarget(): Promise<Target> {
     process: cli,
     requests: registryRequests(
       ['fuzz/app', 'fuzz/other', 'library/x'],
-      [blob(config), blob(layer), blob(manifest)],
+      [image.configDigest, ...image.layerDigests, image.digest],
       () => uploads,
     ),
     // What clients can see: blobs and repositories. Upload sessions are excluded: refusing a bad
