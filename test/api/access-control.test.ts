@@ -323,6 +323,13 @@ describe('CORS', function () {
       expect(read.status).to.equal(200);
       expect(read.headers['access-control-allow-origin']).to.equal('https://ui.example');
       expect(read.headers['access-control-expose-headers']).to.include('ETag');
+      // A refusal is readable by the page too (same CORS headers), so it can ask for a token.
+      const refused = await request(catalog.api.handler)
+        .get(`/container_registry/${created.body.data.id}`)
+        .set('Origin', 'https://ui.example');
+      expect(refused.status).to.equal(401);
+      expect(refused.headers['access-control-allow-origin']).to.equal('https://ui.example');
+      expect(refused.headers['access-control-expose-headers']).to.include('WWW-Authenticate');
       const other = await request(catalog.api.handler)
         .get(`/container_registry/${created.body.data.id}`)
         .set(headers)

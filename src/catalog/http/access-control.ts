@@ -13,6 +13,8 @@ export interface AccessControlOptions {
   readonly rateLimitPerSecond: number;
   /** On-demand health checks per minute per client; 0: unlimited. */
   readonly healthCheckRateLimitPerMinute: number;
+  /** Origins allowed by CORS (see app.ts): refusals carry the same CORS headers, so a browser can read them. */
+  readonly corsOrigins: readonly string[];
   readonly securityHeaders: Readonly<Record<string, string>>;
   readonly metrics: HttpMetrics;
   readonly logger: Logger;
@@ -60,6 +62,17 @@ export function withAccessControl(next: RequestListener, options: AccessControlO
   };
 }
 
+function corsHeaders(origin: string | undefined, allowed: readonly string[]): Record<string, string> {
+  if (origin === undefined) return {};
+  const anyOrigin = allowed.includes('*');
+  if (!anyOrigin && !allowed.includes(origin)) return {};
+  return {
+    'access-control-allow-origin': anyOrigin ? '*' : origin,
+    'access-control-expose-headers': 'WWW-Authenticate, Retry-After, X-Request-Id',
+    ...(anyOrigin ? {} : { vary: 'Origin' }),
+  };
+}
+
 function limiter(points: number, seconds: number): RateLimiterMemory | undefined {
   return points > 0 ? new RateLimiterMemory({ points, duration: seconds }) : undefined;
 }
@@ -79,6 +92,7 @@ function refuse(
   const { status, body } = problemBody(code, message, instance, id);
   res.writeHead(status, {
     ...options.securityHeaders,
+    ...corsHeaders(req.headers.origin, options.corsOrigins),
     ...extra,
     'x-request-id': id,
     'content-type': 'application/problem+json; charset=utf-8',
