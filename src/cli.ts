@@ -9,7 +9,7 @@ import { ConfigError } from './shared/config/env.js';
 import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
 import { HEALTH_ENV_VARS } from './shared/config/health.js';
 import { MONITOR_ENV_VARS } from './shared/config/monitor.js';
-import { REGISTRY_ENV_VARS } from './shared/config/registry.js';
+import { REGISTRY_ENV_VARS } from './oci/config.js';
 
 const program = new Command()
   .name('aios-registry-catalog')
@@ -95,7 +95,7 @@ program
       htpasswd?: string;
       readOnly?: boolean;
     }) => {
-      const { runRegistry } = await import('./registry/main.js');
+      const { runRegistry } = await import('./oci/main.js');
       await runRegistry({
         ...process.env,
         ...definedOnly({
@@ -119,7 +119,7 @@ program
     'keep anything newer than this, to protect pushes in flight (env REGISTRY_GC_GRACE_PERIOD_SECONDS, default 3600)',
   )
   .action(async (options: { storageRoot?: string; dryRun?: boolean; gracePeriod?: string }) => {
-    const { runGc } = await import('./registry/main.js');
+    const { runGc } = await import('./oci/main.js');
     await runGc(
       {
         ...process.env,

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { createRegistryApp, type RegistryApp } from '../../src/registry/app.js';
+import { createOciApp, type OciApp } from '../../src/oci/app.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -24,7 +24,7 @@ export interface TestRegistry {
   /** `127.0.0.1:<port>`, as skopeo wants it. */
   readonly host: string;
   readonly root: string;
-  readonly app: RegistryApp;
+  readonly app: OciApp;
   readonly server: RunningServer;
   close(): Promise<void>;
 }
@@ -47,7 +47,7 @@ export async function tempDir(prefix: string): Promise<string> {
 /** Starts the registry app in this process on 127.0.0.1:<free port> with a fresh storage root. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await tempDir('registry-test-'));
-  const app = createRegistryApp({
+  const app = createOciApp({
     config: {
       storageRoot: root,
       htpasswd: options.htpasswd,

@@ -10,7 +10,7 @@ import { CATALOG_ENV_VARS, loadCatalogConfig } from '../../../src/shared/config/
 import { ConfigError } from '../../../src/shared/config/env.js';
 import { HEALTH_ENV_VARS } from '../../../src/shared/config/health.js';
 import { MONITOR_ENV_VARS } from '../../../src/shared/config/monitor.js';
-import { REGISTRY_ENV_VARS } from '../../../src/shared/config/registry.js';
+import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
 import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
 import { spawnCli } from '../../helpers/spawn-cli.js';
 

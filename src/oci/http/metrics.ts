@@ -1,7 +1,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The registry's Prometheus metrics; one instance (and one prom-client `Registry`) per app. */
-export class RegistryMetrics {
+export class OciMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
     name: 'registry_http_requests_total',

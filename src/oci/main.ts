@@ -4,19 +4,19 @@
  */
 import fs from 'node:fs/promises';
 import type { Env } from '../shared/config/env.js';
-import { loadRegistryConfig } from '../shared/config/registry.js';
+import { loadOciConfig } from './config.js';
 import { createLogger } from '../shared/logger.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
-import { createRegistryApp } from './app.js';
+import { createOciApp } from './app.js';
 import { collectGarbage } from './domain/gc.js';
 import { FsDriver } from './storage/fs-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
 export async function runRegistry(env: Env): Promise<RunningServer> {
-  const config = loadRegistryConfig(env);
+  const config = loadOciConfig(env);
   const logger = createLogger('registry', config.logLevel);
   await fs.mkdir(config.storageRoot, { recursive: true });
-  const app = createRegistryApp({ config, logger });
+  const app = createOciApp({ config, logger });
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,
@@ -79,7 +79,7 @@ export async function runGc(
   flags: GcFlags,
   out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
 ) {
-  const config = loadRegistryConfig(env);
+  const config = loadOciConfig(env);
   const gracePeriodSeconds = flags.gracePeriodSeconds ?? config.gcGracePeriodSeconds;
   const verb = flags.dryRun ? 'would remove' : 'removed';
   out(

@@ -8,10 +8,10 @@ import {
   readString,
   type Env,
   type LogLevel,
-} from './env.js';
+} from '../shared/config/env.js';
 
 /** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
-export interface RegistryConfig {
+export interface OciConfig {
   /**
    * Listen address. Default 0.0.0.0: a registry exists to be reached by other hosts (nodes
    * pulling images); the Kubernetes deployment sets it explicitly.
@@ -61,7 +61,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
 ] as const;
 
-export function loadRegistryConfig(env: Env): RegistryConfig {
+export function loadOciConfig(env: Env): OciConfig {
   return Object.freeze({
     host: readString(env, 'REGISTRY_HOST', '0.0.0.0'),
     port: readInt(env, 'REGISTRY_PORT', 5000, 0, 65535),

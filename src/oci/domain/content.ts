@@ -4,7 +4,7 @@
  * digest, and one referrer descriptor per manifest whose `subject` points at another.
  */
 import { createHash } from 'node:crypto';
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   REPOSITORIES_DIR,
@@ -97,7 +97,7 @@ export class Content {
     const hex = createHash(algorithm).update(body).digest('hex');
     const digest = parseDigest(`${algorithm}:${hex}`);
     if (reference.kind === 'digest' && reference.digest.hex !== hex) {
-      throw new RegistryError('DigestInvalid', 'manifest digest does not match its content', {
+      throw new OciError('DigestInvalid', 'manifest digest does not match its content', {
         digest: reference.digest.value,
       });
     }
@@ -126,13 +126,11 @@ export class Content {
     const digest =
       reference.kind === 'digest' ? reference.digest : await this.resolveTag(name, reference.tag);
     const mediaType = (await this.driver.readFile(revisionLinkPath(name, digest)))?.toString('utf8');
-    if (mediaType === undefined)
-      throw new RegistryError('ManifestUnknown', undefined, { digest: digest.value });
+    if (mediaType === undefined) throw new OciError('ManifestUnknown', undefined, { digest: digest.value });
     let content = this.cache.get(digest.value);
     if (content === undefined) {
       content = await this.driver.readFile(blobPath(digest));
-      if (content === undefined)
-        throw new RegistryError('ManifestUnknown', undefined, { digest: digest.value });
+      if (content === undefined) throw new OciError('ManifestUnknown', undefined, { digest: digest.value });
       this.cache.set(digest.value, content);
     }
     return { digest, mediaType, content };
@@ -163,7 +161,7 @@ export class Content {
 
   async listTags(name: string, n: number | undefined, last: string | undefined): Promise<Page> {
     if ((await this.driver.stat(repositoryPath(name))) === undefined) {
-      throw new RegistryError('NameUnknown', undefined, { name });
+      throw new OciError('NameUnknown', undefined, { name });
     }
     return paginate(await this.driver.list(tagsDir(name)), n, last);
   }
@@ -207,7 +205,7 @@ export class Content {
 
   private async resolveTag(name: string, tag: string): Promise<Digest> {
     const target = await this.driver.readFile(tagPath(name, tag));
-    if (target === undefined) throw new RegistryError('ManifestUnknown', undefined, { tag });
+    if (target === undefined) throw new OciError('ManifestUnknown', undefined, { tag });
     return parseDigest(target.toString('utf8'));
   }
 
@@ -233,7 +231,7 @@ export class Content {
       }),
     ]);
     if (missing.length > 0) {
-      throw new RegistryError('ManifestBlobUnknown', undefined, { digests: missing.sort() });
+      throw new OciError('ManifestBlobUnknown', undefined, { digests: missing.sort() });
     }
   }
 }

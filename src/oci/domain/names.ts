@@ -3,7 +3,7 @@
  * Distribution Specification v1.1. These values become path segments on disk, so nothing that
  * fails them ever reaches the storage layer (no `..`, no `%`, no absolute paths).
  */
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 
 /** `<name>`: path components of lowercase alphanumerics joined by `.`, `_`, `__` or dashes. */
 export const NAME_PATTERN =
@@ -29,7 +29,7 @@ export interface Digest {
 
 export function validateName(name: string): string {
   if (name.length > NAME_MAX_LENGTH || !NAME_PATTERN.test(name)) {
-    throw new RegistryError('NameInvalid', 'invalid repository name', { name });
+    throw new OciError('NameInvalid', 'invalid repository name', { name });
   }
   return name;
 }
@@ -44,11 +44,11 @@ export function parseDigest(text: string): Digest {
   const algorithm = text.slice(0, separator);
   const hex = text.slice(separator + 1);
   if (separator < 0 || !DIGEST_PATTERN.test(text) || !Object.hasOwn(DIGEST_ALGORITHMS, algorithm)) {
-    throw new RegistryError('DigestInvalid', 'invalid digest', { digest: text });
+    throw new OciError('DigestInvalid', 'invalid digest', { digest: text });
   }
   const length = DIGEST_ALGORITHMS[algorithm as DigestAlgorithm];
   if (hex.length !== length || !/^[a-f0-9]+$/.test(hex)) {
-    throw new RegistryError('DigestInvalid', 'invalid digest', { digest: text });
+    throw new OciError('DigestInvalid', 'invalid digest', { digest: text });
   }
   return { algorithm: algorithm as DigestAlgorithm, hex, value: text };
 }
@@ -66,6 +66,6 @@ export function parseReference(
   onInvalidTag: 'ManifestInvalid' | 'ManifestUnknown',
 ): Reference {
   if (reference.includes(':')) return { kind: 'digest', digest: parseDigest(reference) };
-  if (!isTag(reference)) throw new RegistryError(onInvalidTag, 'invalid tag', { tag: reference });
+  if (!isTag(reference)) throw new OciError(onInvalidTag, 'invalid tag', { tag: reference });
   return { kind: 'tag', tag: reference };
 }

@@ -6,8 +6,8 @@ import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
-import type { StorageDriver } from '../../../src/registry/storage/driver.js';
-import { FsDriver } from '../../../src/registry/storage/fs-driver.js';
+import type { StorageDriver } from '../../../src/oci/storage/driver.js';
+import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { tempDir } from '../../helpers/registry.js';
 
 interface DriverFactory {

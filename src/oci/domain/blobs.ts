@@ -2,7 +2,7 @@
  * Blobs as a repository sees them: a blob is readable in a repository only when the repository
  * has a link to it (it was pushed or mounted there), even if another repository holds the bytes.
  */
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import type { ReadableFile, StorageDriver } from '../storage/driver.js';
 import { blobPath, layerLinkPath } from '../storage/layout.js';
 import type { Digest } from './names.js';
@@ -17,7 +17,7 @@ export class Blobs {
       this.driver.stat(blobPath(digest)),
     ]);
     if (link === undefined || blob === undefined)
-      throw new RegistryError('BlobUnknown', undefined, { digest: digest.value });
+      throw new OciError('BlobUnknown', undefined, { digest: digest.value });
     return blob.size;
   }
 
@@ -34,7 +34,7 @@ export class Blobs {
     ]);
     if (link === undefined || file === undefined) {
       await file?.close();
-      throw new RegistryError('BlobUnknown', undefined, { digest: digest.value });
+      throw new OciError('BlobUnknown', undefined, { digest: digest.value });
     }
     return file;
   }
@@ -61,7 +61,7 @@ export class Blobs {
   /** Removes the blob from `name` only; the bytes go when `gc` finds nothing linking them. */
   async unlink(name: string, digest: Digest): Promise<void> {
     if (!(await this.isLinked(name, digest)))
-      throw new RegistryError('BlobUnknown', undefined, { digest: digest.value });
+      throw new OciError('BlobUnknown', undefined, { digest: digest.value });
     await this.driver.delete(layerLinkPath(name, digest));
   }
 }

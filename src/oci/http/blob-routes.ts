@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { ReadableFile } from '../storage/driver.js';
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { parseDigest } from '../domain/names.js';
 import { header, send, type RouteContext } from './context.js';
 
@@ -24,7 +24,7 @@ export function parseRange(
     end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   }
   if (start >= size || start > end) {
-    throw new RegistryError('RangeNotSatisfiable', undefined, { size });
+    throw new OciError('RangeNotSatisfiable', undefined, { size });
   }
   return { start, end };
 }

@@ -13,11 +13,11 @@ export interface RouteContext {
   /** The path parameter after the route keyword (reference, digest, upload id), URL-decoded. */
   readonly param: string;
   readonly query: URLSearchParams;
-  readonly services: RegistryServices;
+  readonly services: OciServices;
   readonly logger: Logger;
 }
 
-export interface RegistryServices {
+export interface OciServices {
   readonly blobs: Blobs;
   readonly uploads: Uploads;
   readonly content: Content;

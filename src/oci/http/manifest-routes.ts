@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, baseMediaType } from '../domain/manifests.js';
 import { parseReference } from '../domain/names.js';
 import { header, send, type RouteContext } from './context.js';
@@ -19,13 +19,13 @@ export function accepts(accept: string | undefined, mediaType: string): boolean 
 async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = header(req, 'content-length');
   if (declared !== undefined && Number(declared) > limit) {
-    throw new RegistryError('ManifestTooLarge', undefined, { limit });
+    throw new OciError('ManifestTooLarge', undefined, { limit });
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new RegistryError('ManifestTooLarge', undefined, { limit });
+    if (size > limit) throw new OciError('ManifestTooLarge', undefined, { limit });
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -36,7 +36,7 @@ export async function getManifest(context: RouteContext): Promise<void> {
   const { req, res, name, services } = context;
   const manifest = await services.content.getManifest(name, parseReference(context.param, 'ManifestUnknown'));
   if (!accepts(header(req, 'accept'), manifest.mediaType)) {
-    throw new RegistryError(
+    throw new OciError(
       'ManifestUnknown',
       `manifest is ${manifest.mediaType}, which the Accept header excludes`,
     );

@@ -2,7 +2,7 @@
  * Manifest parsing and validation: what a manifest PUT must satisfy before anything is stored,
  * and what the registry needs to remember about it (references, subject, referrer descriptor).
  */
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { parseDigest, type Digest } from './names.js';
 
 export const MEDIA_TYPES = {
@@ -46,8 +46,8 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function invalid(message: string): RegistryError {
-  return new RegistryError('ManifestInvalid', `manifest invalid: ${message}`);
+function invalid(message: string): OciError {
+  return new OciError('ManifestInvalid', `manifest invalid: ${message}`);
 }
 
 function descriptor(value: unknown, where: string): Descriptor {

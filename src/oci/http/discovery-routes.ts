@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { parseDigest } from '../domain/names.js';
 import { MEDIA_TYPES } from '../domain/manifests.js';
 import { send, type RouteContext } from './context.js';
@@ -7,7 +7,7 @@ import { send, type RouteContext } from './context.js';
 function pageSize(query: URLSearchParams): number | undefined {
   const n = query.get('n');
   if (n === null || n === '') return undefined;
-  if (!/^\d{1,6}$/.test(n)) throw new RegistryError('PaginationInvalid', undefined, { n });
+  if (!/^\d{1,6}$/.test(n)) throw new OciError('PaginationInvalid', undefined, { n });
   return Number(n);
 }
 

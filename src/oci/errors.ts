@@ -1,5 +1,5 @@
 /**
- * Registry errors. Every failure the registry reports is a `RegistryError` whose `kind` selects one
+ * Registry errors. Every failure the registry reports is a `OciError` whose `kind` selects one
  * row of {@link ERROR_KINDS}: the distribution-spec error code put in the JSON body and the HTTP
  * status. No call site chooses a status; adding a failure means adding a row here.
  */
@@ -66,8 +66,8 @@ export const ERROR_KINDS = {
 export type ErrorKind = keyof typeof ERROR_KINDS;
 
 /** A request the registry refuses; rendered as `{"errors":[{code,message,detail}]}`. */
-export class RegistryError extends Error {
-  override name = 'RegistryError';
+export class OciError extends Error {
+  override name = 'OciError';
   readonly code: ErrorCode;
   readonly status: number;
   constructor(

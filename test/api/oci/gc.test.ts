@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { runGc } from '../../../src/registry/main.js';
+import { runGc } from '../../../src/oci/main.js';
 import { pushBlob, pushImage, sha256, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { spawnCli } from '../../helpers/spawn-cli.js';
 

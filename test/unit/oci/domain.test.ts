@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { ConfigError } from '../../../src/shared/config/env.js';
-import { loadRegistryConfig } from '../../../src/shared/config/registry.js';
-import { parseManifest } from '../../../src/registry/domain/manifests.js';
-import { parseDigest, parseReference, validateName } from '../../../src/registry/domain/names.js';
-import { RegistryError } from '../../../src/registry/errors.js';
-import { parseRange } from '../../../src/registry/http/blob-routes.js';
-import { accepts } from '../../../src/registry/http/manifest-routes.js';
-import { parseContentRange } from '../../../src/registry/http/upload-routes.js';
+import { loadOciConfig } from '../../../src/oci/config.js';
+import { parseManifest } from '../../../src/oci/domain/manifests.js';
+import { parseDigest, parseReference, validateName } from '../../../src/oci/domain/names.js';
+import { OciError } from '../../../src/oci/errors.js';
+import { parseRange } from '../../../src/oci/http/blob-routes.js';
+import { accepts } from '../../../src/oci/http/manifest-routes.js';
+import { parseContentRange } from '../../../src/oci/http/upload-routes.js';
 
 const HEX = 'a'.repeat(64);
 
@@ -14,7 +14,7 @@ function codeOf(fn: () => unknown): string | undefined {
   try {
     fn();
   } catch (error) {
-    if (error instanceof RegistryError) return `${error.status} ${error.code}`;
+    if (error instanceof OciError) return `${error.status} ${error.code}`;
     throw error;
   }
   return undefined;
@@ -161,7 +161,7 @@ describe('registry: HTTP header parsing', () => {
 
 describe('registry: configuration', () => {
   it('has documented defaults', () => {
-    expect(loadRegistryConfig({})).to.include({
+    expect(loadOciConfig({})).to.include({
       host: '0.0.0.0',
       port: 5000,
       storageRoot: './data/registry',
@@ -171,16 +171,13 @@ describe('registry: configuration', () => {
   });
 
   it('reads the environment and names a bad variable', () => {
-    const config = loadRegistryConfig({
+    const config = loadOciConfig({
       REGISTRY_PORT: '5001',
       REGISTRY_READ_ONLY: 'true',
       REGISTRY_HTPASSWD: '/etc/htpasswd',
     });
     expect(config).to.include({ port: 5001, readOnly: true, htpasswd: '/etc/htpasswd' });
-    expect(() => loadRegistryConfig({ REGISTRY_PORT: 'x' })).to.throw(ConfigError, 'REGISTRY_PORT');
-    expect(() => loadRegistryConfig({ REGISTRY_READ_ONLY: 'maybe' })).to.throw(
-      ConfigError,
-      'REGISTRY_READ_ONLY',
-    );
+    expect(() => loadOciConfig({ REGISTRY_PORT: 'x' })).to.throw(ConfigError, 'REGISTRY_PORT');
+    expect(() => loadOciConfig({ REGISTRY_READ_ONLY: 'maybe' })).to.throw(ConfigError, 'REGISTRY_READ_ONLY');
   });
 });

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { parseDigest, validateName } from '../domain/names.js';
 import type { ChunkRange } from '../domain/uploads.js';
 import { header, send, type RouteContext } from './context.js';
@@ -13,17 +13,17 @@ const rangeHeader = (offset: number) => `0-${Math.max(0, offset - 1)}`;
 export function parseContentRange(value: string | undefined): ChunkRange | undefined {
   if (value === undefined) return undefined;
   const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(value.trim());
-  if (match === null) throw new RegistryError('BlobUploadInvalid', 'malformed Content-Range');
+  if (match === null) throw new OciError('BlobUploadInvalid', 'malformed Content-Range');
   const start = Number(match[1]);
   const end = Number(match[2]);
-  if (end < start) throw new RegistryError('BlobUploadOutOfOrder', 'Content-Range end precedes its start');
+  if (end < start) throw new OciError('BlobUploadOutOfOrder', 'Content-Range end precedes its start');
   return { start, end };
 }
 
 function checkChunkLength(req: IncomingMessage, range: ChunkRange | undefined): void {
   const length = header(req, 'content-length');
   if (range !== undefined && length !== undefined && Number(length) !== range.end - range.start + 1) {
-    throw new RegistryError('SizeInvalid', 'Content-Length does not match Content-Range');
+    throw new OciError('SizeInvalid', 'Content-Length does not match Content-Range');
   }
 }
 
@@ -82,7 +82,7 @@ export async function patchUpload(context: RouteContext): Promise<void> {
 export async function finishUpload(context: RouteContext): Promise<void> {
   const { req, res, name, param: uploadId, query, services } = context;
   const digestParam = query.get('digest');
-  if (digestParam === null) throw new RegistryError('DigestInvalid', 'digest query parameter missing');
+  if (digestParam === null) throw new OciError('DigestInvalid', 'digest query parameter missing');
   const digest = parseDigest(digestParam);
   const range = parseContentRange(header(req, 'content-range'));
   checkChunkLength(req, range);

@@ -1,32 +1,32 @@
 /**
  * The registry HTTP app: a small router on `node:http` (no framework: manifest GET is the hot
  * path and is measured against CNCF Distribution). Every request goes through one function that
- * authenticates, dispatches to a route handler, maps `RegistryError`s to the spec's JSON body,
+ * authenticates, dispatches to a route handler, maps `OciError`s to the spec's JSON body,
  * writes the access log and records metrics.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { ConfigError } from '../shared/config/env.js';
-import type { RegistryConfig } from '../shared/config/registry.js';
+import type { OciConfig } from './config.js';
 import type { Logger } from '../shared/logger.js';
 import { Blobs } from './domain/blobs.js';
 import { Content } from './domain/content.js';
 import { validateName } from './domain/names.js';
 import { Uploads } from './domain/uploads.js';
-import { RegistryError } from './errors.js';
+import { OciError } from './errors.js';
 import { deleteBlob, getBlob } from './http/blob-routes.js';
-import { send, type RegistryServices, type RouteHandler } from './http/context.js';
+import { send, type OciServices, type RouteHandler } from './http/context.js';
 import { listReferrers, listRepositories, listTags } from './http/discovery-routes.js';
 import { Htpasswd } from './http/htpasswd.js';
 import { deleteManifest, getManifest, putManifest } from './http/manifest-routes.js';
-import { RegistryMetrics } from './http/metrics.js';
+import { OciMetrics } from './http/metrics.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './http/upload-routes.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
 
 /** Dependencies of the app; tests pass their own clock and storage root. */
-export interface RegistryAppDeps {
+export interface OciAppDeps {
   readonly config: Pick<
-    RegistryConfig,
+    OciConfig,
     | 'storageRoot'
     | 'htpasswd'
     | 'readOnly'
@@ -42,10 +42,10 @@ export interface RegistryAppDeps {
 }
 
 /** A registry app: the request handler plus what the entry point needs to run and stop it. */
-export interface RegistryApp {
+export interface OciApp {
   readonly handler: RequestListener;
-  readonly metrics: RegistryMetrics;
-  readonly services: RegistryServices;
+  readonly metrics: OciMetrics;
+  readonly services: OciServices;
   /** Removes abandoned uploads once; the app also runs it periodically. */
   purgeStaleUploads(): Promise<number>;
   /** Stops background work (the periodic upload purge). */
@@ -108,7 +108,7 @@ function decode(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new RegistryError('NameInvalid', 'malformed URL encoding');
+    throw new OciError('NameInvalid', 'malformed URL encoding');
   }
 }
 
@@ -120,11 +120,11 @@ function loadHtpasswd(path: string): Htpasswd {
   }
 }
 
-export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
+export function createOciApp(deps: OciAppDeps): OciApp {
   const { config, logger } = deps;
   const now = deps.now ?? Date.now;
   const driver = deps.driver ?? new FsDriver(config.storageRoot);
-  const metrics = new RegistryMetrics();
+  const metrics = new OciMetrics();
   const blobs = new Blobs(driver);
   const uploads = new Uploads(
     driver,
@@ -134,7 +134,7 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
     { bytesReceived: (count) => metrics.bytesReceived.inc(count) },
   );
   const readOnlyUsers = new Set(config.readOnlyUsers);
-  const services: RegistryServices = {
+  const services: OciServices = {
     blobs,
     uploads,
     content: new Content(driver, blobs),
@@ -162,7 +162,7 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
       user = await htpasswd.authenticate(req.headers.authorization);
       if (user === undefined) {
         res.setHeader('WWW-Authenticate', 'Basic realm="aios-registry"');
-        throw new RegistryError('Unauthorized');
+        throw new OciError('Unauthorized');
       }
     }
     for (const route of ROUTES) {
@@ -172,20 +172,20 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
       const handler = route.methods[req.method ?? ''];
       if (handler === undefined) {
         res.setHeader('Allow', Object.keys(route.methods).join(', '));
-        throw new RegistryError('Unsupported', `method ${req.method} not allowed on ${route.name}`);
+        throw new OciError('Unsupported', `method ${req.method} not allowed on ${route.name}`);
       }
       if (config.readOnly && WRITE_METHODS.has(req.method ?? '')) {
-        throw new RegistryError('Unsupported', 'the registry is in read-only mode');
+        throw new OciError('Unsupported', 'the registry is in read-only mode');
       }
       if (user !== undefined && readOnlyUsers.has(user) && WRITE_METHODS.has(req.method ?? '')) {
-        throw new RegistryError('Denied', `user ${user} may only pull`);
+        throw new OciError('Denied', `user ${user} may only pull`);
       }
       const name = route.hasName ? validateName(match[1] ?? '') : '';
       const param = decode(match[2] ?? '');
       await handler({ req, res, name, param, query: new URLSearchParams(query), services, logger });
       return;
     }
-    throw new RegistryError('NotFound');
+    throw new OciError('NotFound');
   }
 
   const handler: RequestListener = (req, res) => {
@@ -212,9 +212,9 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
         route,
         status: res.statusCode,
         ms: Math.round(seconds * 1e4) / 10,
-        ...(error instanceof RegistryError ? { code: error.code } : {}),
+        ...(error instanceof OciError ? { code: error.code } : {}),
       };
-      if (error !== undefined && !(error instanceof RegistryError))
+      if (error !== undefined && !(error instanceof OciError))
         logger.error({ ...entry, err: error }, 'request failed');
       else logger.info(entry, 'request');
     };
@@ -224,9 +224,9 @@ export function createRegistryApp(deps: RegistryAppDeps): RegistryApp {
       (error: unknown) => {
         if (!res.headersSent) {
           const registryError =
-            error instanceof RegistryError ? error : new RegistryError('Unsupported', 'internal error');
+            error instanceof OciError ? error : new OciError('Unsupported', 'internal error');
           // 500 for our own failures: the spec has no code for them, UNSUPPORTED is the closest.
-          const status = error instanceof RegistryError ? registryError.status : 500;
+          const status = error instanceof OciError ? registryError.status : 500;
           send(res, status, registryError.headers, registryError.toBody());
         } else {
           res.destroy();

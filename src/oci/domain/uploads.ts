@@ -16,7 +16,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { RegistryError } from '../errors.js';
+import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   TMP_DIR,
@@ -102,9 +102,9 @@ export class Uploads {
   async append(name: string, uploadId: string, body: Readable, range?: ChunkRange): Promise<number> {
     const session = await this.session(name, uploadId);
     if (session.busy)
-      throw new RegistryError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
+      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
     if (range !== undefined && range.start !== session.offset) {
-      throw new RegistryError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
+      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
     }
     session.busy = true;
     try {
@@ -127,9 +127,9 @@ export class Uploads {
   ): Promise<void> {
     const session = await this.session(name, uploadId);
     if (session.busy)
-      throw new RegistryError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
+      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
     if (range !== undefined && range.start !== session.offset) {
-      throw new RegistryError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
+      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
     }
     session.busy = true;
     try {
@@ -141,7 +141,7 @@ export class Uploads {
       session.hash = undefined;
       if (actual !== digest.hex) {
         await this.discard(uploadId);
-        throw new RegistryError('DigestInvalid', undefined, { digest: digest.value });
+        throw new OciError('DigestInvalid', undefined, { digest: digest.value });
       }
       if (session.offset === 0) await this.driver.writeFile(uploadDataPath(uploadId), '');
       await this.driver.move(uploadDataPath(uploadId), blobPath(digest));
@@ -211,7 +211,7 @@ export class Uploads {
 
   /** The session of `uploadId` in `name`; rebuilt from disk after a restart. */
   private async session(name: string, uploadId: string): Promise<Session> {
-    const unknown = () => new RegistryError('BlobUploadUnknown', undefined, { uploadId });
+    const unknown = () => new OciError('BlobUploadUnknown', undefined, { uploadId });
     if (!UPLOAD_ID.test(uploadId)) throw unknown();
     const known = this.sessions.get(uploadId);
     if (known !== undefined) {
@@ -247,7 +247,7 @@ export class Uploads {
   private async write(uploadId: string, session: Session, body: Readable): Promise<number> {
     const active = this.streaming.get(session.name) ?? 0;
     if (active >= this.limits.maxConcurrentPerRepository) {
-      throw new RegistryError(
+      throw new OciError(
         'TooManyRequests',
         `repository ${session.name} already receives ${active} uploads; retry later`,
         undefined,
@@ -269,7 +269,7 @@ export class Uploads {
       received += chunk.length;
       if (session.offset + received > this.limits.maxBytes && !oversized) {
         oversized = true;
-        body.destroy(new RegistryError('BlobTooLarge'));
+        body.destroy(new OciError('BlobTooLarge'));
       }
     };
     body.on('data', onData);
@@ -296,10 +296,7 @@ export class Uploads {
   /** Discards an upload that passed the size limit: nothing of it stays or becomes visible. */
   private async tooLarge(uploadId: string): Promise<never> {
     await this.discard(uploadId);
-    throw new RegistryError(
-      'BlobTooLarge',
-      `blob exceeds the upload size limit of ${this.limits.maxBytes} bytes`,
-    );
+    throw new OciError('BlobTooLarge', `blob exceeds the upload size limit of ${this.limits.maxBytes} bytes`);
   }
 
   private async hashFile(uploadId: string, algorithm: string): Promise<string> {
