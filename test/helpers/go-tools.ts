@@ -41,3 +41,34 @@ export function buildGoTool(name: string): string {
   writeFileSync(stamp, digest);
   return binary;
 }
+
+/**
+ * Go programs the tests drive as real clients and servers, pinned by module version. Each is
+ * built once with `go install` into `.cache/bin/<name>@<version>/` and reused; Go's own module and
+ * build caches make a rebuild after a version bump cheap.
+ */
+export const GO_TOOLS = {
+  crane: 'github.com/google/go-containerregistry/cmd/crane@v0.22.1',
+  regctl: 'github.com/regclient/regclient/cmd/regctl@v0.11.7',
+  oras: 'oras.land/oras/cmd/oras@v1.3.6',
+  registry: 'github.com/distribution/distribution/v3/cmd/registry@v3.1.2',
+  gofakes3: 'github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0',
+} as const;
+
+/** Path of the binary of one of {@link GO_TOOLS}, installing it first when it is missing. */
+export function installGoTool(name: keyof typeof GO_TOOLS): string {
+  const module = GO_TOOLS[name];
+  const version = module.slice(module.lastIndexOf('@') + 1);
+  const binDir = path.join(ROOT, '.cache', 'bin', `${name}@${version}`);
+  const binary = path.join(binDir, name);
+  if (existsSync(binary)) return binary;
+  mkdirSync(binDir, { recursive: true });
+  const result = spawnSync(goBinary(), ['install', module], {
+    encoding: 'utf8',
+    env: { ...process.env, GOBIN: binDir, CGO_ENABLED: '0' },
+  });
+  if (result.status !== 0 || !existsSync(binary)) {
+    throw new Error(`go install ${module} failed:\n${result.stderr}`);
+  }
+  return binary;
+}
