@@ -1,6 +1,4 @@
-import cors from 'cors';
 import express, { type Express } from 'express';
-import swaggerUi from 'swagger-ui-express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.js';
 import type { SchemaSet } from '../shared/schemas.js';
@@ -9,17 +7,15 @@ import { HealthService } from './domain/health-service.js';
 import { RegistryService } from './domain/registries.js';
 import type { HealthReport, ProbeTarget } from './health/probe.js';
 import { AccessPolicy } from './access/policy.js';
-import { withAccessControl } from './http/access-control.js';
+import { accessGate } from './http/access-control.js';
 import { jsonBody } from './http/json-body.js';
 import type { RequestListener } from 'node:http';
-import { withFastRead } from './http/fast-read.js';
-import { createMetricsRegistry, httpMetrics, type HttpMetrics } from './http/metrics.js';
+import { createFront, type Front } from './http/front.js';
+import { createMetricsRegistry, httpMetrics } from './http/metrics.js';
 import { bundleOpenApi } from './http/openapi.js';
 import { problemHandler, sendProblem } from './http/problem.js';
-import { requestContext } from './http/request-context.js';
-import { securityHeaders } from './http/security-headers.js';
-import { healthRoutes } from './routes/health.js';
-import { registryRoutes } from './routes/registries.js';
+import type { CatalogServices } from './routes/services.js';
+import { CATALOG_ROUTE_INDEX } from './routes/table.js';
 import type { HealthStore } from './store/health-store.js';
 import type { RegistryStore } from './store/registry-store.js';
 
@@ -55,7 +51,7 @@ const OPEN_ACCESS: AccessDeps = {
 };
 
 export interface Catalog {
-  /** What a server listens with: the Express app behind the fast read path (http/fast-read.ts). */
+  /** What a server listens with: the front door (http/front.ts) before the fast read path and Express. */
   readonly handler: RequestListener;
   /** The Express app alone (every route, described by openapi.yaml). */
   readonly app: Express;
@@ -64,7 +60,7 @@ export interface Catalog {
   readonly metrics: Registry;
 }
 
-/** Builds the catalog (services and the Express app) from its dependencies. It never listens. */
+/** Builds the catalog (services, the front door and the Express app) from its dependencies. It never listens. */
 export function createCatalog(deps: CatalogDeps): Catalog {
   const metrics = createMetricsRegistry('catalog_');
   let health: HealthService | undefined;
@@ -89,76 +85,35 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       metrics,
     });
   }
-  const http = httpMetrics(metrics, 'catalog_');
+  const services: CatalogServices = {
+    registries,
+    health,
+    ping: () => deps.store.ping(),
+    metrics,
+    openapi: bundleOpenApi(deps.schemas),
+  };
   const access = deps.access ?? OPEN_ACCESS;
-  const headers = securityHeaders();
-  const app = createCatalogApp(deps, access, headers, registries, health, metrics, http);
-  const handler = withAccessControl(
-    withFastRead(app, { registries, metrics: http, logger: deps.logger, securityHeaders: headers }),
-    { ...access, securityHeaders: headers, metrics: http, logger: deps.logger },
-  );
-  return { handler, app, registries, health, metrics };
+  const front = createFront({
+    routes: CATALOG_ROUTE_INDEX,
+    services,
+    gate: accessGate({ ...access, logger: deps.logger }),
+    logger: deps.logger,
+    metrics: httpMetrics(metrics, 'catalog_'),
+    corsOrigins: access.corsOrigins,
+  });
+  const app = createCatalogApp(front, services, deps);
+  return { handler: front.listener(app), app, registries, health, metrics };
 }
 
-function createCatalogApp(
-  deps: CatalogDeps,
-  access: AccessDeps,
-  headers: Readonly<Record<string, string>>,
-  registries: RegistryService,
-  health: HealthService | undefined,
-  metrics: Registry,
-  http: HttpMetrics,
-): Express {
-  const openapi = bundleOpenApi(deps.schemas);
+/** The Express app: the front door's prelude, JSON bodies, every route of the table, the envelope for errors. */
+function createCatalogApp(front: Front, services: CatalogServices, deps: CatalogDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(requestContext(deps.logger));
-  app.use(http.middleware);
-  app.use((_req, res, next) => {
-    res.set(headers);
-    next();
-  });
-  if (access.corsOrigins.length > 0) {
-    app.use(
-      cors({
-        origin: access.corsOrigins.includes('*') ? '*' : [...access.corsOrigins],
-        allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'X-Request-Id'],
-        exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'X-Request-Id', 'Retry-After'],
-        maxAge: 600,
-      }),
-    );
-  }
+  app.use(front.prelude);
   app.use(jsonBody(deps.bodyLimitBytes));
-
-  if (health) app.use(healthRoutes(health));
-  app.use(registryRoutes(registries, health));
-
-  app.get('/healthz', (_req, res) => {
-    res.json({ success: true, data: { status: 'ok' } });
-  });
-  app.get('/readyz', async (req, res) => {
-    try {
-      await deps.store.ping();
-      res.json({ success: true, data: { status: 'ready' } });
-    } catch (error) {
-      req.log.warn({ err: error }, 'store not reachable');
-      sendProblem(req, res, 'unavailable', 'The store does not answer');
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
-  });
-  app.get('/openapi.json', (_req, res) => {
-    res.json(openapi);
-  });
-  app.use(
-    '/docs',
-    swaggerUi.serve,
-    swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }),
-  );
-
+  CATALOG_ROUTE_INDEX.register(app, services);
   app.use((req, res) => {
     sendProblem(req, res, 'not_found', `No route for ${req.method} ${req.path}`);
   });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { AccessPolicy, requirementOf } from '../../src/catalog/access/policy.js';
+import { AccessPolicy } from '../../src/catalog/access/policy.js';
+import { requirementOf } from '../../src/catalog/routes/table.js';
 import { createToken, parseTokenEntries } from '../../src/catalog/access/tokens.js';
 import { loadCatalogConfig } from '../../src/shared/config/catalog.js';
 import { ConfigError } from '../../src/shared/config/env.js';

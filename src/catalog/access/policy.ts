@@ -7,28 +7,6 @@ export interface Requirement {
   readonly probe: boolean;
 }
 
-/** `?verify=true` (or `=1`, or bare) on a create: the registry is probed before it is stored. */
-const VERIFY = /(^|&)verify(=(true|1)?)?(&|$)/;
-
-/**
- * Classifies a request by method and path, the way Express will route it (case-insensitive, one
- * optional trailing slash). Anything not listed needs `read` to look at and `write` to change,
- * so a route added later is never open by accident.
- */
-export function requirementOf(method: string, url: string): Requirement {
-  const [rawPath = '', query = ''] = url.split('?', 2);
-  const path = rawPath.toLowerCase().replace(/(.)\/$/, '$1');
-  if (method === 'OPTIONS') return { role: 'public', probe: false }; // CORS preflights carry no token
-  if (path === '/healthz' || path === '/readyz') return { role: 'public', probe: false };
-  if (method !== 'GET' && method !== 'HEAD') {
-    // Querying is a POST in the AIOS API, and only reads. A create with ?verify probes the registry.
-    if (path === '/container_registries') return { role: 'read', probe: false };
-    return { role: 'write', probe: path === '/container_registry' && VERIFY.test(query) };
-  }
-  if (path === '/metrics') return { role: 'admin', probe: false };
-  return { role: 'read', probe: path.startsWith('/check_container_health/') };
-}
-
 export type Decision =
   | { readonly allowed: true; readonly client: string | undefined }
   | { readonly allowed: false; readonly code: 'unauthorized' | 'forbidden'; readonly message: string };

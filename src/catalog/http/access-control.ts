@@ -1,11 +1,8 @@
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../../shared/logger.js';
-import { requirementOf, type AccessPolicy } from '../access/policy.js';
+import type { AccessPolicy, Requirement } from '../access/policy.js';
 import type { ErrorCode } from '../errors.js';
-import type { HttpMetrics } from './metrics.js';
-import { problemBody } from './problem.js';
-import { assignRequestId, logAccess } from './request-context.js';
 
 export interface AccessControlOptions {
   readonly policy: AccessPolicy;
@@ -13,93 +10,68 @@ export interface AccessControlOptions {
   readonly rateLimitPerSecond: number;
   /** On-demand health checks per minute per client; 0: unlimited. */
   readonly healthCheckRateLimitPerMinute: number;
-  /** Origins allowed by CORS (see app.ts): refusals carry the same CORS headers, so a browser can read them. */
-  readonly corsOrigins: readonly string[];
-  readonly securityHeaders: Readonly<Record<string, string>>;
-  readonly metrics: HttpMetrics;
   readonly logger: Logger;
 }
+
+/** Why a request is turned away; the front door writes it in the error envelope. */
+export interface Refusal {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** Calls `admitted` or `refused` once; synchronously when no rate limit applies (the common read). */
+export type Gate = (
+  req: IncomingMessage,
+  requirement: Requirement,
+  admitted: () => void,
+  refused: (refusal: Refusal) => void,
+) => void;
 
 const REALM = 'Bearer realm="aios-registry-catalog"';
 
 /**
  * The gate in front of every route (the fast read path and Express alike): bearer-token access
  * control, then per-client rate limits. A client is its token's name, or its address when it
- * sends no token. Refusals are answered here in the error envelope.
+ * sends no token.
  */
-export function withAccessControl(next: RequestListener, options: AccessControlOptions): RequestListener {
+export function accessGate(options: AccessControlOptions): Gate {
   const perSecond = limiter(options.rateLimitPerSecond, 1);
   const healthChecks = limiter(options.healthCheckRateLimitPerMinute, 60);
 
-  return (req, res) => {
-    const requirement = requirementOf(req.method ?? 'GET', req.url ?? '/');
+  return (req, requirement, admitted, refused) => {
     const decision = options.policy.decide(requirement, req.headers.authorization);
     if (!decision.allowed) {
       const challenge = req.headers.authorization === undefined ? REALM : `${REALM}, error="invalid_token"`;
-      const extra: Record<string, string> =
+      const headers: Record<string, string> =
         decision.code === 'unauthorized' ? { 'www-authenticate': challenge } : {};
-      return refuse(req, res, options, decision.code, decision.message, extra);
+      return refused({ code: decision.code, message: decision.message, headers });
     }
-    if (requirement.role === 'public') return next(req, res);
+    if (requirement.role === 'public') return admitted();
     const client =
       decision.client === undefined ? `address:${req.socket.remoteAddress}` : `token:${decision.client}`;
     const limits = [perSecond, requirement.probe ? healthChecks : undefined].filter((l) => l !== undefined);
-    if (limits.length === 0) return next(req, res);
-    Promise.all(limits.map((l) => l.consume(client))).then(
-      () => next(req, res),
-      (rejection: unknown) => {
-        if (!(rejection instanceof RateLimiterRes)) {
-          options.logger.error({ err: rejection }, 'rate limiter failed');
-          return refuse(req, res, options, 'unavailable', 'The server cannot take this request now', {});
-        }
-        const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
-        const what = requirement.probe ? 'health checks' : 'requests';
-        refuse(req, res, options, 'too_many_requests', `Too many ${what}; retry in ${retryAfter} s`, {
-          'retry-after': retryAfter,
+    if (limits.length === 0) return admitted();
+    Promise.all(limits.map((l) => l.consume(client))).then(admitted, (rejection: unknown) => {
+      if (!(rejection instanceof RateLimiterRes)) {
+        options.logger.error({ err: rejection }, 'rate limiter failed');
+        return refused({
+          code: 'unavailable',
+          message: 'The server cannot take this request now',
+          headers: {},
         });
-      },
-    );
-  };
-}
-
-function corsHeaders(origin: string | undefined, allowed: readonly string[]): Record<string, string> {
-  if (origin === undefined) return {};
-  const anyOrigin = allowed.includes('*');
-  if (!anyOrigin && !allowed.includes(origin)) return {};
-  return {
-    'access-control-allow-origin': anyOrigin ? '*' : origin,
-    'access-control-expose-headers': 'WWW-Authenticate, Retry-After, X-Request-Id',
-    ...(anyOrigin ? {} : { vary: 'Origin' }),
+      }
+      const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
+      const what = requirement.probe ? 'health checks' : 'requests';
+      refused({
+        code: 'too_many_requests',
+        message: `Too many ${what}; retry in ${retryAfter} s`,
+        headers: { 'retry-after': retryAfter },
+      });
+    });
   };
 }
 
 function limiter(points: number, seconds: number): RateLimiterMemory | undefined {
   return points > 0 ? new RateLimiterMemory({ points, duration: seconds }) : undefined;
-}
-
-function refuse(
-  req: IncomingMessage,
-  res: ServerResponse,
-  options: AccessControlOptions,
-  code: ErrorCode,
-  message: string,
-  extra: Record<string, string>,
-): void {
-  const start = performance.now();
-  const id = assignRequestId(req);
-  logAccess(req, res, options.logger);
-  const instance = (req.url ?? '/').split('?', 1)[0]!;
-  const { status, body } = problemBody(code, message, instance, id);
-  res.writeHead(status, {
-    ...options.securityHeaders,
-    ...corsHeaders(req.headers.origin, options.corsOrigins),
-    ...extra,
-    'x-request-id': id,
-    'content-type': 'application/problem+json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(req.method === 'HEAD' ? undefined : body);
-  // A request body nobody reads would stall the keep-alive connection: let it drain away.
-  req.resume();
-  options.metrics.record(req.method ?? 'GET', '(access control)', status, (performance.now() - start) / 1000);
 }

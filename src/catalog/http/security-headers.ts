@@ -5,7 +5,7 @@ import helmet from 'helmet';
  * helmet's security headers, computed once. helmet's headers do not depend on the request (no
  * CSP nonces here), so they are collected from one run of its middleware and then written as a
  * plain header object: by Express for its routes, and inside `writeHead` by the fast read path
- * and the access gate, where a `setHeader` call would halve throughput (see fast-read.ts).
+ * and the access gate, where a `setHeader` call would halve throughput (see front.ts).
  */
 export function securityHeaders(): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};

@@ -1,17 +1,16 @@
-import { Router, type Request } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { ContainerRegistry, StoredRegistry } from '../store/registry-store.js';
 import { ValidationError } from '../errors.js';
-import { methodNotAllowed } from '../http/problem.js';
-import type { RegistryService } from '../domain/registries.js';
+import type { FastAnswer } from '../http/route-table.js';
 import { etagOf, parsePage, toPublic } from '../domain/registries.js';
-import { parseHealthStatuses, type HealthService } from '../domain/health-service.js';
+import { parseHealthStatuses } from '../domain/health-service.js';
+import type { CatalogServices } from './services.js';
 
 /** The AIOS routes. Thin: parse the HTTP parts, call one service method, answer in the envelope. */
-export function registryRoutes(service: RegistryService, health?: HealthService): Router {
-  const router = Router();
 
-  router.post('/container_registry', async (req, res) => {
-    const stored = await service.create(req.body, { verify: booleanParam(req, 'verify') });
+export const createRegistry = ({ registries }: CatalogServices): RequestHandler =>
+  async function createRegistry(req, res) {
+    const stored = await registries.create(req.body, { verify: booleanParam(req, 'verify') });
     const id = stored.document.container_registry_id;
     res
       .status(201)
@@ -21,39 +20,52 @@ export function registryRoutes(service: RegistryService, health?: HealthService)
         success: true,
         data: { message: 'Container registry created', id, container_registry: toPublic(stored.document) },
       });
-  });
+  };
 
-  router.get('/container_registry/:registry_id', async (req, res) => {
-    const { etag, body } = readResponse(await service.get(req.params.registry_id));
+export const readRegistry = ({ registries }: CatalogServices): RequestHandler =>
+  async function readRegistry(req, res) {
+    const { etag, body } = readResponse(await registries.get(String(req.params.registry_id)));
     res.set('ETag', etag);
     if (req.headers['if-none-match']?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
       res.status(304).end();
       return;
     }
     res.json(body);
-  });
+  };
 
-  router.put('/container_registry/:registry_id', async (req, res) => {
-    const stored = await service.update(req.params.registry_id, req.body, {
+/** The same read for the fast path (front.ts): the same body and entity tag as `readRegistry`. */
+export const readRegistryFast =
+  ({ registries }: CatalogServices) =>
+  async (params: Readonly<Record<string, string>>): Promise<FastAnswer> => {
+    const { etag, body } = readResponse(await registries.get(params.registry_id!));
+    return { headers: { etag }, body };
+  };
+
+export const updateRegistry = ({ registries }: CatalogServices): RequestHandler =>
+  async function updateRegistry(req, res) {
+    const stored = await registries.update(String(req.params.registry_id), req.body, {
       ifMatch: req.headers['if-match'],
     });
     res.set('ETag', etagOf(stored)).json({
       success: true,
       data: { message: 'Container registry updated', container_registry: toPublic(stored.document) },
     });
-  });
+  };
 
-  router.delete('/container_registry/:registry_id', async (req, res) => {
-    await service.delete(req.params.registry_id, { ifMatch: req.headers['if-match'] });
-    await health?.forget(req.params.registry_id.toLowerCase());
+export const deleteRegistry = ({ registries, health }: CatalogServices): RequestHandler =>
+  async function deleteRegistry(req, res) {
+    const id = String(req.params.registry_id);
+    await registries.delete(id, { ifMatch: req.headers['if-match'] });
+    await health?.forget(id.toLowerCase());
     res.json({ success: true, data: { message: 'Container registry deleted' } });
-  });
+  };
 
-  router.post('/container_registries', async (req, res) => {
+export const queryRegistries = ({ registries, health }: CatalogServices): RequestHandler =>
+  async function queryRegistries(req, res) {
     const page = parsePage(req.query);
     const statuses = parseHealthStatuses(req.query.health);
     const onlyIds = statuses && health ? await health.idsWithStatus(statuses) : undefined;
-    const { items, total } = await service.query(req.body, page, onlyIds);
+    const { items, total } = await registries.query(req.body, page, onlyIds);
     res.set('X-Total-Count', String(total));
     if (page.skip + items.length < total) {
       const next = new URLSearchParams();
@@ -64,23 +76,18 @@ export function registryRoutes(service: RegistryService, health?: HealthService)
       res.set('Link', `<${req.baseUrl}${req.path}?${next.toString()}>; rel="next"`);
     }
     res.json({ success: true, data: items.map(toPublic) });
-  });
-
-  router.all('/container_registry', methodNotAllowed(['POST']));
-  router.all('/container_registry/:registry_id', methodNotAllowed(['GET', 'HEAD', 'PUT', 'DELETE']));
-  router.all('/container_registries', methodNotAllowed(['POST']));
-  return router;
-}
+  };
 
 /** What a read answers: the entity tag and the envelope with the public document. */
-export function readResponse(stored: StoredRegistry): {
+function readResponse(stored: StoredRegistry): {
   etag: string;
   body: { success: true; data: ContainerRegistry };
 } {
   return { etag: etagOf(stored), body: { success: true, data: toPublic(stored.document) } };
 }
 
-function booleanParam(req: Request, name: string): boolean {
+/** `?name=true|1|` (bare) or `false|0`; absent is false. */
+export function booleanParam(req: Request, name: string): boolean {
   const value = req.query[name];
   if (value === undefined || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1' || value === '') return true;

@@ -1,0 +1,15 @@
+import type { Registry } from 'prom-client';
+import type { HealthService } from '../domain/health-service.js';
+import type { RegistryService } from '../domain/registries.js';
+
+/** What the route handlers are built from (one set per app, see app.ts). */
+export interface CatalogServices {
+  readonly registries: RegistryService;
+  /** Absent when health checking is off: the health routes are then not registered. */
+  readonly health: HealthService | undefined;
+  /** Resolves when the store answers (`/readyz`). */
+  readonly ping: () => Promise<void>;
+  readonly metrics: Registry;
+  /** The bundled OpenAPI document (`/openapi.json`, `/docs`). */
+  readonly openapi: Record<string, unknown>;
+}

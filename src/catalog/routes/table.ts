@@ -1,0 +1,98 @@
+import type { Requirement } from '../access/policy.js';
+import { RouteIndex, type RateLimit, type RouteSpec } from '../http/route-table.js';
+import { checkHealth, healthHistory, healthStatuses } from './health.js';
+import {
+  createRegistry,
+  deleteRegistry,
+  queryRegistries,
+  readRegistry,
+  readRegistryFast,
+  updateRegistry,
+} from './registries.js';
+import type { CatalogServices } from './services.js';
+import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from './system.js';
+
+/** `?verify=true` (or `=1`, or bare) on a create: the registry is probed before it is stored. */
+const VERIFY = /(^|&)verify(=(true|1)?)?(&|$)/;
+const verifyProbes = (query: string): RateLimit => (VERIFY.test(query) ? 'health-check' : 'client');
+const withHealth = (services: CatalogServices) => services.health !== undefined;
+
+/**
+ * Every route of the catalog, in one table: Express registration (with 405 for other methods),
+ * the access requirement of the gate and the fast read match are all derived from it
+ * (http/route-table.ts, http/front.ts). Querying is a POST in the AIOS API, and only reads.
+ */
+export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
+  {
+    method: 'POST',
+    path: '/container_registry',
+    role: 'write',
+    rateLimit: verifyProbes,
+    handler: createRegistry,
+  },
+  {
+    method: 'GET',
+    path: '/container_registry/:registry_id',
+    role: 'read',
+    rateLimit: 'client',
+    fastRead: readRegistryFast,
+    handler: readRegistry,
+  },
+  {
+    method: 'PUT',
+    path: '/container_registry/:registry_id',
+    role: 'write',
+    rateLimit: 'client',
+    handler: updateRegistry,
+  },
+  {
+    method: 'DELETE',
+    path: '/container_registry/:registry_id',
+    role: 'write',
+    rateLimit: 'client',
+    handler: deleteRegistry,
+  },
+  {
+    method: 'POST',
+    path: '/container_registries',
+    role: 'read',
+    rateLimit: 'client',
+    handler: queryRegistries,
+  },
+  {
+    method: 'GET',
+    path: '/check_container_health/:registry_id',
+    role: 'read',
+    rateLimit: 'health-check',
+    handler: checkHealth,
+    available: withHealth,
+  },
+  {
+    method: 'GET',
+    path: '/container_registry/:registry_id/health',
+    role: 'read',
+    rateLimit: 'client',
+    handler: healthHistory,
+    available: withHealth,
+  },
+  {
+    method: 'GET',
+    path: '/container_registries/health',
+    role: 'read',
+    rateLimit: 'client',
+    handler: healthStatuses,
+    available: withHealth,
+  },
+  { method: 'GET', path: '/healthz', role: 'public', rateLimit: 'none', handler: liveness },
+  { method: 'GET', path: '/readyz', role: 'public', rateLimit: 'none', handler: readiness },
+  { method: 'GET', path: '/metrics', role: 'admin', rateLimit: 'client', handler: prometheusMetrics },
+  { method: 'GET', path: '/openapi.json', role: 'read', rateLimit: 'client', handler: openapiDocument },
+  { method: 'GET', path: '/docs', mount: true, role: 'read', rateLimit: 'client', handler: docs },
+];
+
+export const CATALOG_ROUTE_INDEX = new RouteIndex(CATALOG_ROUTES);
+
+/** What a request needs before it reaches a route, as the gate sees it (unit-tested). */
+export function requirementOf(method: string, url: string): Requirement {
+  return CATALOG_ROUTE_INDEX.requirement(method, CATALOG_ROUTE_INDEX.match(method, url));
+}
