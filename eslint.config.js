@@ -1,6 +1,61 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Imports run downhill only. Each layer lists what stands above it, which it may not import
+ * (README, Layout). Matched on the import string as written: a file in a folder reaches the
+ * others through `../`, a file at the server's root through `./` (a server is one folder deep).
+ */
+const SERVERS_APART = {
+  'src/shared': {
+    regex: '(^|/)(catalog|oci)/',
+    message: 'src/shared serves both servers and imports neither.',
+  },
+  'src/catalog': { regex: '^(\\.\\./)+oci/', message: 'The catalog does not import the bundled registry.' },
+  'src/oci': { regex: '^(\\.\\./)+catalog/', message: 'The bundled registry does not import the catalog.' },
+};
+const CATALOG_TOP = ['app', 'main', 'routes', 'http', 'jobs'];
+const LAYERS = [
+  // The catalog: main.ts > app.ts > routes > http (the front door); jobs > domain > health, store > language > model.
+  ['src/catalog', 'app.ts', ['main', 'jobs']],
+  ['src/catalog', 'routes/**', ['app', 'main', 'jobs', 'store', 'language']],
+  ['src/catalog', 'http/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'language']],
+  ['src/catalog', 'jobs/**', ['app', 'main', 'routes', 'http']],
+  ['src/catalog', 'domain/**', CATALOG_TOP],
+  ['src/catalog', 'health/**', [...CATALOG_TOP, 'domain', 'store', 'language', 'config']],
+  ['src/catalog', 'store/**', [...CATALOG_TOP, 'domain', 'health']],
+  ['src/catalog', 'language/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'access', 'config']],
+  ['src/catalog', 'access/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'config', 'model']],
+  ['src/catalog', 'config.ts', [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'model']],
+  [
+    'src/catalog',
+    '{model,errors}.ts',
+    [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'access', 'config'],
+  ],
+  // The bundled registry: main.ts > app.ts > http > domain > storage.
+  ['src/oci', 'http/**', ['app', 'main']],
+  ['src/oci', 'domain/**', ['app', 'main', 'http']],
+  // Pending on issue 17 (Digest moves below storage): storage/layout.ts still imports domain/names.ts.
+  ['src/oci', 'storage/**', ['app', 'main', 'http', 'domain'], ['src/oci/storage/layout.ts']],
+  ['src/oci', '{config,errors}.ts', ['app', 'main', 'http', 'domain', 'storage']],
+];
+const restrict = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+const layerRules = LAYERS.map(([server, files, above, ignores = []]) => ({
+  files: [`${server}/${files}`],
+  ignores,
+  rules: restrict(
+    {
+      regex: `^\\.${files.includes('/') ? '\\.' : ''}/(${above.join('|')})(/|\\.js$)`,
+      message: 'Imports run downhill only: this layer may not import one above it (README, Layout).',
+    },
+    SERVERS_APART[server],
+  ),
+}));
+const serverRules = Object.entries(SERVERS_APART).map(([server, pattern]) => ({
+  files: [`${server}/**/*.ts`],
+  rules: restrict(pattern),
+}));
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'test/**/go/**', '.cache/'] },
   js.configs.recommended,
@@ -16,16 +71,18 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/shared/config.ts', 'src/cli.ts'],
+    ignores: ['src/cli.ts'],
     rules: {
       'no-restricted-properties': [
         'error',
         {
           object: 'process',
           property: 'env',
-          message: 'Only src/shared/config.ts and the CLI read the environment.',
+          message: 'Only the CLI reads the environment; config modules take an Env record.',
         },
       ],
     },
   },
+  ...serverRules,
+  ...layerRules,
 );

@@ -6,9 +6,9 @@
 import { Command, Option } from 'commander';
 import { createToken, ROLES, type Role } from './catalog/access/tokens.js';
 import { ConfigError } from './shared/config/env.js';
-import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
-import { HEALTH_ENV_VARS } from './shared/config/health.js';
-import { MONITOR_ENV_VARS } from './shared/config/monitor.js';
+import { CATALOG_ENV_VARS } from './catalog/config.js';
+import { HEALTH_ENV_VARS } from './catalog/health/config.js';
+import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
 
 const program = new Command()

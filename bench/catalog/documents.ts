@@ -1,4 +1,4 @@
-import type { ContainerRegistry } from '../../src/catalog/store/registry-store.js';
+import type { ContainerRegistry } from '../../src/catalog/model.js';
 
 export const TAGS = [
   'ai',

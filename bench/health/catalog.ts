@@ -6,9 +6,9 @@
  */
 import { createCatalog } from '../../src/catalog/app.js';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
-import { HealthMonitor } from '../../src/catalog/health/monitor.js';
+import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
 import { createProber } from '../../src/catalog/health/probe.js';
-import { loadHealthConfig } from '../../src/shared/config/health.js';
+import { loadHealthConfig } from '../../src/catalog/health/config.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { listen } from '../../src/shared/server.js';

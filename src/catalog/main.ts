@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { hostname } from 'node:os';
-import { loadCatalogConfig } from '../shared/config/catalog.js';
+import { loadCatalogConfig } from './config.js';
 import { ConfigError, type Env } from '../shared/config/env.js';
-import { loadHealthConfig } from '../shared/config/health.js';
-import { loadMonitorConfig } from '../shared/config/monitor.js';
+import { loadHealthConfig } from './health/config.js';
+import { loadMonitorConfig } from './jobs/config.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { SchemaSet } from '../shared/schemas.js';
 import { listen, onShutdownSignal } from '../shared/server.js';
@@ -14,9 +14,9 @@ import { createCatalog } from './app.js';
 import { CredentialCipher } from './domain/credential-cipher.js';
 import { RegistryService } from './domain/registries.js';
 import { AddressPolicy } from './health/address-policy.js';
-import { HealthMonitor } from './health/monitor.js';
+import { HealthMonitor } from './jobs/monitor.js';
 import { createProber, type ProbeTarget } from './health/probe.js';
-import { openStores } from './open-store.js';
+import { openStores } from './store/open-stores.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
 export async function runCatalog(env: Env): Promise<void> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { HealthReport, HealthStatus } from '../../src/catalog/health/probe.js';
+import type { HealthReport, HealthStatus } from '../../src/catalog/model.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
 
 export function report(status: HealthStatus, checkedAt: string): HealthReport {

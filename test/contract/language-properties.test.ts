@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { CatalogError, ValidationError } from '../../src/catalog/errors.js';
-import { parseFilter } from '../../src/catalog/domain/query-language.js';
+import { parseFilter } from '../../src/catalog/language/query-language.js';
 import { RegistryService } from '../../src/catalog/domain/registries.js';
-import type { ContainerRegistry, Filter } from '../../src/catalog/store/registry-store.js';
+import type { ContainerRegistry, Filter } from '../../src/catalog/model.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { openTestStore, TEST_CIPHER, type TestStore } from '../helpers/catalog.js';
 import { usingFerretDb } from '../helpers/mongo-server.js';

@@ -1,10 +1,6 @@
 import { expect } from 'chai';
-import type {
-  ContainerRegistry,
-  Filter,
-  RegistryStore,
-  SortSpec,
-} from '../../src/catalog/store/registry-store.js';
+import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
+import type { ContainerRegistry, Filter, SortSpec } from '../../src/catalog/model.js';
 import { DuplicateIdError, QueryRejectedError } from '../../src/catalog/store/registry-store.js';
 
 /**

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCatalog, type Catalog } from '../../src/catalog/app.js';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
-import { HealthMonitor } from '../../src/catalog/health/monitor.js';
+import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
 import { createProber } from '../../src/catalog/health/probe.js';
 import { MongoHealthStore } from '../../src/catalog/store/mongo-health.js';
 import { MongoStore } from '../../src/catalog/store/mongo.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { AccessPolicy } from '../../src/catalog/access/policy.js';
 import { requirementOf } from '../../src/catalog/routes/table.js';
 import { createToken, parseTokenEntries } from '../../src/catalog/access/tokens.js';
-import { loadCatalogConfig } from '../../src/shared/config/catalog.js';
+import { loadCatalogConfig } from '../../src/catalog/config.js';
 import { ConfigError } from '../../src/shared/config/env.js';
 
 describe('access: what each request needs', () => {

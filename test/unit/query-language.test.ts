@@ -5,8 +5,8 @@ import {
   LOGICAL_OPERATORS,
   parseFilter,
   parseSort,
-} from '../../src/catalog/domain/query-language.js';
-import { parseUpdate } from '../../src/catalog/domain/update-language.js';
+} from '../../src/catalog/language/query-language.js';
+import { parseUpdate } from '../../src/catalog/language/update-language.js';
 
 function refusal(run: () => unknown): ValidationError {
   try {

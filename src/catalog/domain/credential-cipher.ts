@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { CredentialKey } from '../../shared/config/catalog.js';
+import type { CredentialKey } from '../config.js';
 
 /**
  * Encryption at rest of `container_registry_config.credentials` (AES-256-GCM). A sealed value is

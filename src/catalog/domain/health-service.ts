@@ -1,9 +1,11 @@
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/logger.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { HealthReport, HealthStatus, ProbeTarget } from '../health/probe.js';
-import type { HealthRecord, HealthStore } from '../store/health-store.js';
-import type { ContainerRegistry } from '../store/registry-store.js';
+import type { ProbeTarget } from '../health/probe.js';
+import type { HealthReport, HealthStatus } from '../model.js';
+import type { HealthStore } from '../store/health-store.js';
+import type { HealthRecord } from '../model.js';
+import type { ContainerRegistry } from '../model.js';
 import type { RegistryService } from './registries.js';
 
 export const HEALTH_STATUSES: readonly HealthStatus[] = ['healthy', 'unhealthy', 'unreachable', 'refused'];

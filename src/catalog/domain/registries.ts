@@ -10,13 +10,14 @@ import {
   UnprocessableError,
   ValidationError,
 } from '../errors.js';
-import type { ContainerRegistry, RegistryStore, SortSpec, StoredRegistry } from '../store/registry-store.js';
+import type { RegistryStore } from '../store/registry-store.js';
+import type { ContainerRegistry, SortSpec, StoredRegistry } from '../model.js';
 import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/registry-store.js';
 import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
-import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from './field-paths.js';
-import { applyUpdate, InvalidUpdateError } from './mongo-semantics.js';
-import { parseFilter, parseSort } from './query-language.js';
-import { parseUpdate, type Update } from './update-language.js';
+import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from '../language/field-paths.js';
+import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
+import { parseFilter, parseSort } from '../language/query-language.js';
+import { parseUpdate, type Update } from '../language/update-language.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
 export type ReachabilityCheck = (document: ContainerRegistry) => Promise<string | undefined>;

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import type { HealthConfig } from '../../shared/config/health.js';
+import type { HealthConfig } from './config.js';
 
 type Range = readonly [ipaddr.IPv4 | ipaddr.IPv6, number];
 

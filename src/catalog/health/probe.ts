@@ -2,6 +2,7 @@ import dns, { type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
+import type { HealthReport } from '../model.js';
 import type { AddressPolicy } from './address-policy.js';
 import { parseChallenge } from './www-authenticate.js';
 
@@ -15,23 +16,6 @@ import { parseChallenge } from './www-authenticate.js';
  * Credentials go only to the registry's own origin and to its token realm, and never appear in a
  * report, an error or a log line.
  */
-
-export type HealthStatus = 'healthy' | 'unhealthy' | 'unreachable' | 'refused';
-
-export interface HealthReport {
-  reachable: boolean;
-  status_code: number | null;
-  reason: string;
-  url: string;
-  status: HealthStatus;
-  oci_compatible: boolean;
-  api_version: string | null;
-  auth: { scheme: string; realm?: string; service?: string } | null;
-  latency_ms: number;
-  checked_at: string;
-  error: string | null;
-  credentials_accepted?: boolean | null;
-}
 
 export interface ProbeTarget {
   /** The registry's `container_registry_public_url`. */

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import type { ContainerRegistry, StoredRegistry } from '../store/registry-store.js';
+import type { ContainerRegistry, StoredRegistry } from '../model.js';
 import { ValidationError } from '../errors.js';
 import type { FastAnswer } from '../http/route-table.js';
 import { etagOf, parsePage, toPublic } from '../domain/registries.js';

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
-import type { HealthReport, HealthStatus } from '../health/probe.js';
-import type { HealthRecord, HealthStore } from './health-store.js';
+import type { HealthReport, HealthStatus } from '../model.js';
+import type { HealthStore } from './health-store.js';
+import type { HealthRecord } from '../model.js';
 
 /** Health records in the embedded store's SQLite file (tables created here, idempotently). */
 export class EmbeddedHealthStore implements HealthStore {

@@ -1,15 +1,9 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { compareBy, compileFilter } from '../domain/mongo-semantics.js';
-import type {
-  ContainerRegistry,
-  Filter,
-  FindOptions,
-  RegistryStore,
-  ReplaceResult,
-  StoredRegistry,
-} from './registry-store.js';
+import { compareBy, compileFilter } from '../language/mongo-semantics.js';
+import type { FindOptions, RegistryStore, ReplaceResult } from './registry-store.js';
+import type { ContainerRegistry, Filter, StoredRegistry } from '../model.js';
 import { DuplicateIdError } from './registry-store.js';
 
 /**

@@ -1,17 +1,10 @@
-import type { HealthReport, HealthStatus } from '../health/probe.js';
+import type { HealthRecord, HealthReport, HealthStatus } from '../model.js';
 
 /**
  * Where health results live, beside the registry documents (the document schema does not
  * change). Implemented on the embedded store's SQLite file and in a MongoDB collection; one
  * contract suite (test/contract/health-store.contract.ts) runs against both.
  */
-
-export interface HealthRecord {
-  readonly registryId: string;
-  readonly last: HealthReport;
-  /** Newest first, at most the configured history size. */
-  readonly history: readonly HealthReport[];
-}
 
 export interface HealthStore {
   /** Stores `report` as the last result, prepends it to a history of at most `historySize`, and returns the previous status. */

@@ -1,6 +1,7 @@
 import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
-import type { HealthReport, HealthStatus } from '../health/probe.js';
-import type { HealthRecord, HealthStore } from './health-store.js';
+import type { HealthReport, HealthStatus } from '../model.js';
+import type { HealthStore } from './health-store.js';
+import type { HealthRecord } from '../model.js';
 import { ensureIndexes } from './mongo.js';
 
 interface RecordShape {

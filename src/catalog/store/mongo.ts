@@ -7,14 +7,8 @@ import {
   type IndexDescription,
   type Sort,
 } from 'mongodb';
-import type {
-  ContainerRegistry,
-  Filter,
-  FindOptions,
-  RegistryStore,
-  ReplaceResult,
-  StoredRegistry,
-} from './registry-store.js';
+import type { FindOptions, RegistryStore, ReplaceResult } from './registry-store.js';
+import type { ContainerRegistry, Filter, StoredRegistry } from '../model.js';
 import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from './registry-store.js';
 
 /**

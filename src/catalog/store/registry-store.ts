@@ -1,35 +1,12 @@
+import type { ContainerRegistry, Filter, SortSpec, StoredRegistry } from '../model.js';
 /**
  * The catalog's storage seam. One small interface, two implementations (`MongoStore`,
  * `EmbeddedStore`), one contract suite (test/contract/) run against both.
  *
  * Stores persist whole documents. Update operators are applied by the domain layer
- * (src/catalog/domain/update-language.ts) so both stores share one semantics; a store only
+ * (src/catalog/language/update-language.ts) so both stores share one semantics; a store only
  * offers compare-and-swap on an internal version so concurrent writers never lose an update.
  */
-
-/** The AIOS `ContainerRegistry` document, exactly the seed's eight fields. */
-export interface ContainerRegistry {
-  container_registry_id: string;
-  container_registry_name: string;
-  container_registry_metadata: Record<string, unknown>;
-  container_registry_tags: string[];
-  container_registry_public_url: string;
-  container_registry_image_prefix: string;
-  container_registry_config: Record<string, unknown>;
-  container_registry_storage_info: Record<string, unknown>;
-}
-
-/** A document with the store's version counter (starts at 1, +1 per successful replace). */
-export interface StoredRegistry {
-  readonly document: ContainerRegistry;
-  readonly version: number;
-}
-
-/** A validated MongoDB-style filter (see src/catalog/domain/query-language.ts). */
-export type Filter = Readonly<Record<string, unknown>>;
-
-/** Sort keys in priority order; 1 ascending, -1 descending. The id is always the final tie-breaker. */
-export type SortSpec = ReadonlyArray<readonly [path: string, direction: 1 | -1]>;
 
 export interface FindOptions {
   readonly sort: SortSpec;

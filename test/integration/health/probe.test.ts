@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import dns from 'node:dns';
 import type http from 'node:http';
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
-import { createProber, type HealthReport } from '../../../src/catalog/health/probe.js';
+import { createProber } from '../../../src/catalog/health/probe.js';
+import type { HealthReport } from '../../../src/catalog/model.js';
 import {
   REGISTRY_HEADERS,
   registryHandler,

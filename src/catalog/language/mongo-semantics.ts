@@ -1,5 +1,5 @@
 import { Query, update as mingoUpdate } from 'mingo';
-import type { SortSpec } from '../store/registry-store.js';
+import type { SortSpec } from '../model.js';
 import type { Update } from './update-language.js';
 
 /**

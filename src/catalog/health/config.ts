@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { ConfigError, readInt, readList, type Env } from './env.js';
+import { ConfigError, readInt, readList, type Env } from '../../shared/config/env.js';
 
 /** The health probe's policy and limits. */
 export interface HealthConfig {

@@ -1,7 +1,7 @@
 import safeRegex from 'safe-regex2';
 import type { Issue } from '../errors.js';
 import { ValidationError } from '../errors.js';
-import type { Filter, SortSpec } from '../store/registry-store.js';
+import type { Filter, SortSpec } from '../model.js';
 import { checkFieldPath, issue, pointerSegment } from './field-paths.js';
 
 /**

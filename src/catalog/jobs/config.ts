@@ -1,4 +1,4 @@
-import { readBool, readInt, type Env } from './env.js';
+import { readBool, readInt, type Env } from '../../shared/config/env.js';
 
 /** The background health monitor of `serve`. */
 export interface MonitorConfig {

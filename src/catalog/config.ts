@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseTokenEntries, type TokenEntry } from '../../catalog/access/tokens.js';
+import { parseTokenEntries, type TokenEntry } from './access/tokens.js';
 import {
   ConfigError,
   LOG_LEVELS,
@@ -12,7 +12,7 @@ import {
   readString,
   type Env,
   type LogLevel,
-} from './env.js';
+} from '../shared/config/env.js';
 
 /** Configuration of the catalog API server (`serve`). Frozen once loaded. */
 export interface CatalogConfig {

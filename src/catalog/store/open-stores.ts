@@ -1,11 +1,11 @@
-import type { CatalogConfig } from '../shared/config/catalog.js';
-import type { Logger } from '../shared/logger.js';
-import { EmbeddedHealthStore } from './store/embedded-health.js';
-import { EmbeddedStore } from './store/embedded.js';
-import type { HealthStore } from './store/health-store.js';
-import { MongoHealthStore } from './store/mongo-health.js';
-import { MongoStore } from './store/mongo.js';
-import type { RegistryStore } from './store/registry-store.js';
+import type { CatalogConfig } from '../config.js';
+import type { Logger } from '../../shared/logger.js';
+import { EmbeddedHealthStore } from './embedded-health.js';
+import { EmbeddedStore } from './embedded.js';
+import type { HealthStore } from './health-store.js';
+import { MongoHealthStore } from './mongo-health.js';
+import { MongoStore } from './mongo.js';
+import type { RegistryStore } from './registry-store.js';
 
 export interface OpenedStores {
   readonly store: RegistryStore;

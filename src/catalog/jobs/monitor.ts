@@ -1,9 +1,10 @@
 import pLimit from 'p-limit';
-import type { MonitorConfig } from '../../shared/config/monitor.js';
+import type { MonitorConfig } from './config.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HealthService } from '../domain/health-service.js';
 import type { HealthStore } from '../store/health-store.js';
-import type { ContainerRegistry, RegistryStore } from '../store/registry-store.js';
+import type { RegistryStore } from '../store/registry-store.js';
+import type { ContainerRegistry } from '../model.js';
 
 export interface MonitorDeps {
   readonly registries: RegistryStore;

@@ -1,0 +1,55 @@
+/**
+ * The catalog's documents and the shapes the query language produces: the model every layer
+ * shares (domain, store, language, health, routes), so it sits below all of them and imports
+ * nothing of the catalog.
+ */
+
+/** The AIOS `ContainerRegistry` document, exactly the seed's eight fields. */
+export interface ContainerRegistry {
+  container_registry_id: string;
+  container_registry_name: string;
+  container_registry_metadata: Record<string, unknown>;
+  container_registry_tags: string[];
+  container_registry_public_url: string;
+  container_registry_image_prefix: string;
+  container_registry_config: Record<string, unknown>;
+  container_registry_storage_info: Record<string, unknown>;
+}
+
+/** A document with the store's version counter (starts at 1, +1 per successful replace). */
+export interface StoredRegistry {
+  readonly document: ContainerRegistry;
+  readonly version: number;
+}
+
+/** A validated MongoDB-style filter (see src/catalog/language/query-language.ts). */
+export type Filter = Readonly<Record<string, unknown>>;
+
+/** Sort keys in priority order; 1 ascending, -1 descending. The id is always the final tie-breaker. */
+export type SortSpec = ReadonlyArray<readonly [path: string, direction: 1 | -1]>;
+
+/** A probe's verdict (DESIGN.md section 5). */
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unreachable' | 'refused';
+
+export interface HealthReport {
+  reachable: boolean;
+  status_code: number | null;
+  reason: string;
+  url: string;
+  status: HealthStatus;
+  oci_compatible: boolean;
+  api_version: string | null;
+  auth: { scheme: string; realm?: string; service?: string } | null;
+  latency_ms: number;
+  checked_at: string;
+  error: string | null;
+  credentials_accepted?: boolean | null;
+}
+
+/** What is known of one registry's health. */
+export interface HealthRecord {
+  readonly registryId: string;
+  readonly last: HealthReport;
+  /** Newest first, at most the configured history size. */
+  readonly history: readonly HealthReport[];
+}
