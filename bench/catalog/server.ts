@@ -7,8 +7,9 @@
 import http from 'node:http';
 import express from 'express';
 import { createCatalog } from '../../src/catalog/app.js';
-import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
-import { MongoStore } from '../../src/catalog/store/mongo.js';
+import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
+import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
+import { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
@@ -22,14 +23,14 @@ import { BENCH_TOKEN, documentAt } from './documents.js';
 const [kind = 'embedded', countText = '1000'] = process.argv.slice(2);
 const count = Number(countText);
 
-async function seed(store: RegistryStore): Promise<void> {
+async function seed(store: RegistryStore, database: DocumentDatabase): Promise<void> {
   const batch = 500;
   for (let start = 0; start < count; start += batch) {
     const docs = Array.from({ length: Math.min(batch, count - start) }, (_, j) => documentAt(start + j));
-    if (store instanceof MongoStore) {
+    if (database instanceof MongoDatabase) {
       // Bench-only shortcut: FerretDB takes ~3 ms per single insert, so 100k documents go in bulk
       // in the stored shape (_id = registry id, _version = 1) instead of one create() each.
-      await store.db
+      await database.db
         .collection('container_registry')
         .insertMany(
           docs.map(
@@ -70,12 +71,12 @@ if (kind === 'express') {
     );
   });
 } else {
-  const { store, cleanup } = await openTestStore(kind as StoreKind);
+  const { store, database, cleanup } = await openTestStore(kind as StoreKind);
   const started = Date.now();
-  await seed(store);
+  await seed(store, database);
   const seedSeconds = (Date.now() - started) / 1000;
   // Steady state, not the seeding's write-ahead log: fold it into the database file.
-  if (store instanceof EmbeddedStore) store.db.pragma('wal_checkpoint(TRUNCATE)');
+  if (database instanceof EmbeddedDatabase) database.db.pragma('wal_checkpoint(TRUNCATE)');
   const { handler } = createCatalog({
     store,
     schemas: new SchemaSet(),

@@ -1,7 +1,8 @@
 import { openTestStore } from '../helpers/catalog.js';
 import { usingFerretDb } from '../helpers/mongo-server.js';
 import { expect } from 'chai';
-import type { MongoStore } from '../../src/catalog/store/mongo.js';
+import type { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
+import { openMongoTestStore } from '../helpers/catalog.js';
 import { describeRegistryStoreContract, registry } from './registry-store.contract.js';
 
 // On a real MongoDB (MONGODB_URI set) the whole contract holds. FerretDB 1.24 differs where the
@@ -19,14 +20,11 @@ describeRegistryStoreContract(
 describe('MongoStore start-up', () => {
   it('opens twice on the same database (indexes are created once, as a second replica does)', async () => {
     const first = await openTestStore('mongo');
-    const { MongoStore } = await import('../../src/catalog/store/mongo.js');
-    const { getMongoUri } = await import('../helpers/mongo-server.js');
-    const mongo = first.store as import('../../src/catalog/store/mongo.js').MongoStore;
-    const second = await MongoStore.connect({ uri: await getMongoUri(), database: mongo.db.databaseName });
+    const second = await openMongoTestStore((first.database as MongoDatabase).db.databaseName);
     try {
-      await second.ping();
+      await second.store.ping();
     } finally {
-      await second.close();
+      await second.store.close();
       await first.cleanup();
     }
   });
@@ -35,11 +33,13 @@ describe('MongoStore start-up', () => {
 describe('MongoStore version claims', () => {
   it('refuses a version another writer holds, and overtakes a claim left by a dead writer', async () => {
     const opened = await openTestStore('mongo');
-    const mongo = opened.store as MongoStore;
+    const mongo = opened.store;
     try {
       const doc = registry(9_001);
       await mongo.create(doc);
-      const claims = mongo.db.collection<{ _id: string; at: Date }>('container_registry_version_claims');
+      const claims = (opened.database as MongoDatabase).db.collection<{ _id: string; at: Date }>(
+        'container_registry_version_claims',
+      );
       const renamed = { ...doc, container_registry_name: 'renamed' };
 
       await claims.insertOne({ _id: `${doc.container_registry_id}@2`, at: new Date() });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import type { ContainerRegistry, Filter, SortSpec } from '../../src/catalog/model.js';
-import { DuplicateIdError, QueryRejectedError } from '../../src/catalog/store/registry-store.js';
+import { DuplicateIdError, QueryRejectedError } from '../../src/catalog/store/collection.js';
 
 /**
  * The contract every `RegistryStore` keeps. Run against each implementation by the files beside

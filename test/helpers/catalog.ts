@@ -5,12 +5,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createCatalog, type AccessDeps, type Catalog } from '../../src/catalog/app.js';
 import type { ProbeTarget } from '../../src/catalog/health/probe.js';
 import type { HealthReport } from '../../src/catalog/model.js';
-import { EmbeddedHealthStore } from '../../src/catalog/store/embedded-health.js';
-import type { HealthStore } from '../../src/catalog/store/health-store.js';
-import { MongoHealthStore } from '../../src/catalog/store/mongo-health.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
-import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
-import { MongoStore } from '../../src/catalog/store/mongo.js';
+import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
+import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
+import type { HealthStore } from '../../src/catalog/store/health-store.js';
+import { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
+import { openRepositories } from '../../src/catalog/store/open-stores.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
@@ -22,6 +22,8 @@ export const STORE_KINDS = ['embedded', 'mongo'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
 
 export interface TestStore {
+  /** The backend: an `EmbeddedDatabase` or a `MongoDatabase` (benchmarks seed and checkpoint it). */
+  readonly database: DocumentDatabase;
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
   cleanup(): Promise<void>;
@@ -31,40 +33,33 @@ export interface TestStore {
 export async function openTestStore(kind: StoreKind): Promise<TestStore> {
   if (kind === 'embedded') {
     const dir = await mkdtemp(path.join(tmpdir(), 'catalog-embedded-'));
-    const store = await EmbeddedStore.open(dir);
+    const opened = await openRepositories(await EmbeddedDatabase.open(dir), 'registries', '');
     return {
-      store,
-      healthStore: new EmbeddedHealthStore(store.db),
+      ...opened,
       cleanup: async () => {
-        await store.close();
+        await opened.database.close();
         await rm(dir, { recursive: true, force: true });
       },
     };
   }
-  const database = `test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const store = await MongoStore.connect({
-    uri: await getMongoUri(),
-    database,
-    collection: 'container_registry',
-  });
+  return openMongoTestStore(`test_${randomUUID().replace(/-/g, '').slice(0, 16)}`);
+}
+
+/** The repositories on `database` of the test MongoDB/FerretDB, as `serve` opens them; cleanup drops it. */
+export async function openMongoTestStore(database: string): Promise<TestStore> {
+  const mongo = await MongoDatabase.connect({ uri: await getMongoUri(), database });
+  const opened = await openRepositories(mongo, 'container_registry', 'container_registry_');
   return {
-    store,
-    healthStore: await MongoHealthStore.open(store.db),
+    ...opened,
     cleanup: async () => {
-      await store.dropDatabase();
-      await store.close();
+      await mongo.dropDatabase();
+      await mongo.close();
     },
   };
 }
 
 let schemas: SchemaSet | undefined;
 let validator: OpenApiValidator | undefined;
-
-export interface TestCatalog {
-  readonly api: ApiClient;
-  readonly store: RegistryStore;
-  stop(): Promise<void>;
-}
 
 /** A credentials key made for the test run. */
 export const TEST_CIPHER = new CredentialCipher([{ id: 'test', key: randomBytes(32) }]);

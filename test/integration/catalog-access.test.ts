@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createToken } from '../../src/catalog/access/tokens.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
-import { EmbeddedStore } from '../../src/catalog/store/embedded.js';
+import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
+import { openRegistryStore } from '../../src/catalog/store/registry-store.js';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
 
 const listening = (cli: CliProcess) =>
@@ -162,7 +163,7 @@ describe('serve: access control, bind rule, timeouts and key rotation', function
     expect((await rotate(`${newKey},${oldKey}`)).report.resealed).to.deep.equal([]); // idempotent
 
     // Every stored value is now sealed with the new key and opens with it alone.
-    const store = await EmbeddedStore.open(dir);
+    const store = await openRegistryStore(await EmbeddedDatabase.open(dir), 'registries');
     try {
       const cipher = new CredentialCipher([{ id: 'new', key: Buffer.from(newKey.slice(4), 'base64') }]);
       for (const [i, id] of ids.entries()) {

@@ -5,12 +5,10 @@ import { createCatalog, type Catalog } from '../../src/catalog/app.js';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
 import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
 import { createProber } from '../../src/catalog/health/probe.js';
-import { MongoHealthStore } from '../../src/catalog/store/mongo-health.js';
-import { MongoStore } from '../../src/catalog/store/mongo.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { registry } from '../contract/registry-store.contract.js';
-import { getMongoUri } from '../helpers/mongo-server.js';
+import { openMongoTestStore, type TestStore } from '../helpers/catalog.js';
 
 /** A loopback "registry" that answers /v2/ and remembers when it was probed. */
 async function countingRegistry(): Promise<{ url: string; hits: number[]; close(): void }> {
@@ -32,15 +30,15 @@ async function countingRegistry(): Promise<{ url: string; hits: number[]; close(
 }
 
 interface Replica {
-  readonly store: MongoStore;
+  readonly opened: TestStore;
   readonly catalog: Catalog;
   readonly monitor: HealthMonitor;
 }
 
 /** One catalog replica: its own connection to the shared database, its own monitor. */
-async function replica(uri: string, database: string, owner: string, intervalMs: number): Promise<Replica> {
-  const store = await MongoStore.connect({ uri, database });
-  const healthStore = await MongoHealthStore.open(store.db);
+async function replica(database: string, owner: string, intervalMs: number): Promise<Replica> {
+  const opened = await openMongoTestStore(database);
+  const { store, healthStore } = opened;
   const logger = createLogger(owner, 'silent');
   const probe = createProber({
     policy: new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] }),
@@ -61,7 +59,7 @@ async function replica(uri: string, database: string, owner: string, intervalMs:
     logger,
     owner,
   });
-  return { store, catalog, monitor };
+  return { opened, catalog, monitor };
 }
 
 describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)', function () {
@@ -71,23 +69,24 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
   let replicas: Replica[];
 
   beforeEach(async () => {
-    const uri = await getMongoUri();
     const database = `monitor_${Math.floor(Math.random() * 0xffffffff).toString(16)}`;
     targets = await Promise.all(Array.from({ length: 8 }, () => countingRegistry()));
     replicas = [
-      await replica(uri, database, 'replica-a', intervalMs),
-      await replica(uri, database, 'replica-b', intervalMs),
+      await replica(database, 'replica-a', intervalMs),
+      await replica(database, 'replica-b', intervalMs),
     ];
     for (const [i, target] of targets.entries()) {
-      await replicas[0]!.store.create(registry(100 + i, { container_registry_public_url: target.url }));
+      await replicas[0]!.opened.store.create(
+        registry(100 + i, { container_registry_public_url: target.url }),
+      );
     }
   });
 
   afterEach(async () => {
     if (!replicas) return;
     for (const { monitor } of replicas) await monitor.stop();
-    await replicas[0]!.store.dropDatabase();
-    for (const { store } of replicas) await store.close();
+    await replicas[0]!.opened.cleanup();
+    await replicas[1]!.opened.store.close();
     for (const target of targets) target.close();
   });
 

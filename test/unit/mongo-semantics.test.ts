@@ -165,7 +165,7 @@ describe('MongoDB sort order', () => {
   const sortIds = (docs: Doc[], path: string, direction: 1 | -1) =>
     [...docs]
       .map((doc, i) => ({ container_registry_id: String(i), ...doc }))
-      .sort(compareBy([[path, direction]]))
+      .sort(compareBy([[path, direction]], 'container_registry_id'))
       .map((doc) => (doc as Doc).v ?? doc.container_registry_id);
   it('orders types null < numbers < strings < objects < arrays < booleans', () => {
     const docs = [

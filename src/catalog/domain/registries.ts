@@ -10,11 +10,11 @@ import {
   UnprocessableError,
   ValidationError,
 } from '../errors.js';
-import type { RegistryStore } from '../store/registry-store.js';
 import type { ContainerRegistry, SortSpec, StoredRegistry } from '../model.js';
-import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/registry-store.js';
+import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/collection.js';
+import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
 import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
-import { CREDENTIALS_PATH, DOCUMENT_FIELDS } from '../language/field-paths.js';
+import { CREDENTIALS_PATH } from '../language/field-paths.js';
 import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
 import { parseFilter, parseSort } from '../language/query-language.js';
 import { parseUpdate, type Update } from '../language/update-language.js';
@@ -431,11 +431,4 @@ function dropCredentials(document: ContainerRegistry): void {
   if (typeof document.container_registry_config === 'object' && document.container_registry_config !== null) {
     delete document.container_registry_config.credentials;
   }
-}
-
-/** Keeps the seed's field order whatever order the update produced. */
-function inFieldOrder(document: ContainerRegistry): ContainerRegistry {
-  return Object.fromEntries(
-    DOCUMENT_FIELDS.map((field) => [field, document[field]]),
-  ) as unknown as ContainerRegistry;
 }

@@ -250,10 +250,8 @@ function sortKey(document: Doc, path: string, direction: 1 | -1): { empty: boole
 }
 
 /** A comparator for `sort`, ending with the id as tie-breaker so pages are stable. */
-export function compareBy(sort: SortSpec): (a: Doc, b: Doc) => number {
-  const keys: SortSpec = sort.some(([path]) => path === 'container_registry_id')
-    ? sort
-    : [...sort, ['container_registry_id', 1]];
+export function compareBy(sort: SortSpec, idField: string): (a: Doc, b: Doc) => number {
+  const keys: SortSpec = sort.some(([path]) => path === idField) ? sort : [...sort, [idField, 1]];
   return (a, b) => {
     for (const [path, direction] of keys) {
       const keyA = sortKey(a, path, direction);

@@ -1,32 +1,50 @@
 import type { CatalogConfig } from '../config.js';
 import type { Logger } from '../../shared/logger.js';
-import { EmbeddedHealthStore } from './embedded-health.js';
-import { EmbeddedStore } from './embedded.js';
-import type { HealthStore } from './health-store.js';
-import { MongoHealthStore } from './mongo-health.js';
-import { MongoStore } from './mongo.js';
-import type { RegistryStore } from './registry-store.js';
+import type { DocumentDatabase } from './collection.js';
+import { EmbeddedDatabase } from './embedded-collection.js';
+import { HealthStore } from './health-store.js';
+import { MongoDatabase } from './mongo-collection.js';
+import { openRegistryStore, type RegistryStore } from './registry-store.js';
 
 export interface OpenedStores {
+  readonly database: DocumentDatabase;
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
 }
 
-/** MongoDB when `MONGODB_URI` is set, otherwise the embedded store under `DATA_DIR`. */
+/**
+ * MongoDB when `MONGODB_URI` is set, otherwise the embedded store under `DATA_DIR`. On MongoDB
+ * the registries are the collection `MONGODB_COLLECTION` and every other collection is named
+ * after it (`<collection>_health_statuses`, ...); in SQLite they are tables of one file.
+ */
 export async function openStores(config: CatalogConfig, logger: Logger): Promise<OpenedStores> {
   if (config.mongodbUri !== undefined) {
-    const store = await MongoStore.connect({
+    const database = await MongoDatabase.connect({
       uri: config.mongodbUri,
       database: config.mongodbDatabase,
-      collection: config.mongodbCollection,
     });
     logger.info(
       { database: config.mongodbDatabase, collection: config.mongodbCollection },
       'using MongoDB store',
     );
-    return { store, healthStore: await MongoHealthStore.open(store.db, config.mongodbCollection) };
+    return openRepositories(database, config.mongodbCollection, `${config.mongodbCollection}_`);
   }
-  const store = await EmbeddedStore.open(config.dataDir);
+  const database = await EmbeddedDatabase.open(config.dataDir);
   logger.info({ dataDir: config.dataDir }, 'using embedded store');
-  return { store, healthStore: new EmbeddedHealthStore(store.db) };
+  return openRepositories(database, 'registries', '');
+}
+
+/** The repositories on an open database; closes it when one cannot be opened. */
+export async function openRepositories(
+  database: DocumentDatabase,
+  registries: string,
+  prefix: string,
+): Promise<OpenedStores> {
+  try {
+    const store = await openRegistryStore(database, registries);
+    return { database, store, healthStore: await HealthStore.open(database, prefix) };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
 }

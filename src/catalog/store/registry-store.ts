@@ -1,33 +1,29 @@
-import type { ContainerRegistry, Filter, SortSpec, StoredRegistry } from '../model.js';
+import { DOCUMENT_FIELDS } from '../language/field-paths.js';
+import type { ContainerRegistry, Filter, StoredRegistry } from '../model.js';
+import type { CollectionSpec, DocumentDatabase, FindOptions, ReplaceResult } from './collection.js';
+
 /**
- * The catalog's storage seam. One small interface, two implementations (`MongoStore`,
- * `EmbeddedStore`), one contract suite (test/contract/) run against both.
- *
- * Stores persist whole documents. Update operators are applied by the domain layer
- * (src/catalog/language/update-language.ts) so both stores share one semantics; a store only
- * offers compare-and-swap on an internal version so concurrent writers never lose an update.
+ * The registry documents: a typed repository on one generic collection (collection.ts). The
+ * declared indexes serve the common queries (by tag, by name) on both backends.
  */
+export const REGISTRIES: CollectionSpec = {
+  idField: 'container_registry_id',
+  indexes: [
+    { field: 'container_registry_name', kind: 'column', column: 'name' },
+    { field: 'container_registry_tags', kind: 'multi', table: 'registry_tags', column: 'tag' },
+  ],
+};
 
-export interface FindOptions {
-  readonly sort: SortSpec;
-  readonly skip: number;
-  readonly limit: number;
-}
-
-export type ReplaceResult =
-  | { readonly status: 'replaced'; readonly stored: StoredRegistry }
-  | { readonly status: 'conflict' }
-  | { readonly status: 'missing' };
-
+/** Where the catalog keeps its registry documents (and what `/readyz` asks). */
 export interface RegistryStore {
   /** Inserts a new document at version 1. Throws `DuplicateIdError` when the id exists. */
   create(document: ContainerRegistry): Promise<StoredRegistry>;
   get(id: string): Promise<StoredRegistry | undefined>;
-  /**
-   * Replaces the document with the same id if its version is still `expectedVersion`.
-   * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.
-   */
-  replaceIfVersion(document: ContainerRegistry, expectedVersion: number): Promise<ReplaceResult>;
+  /** Compare-and-swap on the version: `conflict` means re-read and retry, `missing` that it is gone. */
+  replaceIfVersion(
+    document: ContainerRegistry,
+    expectedVersion: number,
+  ): Promise<ReplaceResult<ContainerRegistry>>;
   /** Returns false when there was nothing to delete. */
   delete(id: string): Promise<boolean>;
   find(filter: Filter, options: FindOptions): Promise<ContainerRegistry[]>;
@@ -37,20 +33,27 @@ export interface RegistryStore {
   close(): Promise<void>;
 }
 
-/** Raised by `create` when a document with the same id already exists. */
-export class DuplicateIdError extends Error {
-  override name = 'DuplicateIdError';
-  constructor(readonly id: string) {
-    super(`container registry ${id} already exists`);
-  }
+/** Opens the registries' collection `name` (SQLite table or MongoDB collection) in `database`. */
+export async function openRegistryStore(database: DocumentDatabase, name: string): Promise<RegistryStore> {
+  const collection = await database.collection<ContainerRegistry>(name, REGISTRIES);
+  return {
+    create: (document) => collection.create(document),
+    get: async (id) => {
+      const stored = await collection.get(id);
+      return stored && { document: inFieldOrder(stored.document), version: stored.version };
+    },
+    replaceIfVersion: (document, expectedVersion) => collection.replaceIfVersion(document, expectedVersion),
+    delete: (id) => collection.delete(id),
+    find: async (filter, options) => (await collection.find(filter, options)).map(inFieldOrder),
+    count: (filter) => collection.count(filter),
+    ping: () => database.ping(),
+    close: () => database.close(),
+  };
 }
 
-/** The database refused a filter that the query language accepted (a backend limitation). */
-export class QueryRejectedError extends Error {
-  override name = 'QueryRejectedError';
-}
-
-/** The database refused a document that our schema accepts (a backend limitation, e.g. nested arrays on FerretDB). */
-export class DocumentRejectedError extends Error {
-  override name = 'DocumentRejectedError';
+/** The seed's eight fields in the seed's order, whatever order the backend or an update produced. */
+export function inFieldOrder(document: ContainerRegistry): ContainerRegistry {
+  return Object.fromEntries(
+    DOCUMENT_FIELDS.map((field) => [field, document[field]]),
+  ) as unknown as ContainerRegistry;
 }

@@ -1,0 +1,101 @@
+import type { Filter, SortSpec } from '../model.js';
+
+/**
+ * The catalog's storage seam: one small generic collection of versioned JSON documents, with
+ * two backends (a MongoDB collection, mongo-collection.ts; an SQLite table, embedded-collection.ts)
+ * and one contract suite (test/contract/) run on both. Each kind of document is a typed
+ * repository on top (registries.ts, health-store.ts): adding a kind costs a spec with its
+ * indexes and a repository, not two stores.
+ *
+ * Stores persist whole documents. Update operators are applied by the domain layer
+ * (src/catalog/language/) so both backends share one semantics; a collection only offers
+ * compare-and-swap on an internal version, so concurrent writers never lose an update.
+ */
+
+/** A document with the store's version counter (starts at 1, +1 per successful replace). */
+export interface Versioned<T> {
+  readonly document: T;
+  readonly version: number;
+}
+
+/** A declared index: what queries on a field can be answered from, on both backends. */
+export interface IndexSpec {
+  /** A top-level field of the document. */
+  readonly field: string;
+  /**
+   * `column`: a string (or number) field, kept in a column of the document's row (SQLite) or a
+   * plain index (MongoDB). `multi`: an array of strings, one row per value in a side table
+   * (SQLite) or a multikey index (MongoDB).
+   */
+  readonly kind: 'column' | 'multi';
+  /** SQLite: the column's name (the value column of a side table for `multi`). */
+  readonly column: string;
+  /** SQLite: the side table of a `multi` index. */
+  readonly table?: string;
+}
+
+/** What a kind of document declares to be stored. */
+export interface CollectionSpec {
+  /** The field holding the document's id (a string; MongoDB `_id`, SQLite primary key). */
+  readonly idField: string;
+  readonly indexes: readonly IndexSpec[];
+}
+
+export interface FindOptions {
+  /** Sort keys in priority order; the id is always the final tie-breaker. */
+  readonly sort: SortSpec;
+  readonly skip: number;
+  readonly limit: number;
+}
+
+export type ReplaceResult<T> =
+  | { readonly status: 'replaced'; readonly stored: Versioned<T> }
+  | { readonly status: 'conflict' }
+  | { readonly status: 'missing' };
+
+/** One collection of documents of type `T`, keyed by the spec's `idField`. */
+export interface Collection<T> {
+  /** Inserts a new document at version 1. Throws `DuplicateIdError` when the id exists. */
+  create(document: T): Promise<Versioned<T>>;
+  /** Inserts each document that does not exist yet (one batch); returns the ids inserted. */
+  createMany(documents: readonly T[]): Promise<Set<string>>;
+  get(id: string): Promise<Versioned<T> | undefined>;
+  /**
+   * Replaces the document with the same id if its version is still `expectedVersion`.
+   * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.
+   */
+  replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>>;
+  /** Returns false when there was nothing to delete. */
+  delete(id: string): Promise<boolean>;
+  /** Deletes every document matching `filter`. */
+  deleteMany(filter: Filter): Promise<void>;
+  find(filter: Filter, options: FindOptions): Promise<T[]>;
+  count(filter: Filter): Promise<number>;
+}
+
+/** A backend: where collections live. */
+export interface DocumentDatabase {
+  /** Opens (creating if needed, with its indexes) the collection `name` holding documents as `spec` declares. */
+  collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>>;
+  /** Resolves when the backing database answers; used by `/readyz`. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Raised by `create` when a document with the same id already exists. */
+export class DuplicateIdError extends Error {
+  override name = 'DuplicateIdError';
+  constructor(readonly id: string) {
+    super(`a document with id ${id} already exists`);
+  }
+}
+
+/** The database refused a filter that the query language accepted (a backend limitation). */
+export class QueryRejectedError extends Error {
+  override name = 'QueryRejectedError';
+}
+
+/** The database refused a document that our schema accepts (a backend limitation, e.g. nested arrays on FerretDB). */
+export class DocumentRejectedError extends Error {
+  override name = 'DocumentRejectedError';
+}

@@ -1,0 +1,275 @@
+import {
+  MongoBulkWriteError,
+  MongoClient,
+  MongoServerError,
+  type Collection as MongoNativeCollection,
+  type Db,
+  type Document,
+  type IndexDescription,
+  type Sort,
+} from 'mongodb';
+import type { Filter } from '../model.js';
+import {
+  DocumentRejectedError,
+  DuplicateIdError,
+  QueryRejectedError,
+  type Collection,
+  type CollectionSpec,
+  type DocumentDatabase,
+  type FindOptions,
+  type ReplaceResult,
+  type Versioned,
+} from './collection.js';
+
+/**
+ * MongoDB backend (official driver). In each collection `_id` is the document's id and
+ * `_version` the internal compare-and-swap counter, never returned. Works on standalone
+ * servers, replica sets and sharded clusters (`_id` is a fine shard key; nothing here needs
+ * transactions).
+ *
+ * Each replace first claims the version it will write, by inserting `<id>@<version>` into
+ * `<collection>_version_claims`: a unique-key insert is atomic on every MongoDB-compatible
+ * server, while a conditional replace is not on FerretDB 1.24 (it queries, then writes by
+ * `_id`, so two writers of the same version could both win and one update would be lost). The
+ * claim is removed once the write is done; a writer that died holding one is overtaken after
+ * CLAIM_TTL_MS.
+ */
+export class MongoDatabase implements DocumentDatabase {
+  private constructor(
+    private readonly client: MongoClient,
+    /** The database (benchmarks seed it in bulk; tests drop it). */
+    readonly db: Db,
+  ) {}
+
+  /** Connects and checks the server answers. */
+  static async connect(options: { uri: string; database: string }): Promise<MongoDatabase> {
+    const client = new MongoClient(options.uri, { serverSelectionTimeoutMS: 10_000 });
+    await client.connect();
+    return new MongoDatabase(client, client.db(options.database));
+  }
+
+  async collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>> {
+    const native = this.db.collection<StoredShape>(name);
+    await ensureIndexes(
+      native,
+      spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
+    );
+    return new MongoCollection<T>(native, this.db.collection<VersionClaim>(`${name}_version_claims`), spec);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.command({ ping: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** Drops the whole database: for tests that use a database of their own. */
+  async dropDatabase(): Promise<void> {
+    await this.db.dropDatabase();
+  }
+}
+
+interface VersionClaim {
+  _id: string;
+  at: Date;
+}
+
+/** How long a claim may be held; a replace takes milliseconds, so only a dead writer exceeds it. */
+const CLAIM_TTL_MS = 30_000;
+
+interface StoredShape {
+  _id: string;
+  _version: number;
+  [field: string]: unknown;
+}
+
+const DUPLICATE_KEY = 11000;
+const BAD_VALUE = 2;
+const NAMESPACE_NOT_FOUND = 26;
+
+class MongoCollection<T extends object> implements Collection<T> {
+  private readonly idField: string;
+
+  constructor(
+    private readonly collection: MongoNativeCollection<StoredShape>,
+    private readonly claims: MongoNativeCollection<VersionClaim>,
+    spec: CollectionSpec,
+  ) {
+    this.idField = spec.idField;
+  }
+
+  async create(document: T): Promise<Versioned<T>> {
+    try {
+      await this.collection.insertOne(this.toStored(document, 1));
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
+        throw new DuplicateIdError(this.idOf(document));
+      throw asDocumentRejected(error);
+    }
+    return { document, version: 1 };
+  }
+
+  async createMany(documents: readonly T[]): Promise<Set<string>> {
+    const created = new Set(documents.map((document) => this.idOf(document)));
+    if (documents.length === 0) return created;
+    try {
+      await this.collection.insertMany(
+        documents.map((document) => this.toStored(document, 1)),
+        { ordered: false },
+      );
+    } catch (error) {
+      // Unordered: every insert was tried; the duplicates are the ids that existed already.
+      if (!(error instanceof MongoBulkWriteError)) throw asDocumentRejected(error);
+      const failures = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+      for (const failure of failures) {
+        if (failure.code !== DUPLICATE_KEY) throw error;
+        created.delete(this.idOf(documents[failure.index]!));
+      }
+    }
+    return created;
+  }
+
+  async get(id: string): Promise<Versioned<T> | undefined> {
+    const stored = await this.collection.findOne({ _id: id });
+    return stored ? { document: this.fromStored(stored), version: stored._version } : undefined;
+  }
+
+  async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
+    const id = this.idOf(document);
+    const claim = `${id}@${expectedVersion + 1}`;
+    if (!(await this.claim(claim))) return { status: 'conflict' };
+    try {
+      const result = await this.collection
+        .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
+        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+      if (result.matchedCount === 1)
+        return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+    } finally {
+      // After the write: a writer still holding the old version now finds nothing to replace.
+      await this.claims.deleteOne({ _id: claim });
+    }
+    return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
+      ? { status: 'conflict' }
+      : { status: 'missing' };
+  }
+
+  /** True when this writer alone may write the claimed version. */
+  private async claim(claim: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.claims.insertOne({ _id: claim, at: new Date() });
+        return true;
+      } catch (error) {
+        if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      }
+      const held = await this.claims.findOne({ _id: claim });
+      if (held && Date.now() - held.at.getTime() < CLAIM_TTL_MS) return false;
+      // Left by a writer that died between claim and write: take it over, once.
+      if (held) await this.claims.deleteOne({ _id: claim, at: held.at });
+    }
+    return false;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.collection.deleteOne({ _id: id })).deletedCount === 1;
+  }
+
+  async deleteMany(filter: Filter): Promise<void> {
+    await refusedAsQueryRejected(this.collection.deleteMany(this.toMongoFilter(filter)));
+  }
+
+  async find(filter: Filter, options: FindOptions): Promise<T[]> {
+    const sort: Sort = Object.fromEntries(
+      options.sort.map(([path, direction]) => [path === this.idField ? '_id' : path, direction]),
+    );
+    if (!('_id' in sort)) (sort as Record<string, 1 | -1>)._id = 1;
+    const cursor = this.collection
+      .find(this.toMongoFilter(filter))
+      .sort(sort)
+      .skip(options.skip)
+      .limit(options.limit);
+    return (await refusedAsQueryRejected(cursor.toArray())).map((stored) => this.fromStored(stored));
+  }
+
+  async count(filter: Filter): Promise<number> {
+    return refusedAsQueryRejected(this.collection.countDocuments(this.toMongoFilter(filter)));
+  }
+
+  private idOf(document: T): string {
+    return (document as Record<string, unknown>)[this.idField] as string;
+  }
+
+  private toStored(document: T, version: number): StoredShape {
+    const { [this.idField]: id, ...fields } = document as Record<string, unknown>;
+    return { _id: id as string, ...fields, _version: version };
+  }
+
+  /** The document with its id first and the other fields in stored order, without the internal fields. */
+  private fromStored(stored: StoredShape): T {
+    const { _id, _version, ...fields } = stored;
+    void _version;
+    return { [this.idField]: _id, ...fields } as T;
+  }
+
+  /** The stored id field is `_id`: rewrite it wherever a filter names it. */
+  private toMongoFilter(filter: Filter): Record<string, unknown> {
+    const rewrite = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(rewrite);
+      if (typeof node !== 'object' || node === null) return node;
+      return Object.fromEntries(
+        Object.entries(node).map(([key, value]) => [
+          key === this.idField ? '_id' : key,
+          key === '$and' || key === '$or' || key === '$nor' ? rewrite(value) : value,
+        ]),
+      );
+    };
+    return rewrite(filter) as Record<string, unknown>;
+  }
+}
+
+/**
+ * Creates the indexes a collection lacks. Listing first keeps start-up idempotent everywhere:
+ * re-creating an existing index is a no-op on MongoDB but crashes the connection on FerretDB 1.24.
+ */
+async function ensureIndexes<T extends Document>(
+  collection: MongoNativeCollection<T>,
+  indexes: IndexDescription[],
+): Promise<void> {
+  if (indexes.length === 0) return;
+  let existing: Set<string>;
+  try {
+    existing = new Set((await collection.listIndexes().toArray()).map((index) => String(index.name)));
+  } catch (error) {
+    if (!(error instanceof MongoServerError && error.code === NAMESPACE_NOT_FOUND)) throw error;
+    existing = new Set();
+  }
+  const missing = indexes.filter((index) => !existing.has(String(index.name)));
+  if (missing.length > 0) await collection.createIndexes(missing);
+}
+
+/** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
+const QUERY_REFUSED_CODES = new Set([2 /* BadValue */, 9 /* FailedToParse */, 51091 /* invalid regex */]);
+
+async function refusedAsQueryRejected<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    if (
+      error instanceof MongoServerError &&
+      typeof error.code === 'number' &&
+      QUERY_REFUSED_CODES.has(error.code)
+    ) {
+      throw new QueryRejectedError(`the database refused this filter: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** BadValue on a write: the server cannot store this (valid) document, e.g. FerretDB and nested arrays. */
+function asDocumentRejected(error: unknown): unknown {
+  return error instanceof MongoServerError && error.code === BAD_VALUE
+    ? new DocumentRejectedError(`the database cannot store this document: ${error.message}`)
+    : error;
+}

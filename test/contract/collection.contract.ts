@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import {
+  DuplicateIdError,
+  type Collection,
+  type CollectionSpec,
+  type DocumentDatabase,
+} from '../../src/catalog/store/collection.js';
+
+/**
+ * The contract of the generic collection seam (src/catalog/store/collection.ts) on a kind of
+ * document that is not a registry: its own id field, a string column, a number column and a
+ * multi-valued index. The registry and health repositories have their own suites on top.
+ */
+interface Item {
+  key: string;
+  group: string;
+  rank: number;
+  labels: string[];
+  note?: unknown;
+}
+
+const SPEC: CollectionSpec = {
+  idField: 'key',
+  indexes: [
+    { field: 'group', kind: 'column', column: 'item_group' },
+    { field: 'rank', kind: 'column', column: 'item_rank' },
+    { field: 'labels', kind: 'multi', table: 'item_labels', column: 'label' },
+  ],
+};
+
+const item = (n: number, overrides: Partial<Item> = {}): Item => ({
+  key: `item-${String(n).padStart(3, '0')}`,
+  group: n % 2 === 0 ? 'even' : 'odd',
+  rank: n,
+  labels: n % 3 === 0 ? ['three', 'any'] : ['any'],
+  ...overrides,
+});
+
+export function describeCollectionContract(
+  name: string,
+  open: () => Promise<{ database: DocumentDatabase; cleanup(): Promise<void> }>,
+): void {
+  describe(`Collection contract: ${name}`, () => {
+    let items: Collection<Item>;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      const opened = await open();
+      cleanup = opened.cleanup;
+      items = await opened.database.collection<Item>('contract_items', SPEC);
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    it('keys documents by the declared id field, with versions and compare-and-swap', async () => {
+      expect(await items.create(item(1))).to.deep.equal({ document: item(1), version: 1 });
+      const error = await items.create(item(1, { group: 'other' })).catch((e: unknown) => e);
+      expect(error).to.be.instanceOf(DuplicateIdError);
+      expect((await items.get('item-001'))?.document).to.deep.equal(item(1));
+      const moved = item(1, { group: 'moved', labels: ['new'] });
+      expect((await items.replaceIfVersion(moved, 2)).status).to.equal('conflict');
+      expect((await items.replaceIfVersion(moved, 1)).status).to.equal('replaced');
+      expect(await items.get('item-001')).to.deep.equal({ document: moved, version: 2 });
+      expect((await items.replaceIfVersion(item(9), 1)).status).to.equal('missing');
+      expect(await items.delete('item-001')).to.equal(true);
+      expect(await items.delete('item-001')).to.equal(false);
+      expect(await items.get('item-001')).to.equal(undefined);
+    });
+
+    it('creates many in one batch, skipping ids that exist, and deletes by filter', async () => {
+      await items.create(item(2));
+      const created = await items.createMany([item(1), item(2), item(3)]);
+      expect([...created].sort()).to.deep.equal(['item-001', 'item-003']);
+      expect(await items.count({})).to.equal(3);
+      await items.deleteMany({ rank: { $lt: 3 } });
+      expect((await items.find({}, { sort: [], skip: 0, limit: 10 })).map((i) => i.key)).to.deep.equal([
+        'item-003',
+      ]);
+      expect(await items.createMany([])).to.have.property('size', 0);
+    });
+
+    it('answers filters on indexed and other fields alike, and follows replaced index values', async () => {
+      await items.createMany(Array.from({ length: 30 }, (_, i) => item(i + 1)));
+      const keys = async (filter: Record<string, unknown>) =>
+        (await items.find(filter, { sort: [['key', 1]], skip: 0, limit: 100 })).map((i) => i.key);
+      expect(await keys({ labels: 'three' })).to.have.length(10);
+      expect(await items.count({ labels: { $in: ['three'] } })).to.equal(10);
+      expect(await keys({ group: 'even', labels: 'three' })).to.deep.equal(
+        ['006', '012', '018', '024', '030'].map((n) => `item-${n}`),
+      );
+      expect(await keys({ rank: { $gte: 28 } })).to.deep.equal(['item-028', 'item-029', 'item-030']);
+      expect(await keys({ key: { $in: ['item-002', 'item-404'] } })).to.deep.equal(['item-002']);
+      expect(await items.count({ group: 'odd', rank: { $lt: 5 } })).to.equal(2);
+      const current = (await items.get('item-003'))!;
+      await items.replaceIfVersion(
+        { ...current.document, labels: ['gone'], group: 'moved' },
+        current.version,
+      );
+      expect(await items.count({ labels: 'three' })).to.equal(9);
+      expect(await keys({ group: 'moved' })).to.deep.equal(['item-003']);
+      const page = await items.find({ labels: 'any' }, { sort: [['rank', -1]], skip: 2, limit: 3 });
+      expect(page.map((i) => i.rank)).to.deep.equal([28, 27, 26]);
+    });
+  });
+}
