@@ -14,6 +14,10 @@ import {
   type LogLevel,
 } from '../shared/config/env.js';
 
+/** How replace-if-version is made atomic on MongoDB: `auto` claims versions on FerretDB only. */
+export const REPLACE_MODES = ['auto', 'atomic', 'claim'] as const;
+export type ReplaceMode = (typeof REPLACE_MODES)[number];
+
 /** Configuration of the catalog API server (`serve`). Frozen once loaded. */
 export interface CatalogConfig {
   readonly host: string;
@@ -23,6 +27,8 @@ export interface CatalogConfig {
   readonly mongodbUri: string | undefined;
   readonly mongodbDatabase: string;
   readonly mongodbCollection: string;
+  /** How replace-if-version is made atomic on MongoDB (store/mongo-collection.ts). */
+  readonly mongodbReplaceMode: ReplaceMode;
   readonly logLevel: LogLevel;
   /** Largest accepted request body, in bytes. */
   readonly bodyLimitBytes: number;
@@ -72,6 +78,7 @@ export const CATALOG_ENV_VARS = [
   'MONGODB_URI',
   'MONGODB_DATABASE',
   'MONGODB_COLLECTION',
+  'MONGODB_REPLACE_MODE',
   'LOG_LEVEL',
   'BODY_LIMIT_BYTES',
   'SHUTDOWN_TIMEOUT_MS',
@@ -105,6 +112,7 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
     mongodbUri: readOptionalString(env, 'MONGODB_URI'),
     mongodbDatabase: readString(env, 'MONGODB_DATABASE', 'assets'),
     mongodbCollection: readString(env, 'MONGODB_COLLECTION', 'container_registry'),
+    mongodbReplaceMode: readChoice(env, 'MONGODB_REPLACE_MODE', REPLACE_MODES, 'auto'),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -7,15 +7,48 @@ import { describeRegistryStoreContract, registry } from './registry-store.contra
 
 // On a real MongoDB (MONGODB_URI set) the whole contract holds. FerretDB 1.24 differs where the
 // entries below say; README "Testing against MongoDB and FerretDB" lists the same differences.
+// Both replace paths run: the one the server gets by default (auto: version claims on FerretDB,
+// the atomic conditional replace on MongoDB), and the atomic one forced.
+const ferret = usingFerretDb();
+const server = ferret ? 'FerretDB 1.24' : 'MongoDB';
+const filterDifferences: Record<string, string> = ferret
+  ? { '$elemMatch on subdocuments': 'unknown operator: name' }
+  : {};
 describeRegistryStoreContract(
-  usingFerretDb() ? 'MongoStore on FerretDB 1.24' : 'MongoStore on MongoDB',
+  `MongoStore on ${server} (replace mode auto: ${ferret ? 'claim' : 'atomic'})`,
   () => openTestStore('mongo'),
-  usingFerretDb()
-    ? {
-        knownFilterDifferences: { '$elemMatch on subdocuments': 'unknown operator: name' },
-      }
-    : {},
+  { knownFilterDifferences: filterDifferences },
 );
+describeRegistryStoreContract(
+  `MongoStore on ${server} (replace mode atomic)`,
+  () => openTestStore('mongo', 'atomic'),
+  {
+    knownFilterDifferences: filterDifferences,
+    ...(ferret
+      ? { losesConcurrentUpdates: "FerretDB's conditional replace queries, then writes by _id" }
+      : {}),
+  },
+);
+
+describe('MongoStore replace mode', () => {
+  it(`auto picks ${ferret ? 'version claims on FerretDB' : 'the atomic replace on MongoDB'}; atomic writes no claims`, async () => {
+    const auto = await openTestStore('mongo');
+    const atomic = await openTestStore('mongo', 'atomic');
+    try {
+      expect((auto.database as MongoDatabase).replaceMode).to.equal(ferret ? 'claim' : 'atomic');
+      expect((atomic.database as MongoDatabase).replaceMode).to.equal('atomic');
+      const doc = registry(9_002);
+      await atomic.store.create(doc);
+      const renamed = { ...doc, container_registry_name: 'renamed' };
+      expect((await atomic.store.replaceIfVersion(renamed, 1)).status).to.equal('replaced');
+      const names = await (atomic.database as MongoDatabase).db.listCollections().toArray();
+      expect(names.map((c) => c.name)).to.not.include('container_registry_version_claims');
+    } finally {
+      await auto.cleanup();
+      await atomic.cleanup();
+    }
+  });
+});
 
 describe('MongoStore start-up', () => {
   it('opens twice on the same database (indexes are created once, as a second replica does)', async () => {
@@ -32,7 +65,7 @@ describe('MongoStore start-up', () => {
 
 describe('MongoStore version claims', () => {
   it('refuses a version another writer holds, and overtakes a claim left by a dead writer', async () => {
-    const opened = await openTestStore('mongo');
+    const opened = await openTestStore('mongo', 'claim');
     const mongo = opened.store;
     try {
       const doc = registry(9_001);

@@ -6,6 +6,7 @@ import { createCatalog, type AccessDeps, type Catalog } from '../../src/catalog/
 import type { ProbeTarget } from '../../src/catalog/health/probe.js';
 import type { HealthReport } from '../../src/catalog/model.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
+import type { ReplaceMode } from '../../src/catalog/config.js';
 import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
@@ -30,7 +31,7 @@ export interface TestStore {
 }
 
 /** A fresh, empty store of the given kind: a temp dir, or a new database on the test MongoDB/FerretDB. */
-export async function openTestStore(kind: StoreKind): Promise<TestStore> {
+export async function openTestStore(kind: StoreKind, replaceMode?: ReplaceMode): Promise<TestStore> {
   if (kind === 'embedded') {
     const dir = await mkdtemp(path.join(tmpdir(), 'catalog-embedded-'));
     const opened = await openRepositories(await EmbeddedDatabase.open(dir), 'registries', '');
@@ -42,12 +43,12 @@ export async function openTestStore(kind: StoreKind): Promise<TestStore> {
       },
     };
   }
-  return openMongoTestStore(`test_${randomUUID().replace(/-/g, '').slice(0, 16)}`);
+  return openMongoTestStore(`test_${randomUUID().replace(/-/g, '').slice(0, 16)}`, replaceMode);
 }
 
 /** The repositories on `database` of the test MongoDB/FerretDB, as `serve` opens them; cleanup drops it. */
-export async function openMongoTestStore(database: string): Promise<TestStore> {
-  const mongo = await MongoDatabase.connect({ uri: await getMongoUri(), database });
+export async function openMongoTestStore(database: string, replaceMode?: ReplaceMode): Promise<TestStore> {
+  const mongo = await MongoDatabase.connect({ uri: await getMongoUri(), database, replaceMode });
   const opened = await openRepositories(mongo, 'container_registry', 'container_registry_');
   return {
     ...opened,

@@ -8,6 +8,7 @@ import {
   type IndexDescription,
   type Sort,
 } from 'mongodb';
+import type { ReplaceMode } from '../config.js';
 import type { Filter } from '../model.js';
 import {
   DocumentRejectedError,
@@ -27,25 +28,42 @@ import {
  * servers, replica sets and sharded clusters (`_id` is a fine shard key; nothing here needs
  * transactions).
  *
- * Each replace first claims the version it will write, by inserting `<id>@<version>` into
- * `<collection>_version_claims`: a unique-key insert is atomic on every MongoDB-compatible
- * server, while a conditional replace is not on FerretDB 1.24 (it queries, then writes by
- * `_id`, so two writers of the same version could both win and one update would be lost). The
- * claim is removed once the write is done; a writer that died holding one is overtaken after
- * CLAIM_TTL_MS.
+ * A replace-if-version is one conditional `replaceOne({_id, _version})` where the server makes
+ * it atomic (MongoDB: a document's filter and write are one operation). FerretDB 1.24 does not
+ * (it queries, then writes by `_id`, so two writers of the same version could both win and one
+ * update would be lost): there each replace first claims the version it will write, by
+ * inserting `<id>@<version>` into `<collection>_version_claims` (a unique-key insert is atomic
+ * everywhere), at the cost of two more round trips. The claim is removed once the write is
+ * done; a writer that died holding one is overtaken after CLAIM_TTL_MS. Which path runs is
+ * detected at connect (FerretDB names itself in `buildInfo`) unless configured
+ * (`MONGODB_REPLACE_MODE`).
  */
 export class MongoDatabase implements DocumentDatabase {
   private constructor(
     private readonly client: MongoClient,
     /** The database (benchmarks seed it in bulk; tests drop it). */
     readonly db: Db,
+    /** The path every collection of this database takes (never `auto` once connected). */
+    readonly replaceMode: 'atomic' | 'claim',
   ) {}
 
-  /** Connects and checks the server answers. */
-  static async connect(options: { uri: string; database: string }): Promise<MongoDatabase> {
+  /** Connects, checks the server answers, and settles the replace mode (`auto` asks `buildInfo`). */
+  static async connect(options: {
+    uri: string;
+    database: string;
+    replaceMode?: ReplaceMode;
+  }): Promise<MongoDatabase> {
     const client = new MongoClient(options.uri, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
-    return new MongoDatabase(client, client.db(options.database));
+    const db = client.db(options.database);
+    try {
+      const wanted = options.replaceMode ?? 'auto';
+      const mode = wanted !== 'auto' ? wanted : (await isFerretDb(db)) ? 'claim' : 'atomic';
+      return new MongoDatabase(client, db, mode);
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
   }
 
   async collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>> {
@@ -54,7 +72,9 @@ export class MongoDatabase implements DocumentDatabase {
       native,
       spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
     );
-    return new MongoCollection<T>(native, this.db.collection<VersionClaim>(`${name}_version_claims`), spec);
+    const claims =
+      this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
+    return new MongoCollection<T>(native, claims, spec);
   }
 
   async ping(): Promise<void> {
@@ -94,7 +114,8 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   constructor(
     private readonly collection: MongoNativeCollection<StoredShape>,
-    private readonly claims: MongoNativeCollection<VersionClaim>,
+    /** Present on the `claim` path only. */
+    private readonly claims: MongoNativeCollection<VersionClaim> | undefined,
     spec: CollectionSpec,
   ) {
     this.idField = spec.idField;
@@ -138,36 +159,46 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
     const id = this.idOf(document);
+    if (!this.claims) return this.conditionalReplace(id, document, expectedVersion);
     const claim = `${id}@${expectedVersion + 1}`;
-    if (!(await this.claim(claim))) return { status: 'conflict' };
+    if (!(await this.claim(this.claims, claim))) return { status: 'conflict' };
     try {
-      const result = await this.collection
-        .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
-        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
-      if (result.matchedCount === 1)
-        return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+      return await this.conditionalReplace(id, document, expectedVersion);
     } finally {
       // After the write: a writer still holding the old version now finds nothing to replace.
       await this.claims.deleteOne({ _id: claim });
     }
+  }
+
+  /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
+  private async conditionalReplace(
+    id: string,
+    document: T,
+    expectedVersion: number,
+  ): Promise<ReplaceResult<T>> {
+    const result = await this.collection
+      .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
+      .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+    if (result.matchedCount === 1)
+      return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
     return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
   }
 
   /** True when this writer alone may write the claimed version. */
-  private async claim(claim: string): Promise<boolean> {
+  private async claim(claims: MongoNativeCollection<VersionClaim>, claim: string): Promise<boolean> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await this.claims.insertOne({ _id: claim, at: new Date() });
+        await claims.insertOne({ _id: claim, at: new Date() });
         return true;
       } catch (error) {
         if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
       }
-      const held = await this.claims.findOne({ _id: claim });
+      const held = await claims.findOne({ _id: claim });
       if (held && Date.now() - held.at.getTime() < CLAIM_TTL_MS) return false;
       // Left by a writer that died between claim and write: take it over, once.
-      if (held) await this.claims.deleteOne({ _id: claim, at: held.at });
+      if (held) await claims.deleteOne({ _id: claim, at: held.at });
     }
     return false;
   }
@@ -227,6 +258,12 @@ class MongoCollection<T extends object> implements Collection<T> {
     };
     return rewrite(filter) as Record<string, unknown>;
   }
+}
+
+/** FerretDB answers `buildInfo` with its own `ferretdbVersion` beside the MongoDB version it mimics. */
+async function isFerretDb(db: Db): Promise<boolean> {
+  const info = await db.admin().command({ buildInfo: 1 });
+  return 'ferretdbVersion' in info;
 }
 
 /**
