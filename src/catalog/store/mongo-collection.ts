@@ -159,31 +159,32 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
     const id = this.idOf(document);
-    if (!this.claims) return this.conditionalReplace(id, document, expectedVersion);
-    const claim = `${id}@${expectedVersion + 1}`;
-    if (!(await this.claim(this.claims, claim))) return { status: 'conflict' };
-    try {
-      return await this.conditionalReplace(id, document, expectedVersion);
-    } finally {
-      // After the write: a writer still holding the old version now finds nothing to replace.
-      await this.claims.deleteOne({ _id: claim });
+    let replaced: boolean;
+    if (!this.claims) {
+      replaced = await this.conditionalReplace(id, document, expectedVersion);
+    } else {
+      const claim = `${id}@${expectedVersion + 1}`;
+      if (!(await this.claim(this.claims, claim))) return { status: 'conflict' };
+      try {
+        replaced = await this.conditionalReplace(id, document, expectedVersion);
+      } finally {
+        // After the write, before anything else: a writer still holding the old version now
+        // finds nothing to replace, and the next version's writers need not wait for us.
+        await this.claims.deleteOne({ _id: claim });
+      }
     }
-  }
-
-  /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
-  private async conditionalReplace(
-    id: string,
-    document: T,
-    expectedVersion: number,
-  ): Promise<ReplaceResult<T>> {
-    const result = await this.collection
-      .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
-      .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
-    if (result.matchedCount === 1)
-      return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
+    if (replaced) return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
     return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
+  }
+
+  /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
+  private async conditionalReplace(id: string, document: T, expectedVersion: number): Promise<boolean> {
+    const result = await this.collection
+      .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
+      .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+    return result.matchedCount === 1;
   }
 
   /** True when this writer alone may write the claimed version. */
