@@ -5,7 +5,7 @@ import type { SchemaSet } from '../shared/schemas.js';
 import type { CredentialCipher } from './domain/credential-cipher.js';
 import { HealthService } from './domain/health-service.js';
 import { RegistryService } from './domain/registries.js';
-import type { ProbeTarget } from './health/probe.js';
+import type { ProbeTarget } from './model.js';
 import type { HealthReport } from './model.js';
 import { AccessPolicy } from './access/policy.js';
 import { accessGate } from './http/access-control.js';

@@ -15,7 +15,8 @@ import { CredentialCipher } from './domain/credential-cipher.js';
 import { RegistryService } from './domain/registries.js';
 import { AddressPolicy } from './health/address-policy.js';
 import { HealthMonitor } from './jobs/monitor.js';
-import { createProber, type ProbeTarget } from './health/probe.js';
+import { createProber } from './health/probe.js';
+import type { ProbeTarget } from './model.js';
 import { openStores } from './store/open-stores.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */

@@ -53,3 +53,14 @@ export interface HealthRecord {
   /** Newest first, at most the configured history size. */
   readonly history: readonly HealthReport[];
 }
+
+/** What a probe is asked to check: a registry's URL and how to reach it. */
+export interface ProbeTarget {
+  /** The registry's `container_registry_public_url`. */
+  url: string;
+  timeoutMs?: number;
+  insecureSkipTlsVerify?: boolean;
+  /** PEM certificates to trust for this registry. */
+  caBundle?: string;
+  credentials?: { username?: string; password?: string; token?: string };
+}

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createCatalog, type AccessDeps, type Catalog } from '../../src/catalog/app.js';
-import type { ProbeTarget } from '../../src/catalog/health/probe.js';
+import type { ProbeTarget } from '../../src/catalog/model.js';
 import type { HealthReport } from '../../src/catalog/model.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
 import type { ReplaceMode } from '../../src/catalog/config.js';

@@ -1,7 +1,7 @@
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/logger.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { ProbeTarget } from '../health/probe.js';
+import type { ProbeTarget } from '../model.js';
 import type { HealthReport, HealthStatus } from '../model.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { HealthRecord } from '../model.js';

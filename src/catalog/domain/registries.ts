@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { ValidateFunction } from 'ajv';
 import type { SchemaSet } from '../../shared/schemas.js';
@@ -10,14 +10,25 @@ import {
   UnprocessableError,
   ValidationError,
 } from '../errors.js';
-import type { ContainerRegistry, SortSpec, StoredRegistry } from '../model.js';
+import type { ContainerRegistry, StoredRegistry } from '../model.js';
 import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/collection.js';
 import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
-import { CredentialCipher, SEALED_PREFIX } from './credential-cipher.js';
-import { CREDENTIALS_PATH } from '../language/field-paths.js';
 import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
-import { parseFilter, parseSort } from '../language/query-language.js';
+import { parseFilter } from '../language/query-language.js';
 import { parseUpdate, type Update } from '../language/update-language.js';
+import { CredentialCipher } from './credential-cipher.js';
+import {
+  credentialsOf,
+  dropCredentials,
+  hideKeptCredentials,
+  keepMaskedCredentials,
+  MASK,
+  openCredentials,
+  sealCredentials,
+  touchesCredentials,
+} from './credentials.js';
+import { etagMatches } from './etags.js';
+import { parseId, type Page } from './parameters.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
 export type ReachabilityCheck = (document: ContainerRegistry) => Promise<string | undefined>;
@@ -32,19 +43,8 @@ export interface RegistryServiceDeps {
   readonly newId?: () => string;
 }
 
-export interface Page {
-  readonly limit: number;
-  readonly skip: number;
-  readonly sort: SortSpec;
-}
-
-export const PAGE_LIMITS = { defaultLimit: 100, maxLimit: 1000, maxSkip: 1_000_000 } as const;
-
 /** How often an update re-reads and retries after losing a compare-and-swap race. */
 const MAX_UPDATE_ATTEMPTS = 100;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const MASK = '*****';
 
 /**
  * Domain rules of the catalog: validation of bodies, the query and update languages, defaults,
@@ -108,7 +108,7 @@ export class RegistryService {
         );
       }
     }
-    this.sealCredentials(document, {});
+    sealCredentials(this.cipher, document, {});
     try {
       return await this.store.create(document);
     } catch (error) {
@@ -151,7 +151,7 @@ export class RegistryService {
           'The update would make the container registry invalid',
         );
       }
-      this.sealCredentials(next, kept);
+      sealCredentials(this.cipher, next, kept);
       const ordered = inFieldOrder(next);
       if (isDeepStrictEqual(ordered, current.document)) return current;
       const result = await this.store.replaceIfVersion(ordered, current.version).catch((error: unknown) => {
@@ -189,36 +189,6 @@ export class RegistryService {
     } catch (error) {
       if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
       throw error;
-    }
-  }
-
-  /**
-   * Encrypts every credential value that is new (not one of `kept`, the sealed values already
-   * stored). Without a cipher, credentials are refused: they are never stored in clear.
-   */
-  private sealCredentials(document: ContainerRegistry, kept: Record<string, unknown>): void {
-    const credentials = credentialsOf(document);
-    const fresh = Object.entries(credentials).filter(([key, value]) => kept[key] !== value);
-    if (fresh.length === 0) return;
-    if (!this.cipher) {
-      throw new UnprocessableError(
-        'This catalog stores no registry credentials because no encryption key is configured (CREDENTIALS_KEYS); remove container_registry_config.credentials or ask the operator to configure a key',
-      );
-    }
-    for (const [key, value] of fresh) {
-      if (typeof value !== 'string') continue;
-      if (value.startsWith(SEALED_PREFIX)) {
-        throw ValidationError.of(
-          [
-            {
-              pointer: `/container_registry_config/credentials/${key}`,
-              message: 'must be the plain secret, not a sealed value',
-            },
-          ],
-          'Invalid credentials',
-        );
-      }
-      credentials[key] = this.cipher.seal(value, document.container_registry_id, key);
     }
   }
 
@@ -279,16 +249,7 @@ export class RegistryService {
 
   /** The stored credentials in clear, for the health prober; never for a response. */
   openCredentials(document: ContainerRegistry): Record<string, string> {
-    const credentials = credentialsOf(document);
-    const open: Record<string, string> = {};
-    for (const [key, value] of Object.entries(credentials)) {
-      if (typeof value !== 'string') continue;
-      open[key] =
-        this.cipher && value.startsWith(SEALED_PREFIX)
-          ? this.cipher.open(value, document.container_registry_id, key)
-          : value;
-    }
-    return open;
+    return openCredentials(this.cipher, document);
   }
 }
 
@@ -306,87 +267,6 @@ function asValidationError(error: unknown): unknown {
     : error;
 }
 
-/** Validates a registry id from a URL path; ids are compared in lowercase. */
-export function parseId(raw: string): string {
-  const id = raw.toLowerCase();
-  if (!UUID.test(id)) {
-    throw ValidationError.of(
-      [{ pointer: '/container_registry_id', message: 'must be a UUID' }],
-      `Invalid container registry id "${raw.slice(0, 64)}"`,
-    );
-  }
-  return id;
-}
-
-/** Parses `limit`, `skip` and `sort` query parameters. */
-export function parsePage(query: { limit?: unknown; skip?: unknown; sort?: unknown }): Page {
-  const limit = parseCount(query.limit, 'limit', PAGE_LIMITS.defaultLimit, 1, PAGE_LIMITS.maxLimit);
-  const skip = parseCount(query.skip, 'skip', 0, 0, PAGE_LIMITS.maxSkip);
-  if (query.sort !== undefined && typeof query.sort !== 'string') {
-    throw ValidationError.of([{ pointer: '/sort', message: 'must be given once' }], 'Invalid sort');
-  }
-  return { limit, skip, sort: parseSort(query.sort) };
-}
-
-function parseCount(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === '') return fallback;
-  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw ValidationError.of(
-      [{ pointer: `/${name}`, message: `must be an integer from ${min} to ${max}` }],
-      `Invalid ${name}`,
-    );
-  }
-  return Number(value);
-}
-
-/** A strong ETag over the stored document, so a delete-and-recreate never reuses one. */
-export function etagOf(stored: StoredRegistry): string {
-  const hash = createHash('sha256').update(JSON.stringify(stored.document)).update(`\0${stored.version}`);
-  return `"${hash.digest('base64url').slice(0, 22)}"`;
-}
-
-function etagMatches(header: string, stored: StoredRegistry): boolean {
-  if (header.trim() === '*') return true;
-  const current = etagOf(stored);
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === current);
-}
-
-/** The document as clients see it: credentials replaced by a mask. */
-export function toPublic(document: ContainerRegistry): ContainerRegistry {
-  const credentials = document.container_registry_config.credentials;
-  if (typeof credentials !== 'object' || credentials === null) return document;
-  const masked = Object.fromEntries(Object.keys(credentials).map((key) => [key, MASK]));
-  return {
-    ...document,
-    container_registry_config: { ...document.container_registry_config, credentials: masked },
-  };
-}
-
-function touchesCredentials(update: Update): boolean {
-  return Object.values(update).some((paths) =>
-    Object.keys(paths ?? {}).some(
-      (path) =>
-        path === CREDENTIALS_PATH ||
-        path.startsWith(`${CREDENTIALS_PATH}.`) ||
-        (path === 'container_registry_config' && typeof paths?.[path] === 'object'),
-    ),
-  );
-}
-
-/**
- * A client that read a document (credentials shown as the mask) and writes it back unchanged
- * keeps the stored secrets: a masked value means "unchanged", never the literal mask.
- */
-function keepMaskedCredentials(next: ContainerRegistry, stored: Record<string, unknown>): void {
-  const credentials = next.container_registry_config?.credentials as Record<string, unknown> | undefined;
-  if (typeof credentials !== 'object' || credentials === null) return;
-  for (const [key, value] of Object.entries(credentials)) {
-    if (value !== MASK) continue;
-    if (typeof stored[key] === 'string') credentials[key] = stored[key];
-    else delete credentials[key];
-  }
-}
-
 /** Applies the update operators; what MongoDB would refuse is a 400 naming the path. */
 function applyOrRefuse(document: ContainerRegistry, update: Update): ContainerRegistry {
   try {
@@ -402,33 +282,5 @@ function applyOrRefuse(document: ContainerRegistry, update: Update): ContainerRe
       );
     }
     throw error;
-  }
-}
-
-/** The credentials object of a document (live reference), or an empty object. */
-function credentialsOf(document: ContainerRegistry): Record<string, unknown> {
-  const credentials = document.container_registry_config?.credentials;
-  return typeof credentials === 'object' && credentials !== null && !Array.isArray(credentials)
-    ? (credentials as Record<string, unknown>)
-    : {};
-}
-
-/** A copy for schema validation in which kept (sealed) values stand as the mask: sealing lengthens them. */
-function hideKeptCredentials(document: ContainerRegistry, kept: Record<string, unknown>): ContainerRegistry {
-  const credentials = credentialsOf(document);
-  if (!Object.values(credentials).some((value) => value !== undefined && Object.values(kept).includes(value)))
-    return document;
-  const view = Object.fromEntries(
-    Object.entries(credentials).map(([key, value]) => [key, kept[key] === value ? MASK : value]),
-  );
-  return {
-    ...document,
-    container_registry_config: { ...document.container_registry_config, credentials: view },
-  };
-}
-
-function dropCredentials(document: ContainerRegistry): void {
-  if (typeof document.container_registry_config === 'object' && document.container_registry_config !== null) {
-    delete document.container_registry_config.credentials;
   }
 }

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { parseId, parsePage } from '../domain/registries.js';
+import { parseId, parsePage } from '../domain/parameters.js';
 import { booleanParam } from './registries.js';
 import type { CatalogServices } from './services.js';
 

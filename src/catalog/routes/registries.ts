@@ -2,7 +2,9 @@ import type { Request, RequestHandler } from 'express';
 import type { ContainerRegistry, StoredRegistry } from '../model.js';
 import { ValidationError } from '../errors.js';
 import type { FastAnswer } from '../http/route-table.js';
-import { etagOf, parsePage, toPublic } from '../domain/registries.js';
+import { toPublic } from '../domain/credentials.js';
+import { etagOf } from '../domain/etags.js';
+import { parsePage } from '../domain/parameters.js';
 import { parseHealthStatuses } from '../domain/health-service.js';
 import type { CatalogServices } from './services.js';
 
