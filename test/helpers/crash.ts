@@ -6,8 +6,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { assertConsistent, pushImage, startRegistry } from './registry-push.js';
-import { sha256 } from './registry.js';
+import { assertConsistent, startRegistry } from './registry-push.js';
+import { pushImage, sha256, type BlobUpload } from './registry.js';
 import { spawnCli, type CliProcess } from './spawn-cli.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -166,11 +166,11 @@ export async function registryCrashRound(root: string, round: number): Promise<R
     name: `crash/app${i % 3}`,
     tag: `r${round}-${i}`,
     layers: i < 2 ? shared : [randomBytes(1024 * 1024 + i), randomBytes(512 * 1024)],
-    chunked: i % 2 === 1,
+    upload: (i % 2 === 1 ? 'trickle-chunked' : 'trickle') as BlobUpload,
   }));
   const first = await startRegistry(root);
   const inFlight = images.map((image) =>
-    pushImage(first.base, image.name, image.tag, image.layers, image.chunked).then(
+    pushImage(first.base, image.name, image.tag, image.layers, {}, image.upload).then(
       () => 'done',
       () => 'failed',
     ),
@@ -186,7 +186,10 @@ export async function registryCrashRound(root: string, round: number): Promise<R
   const restartMs = Date.now() - restartedAt;
   try {
     const digests = await Promise.all(
-      images.map((image) => pushImage(second.base, image.name, image.tag, image.layers, image.chunked)),
+      images.map(
+        async (image) =>
+          (await pushImage(second.base, image.name, image.tag, image.layers, {}, image.upload)).digest,
+      ),
     );
     for (const [i, image] of images.entries()) {
       const manifest = await fetch(`${second.base}/v2/${image.name}/manifests/${image.tag}`, {

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import { freePort } from './ports.js';
 /**
  * Test harness for the bundled OCI registry: starts it in-process on a loopback port with its
  * own temp storage root, builds (once, cached under .cache/) the official conformance suite,
@@ -150,13 +152,6 @@ export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void
   }
 }
 
-export async function freePort(): Promise<number> {
-  const server = await listen(() => undefined, { host: '127.0.0.1', port: 0 });
-  const { port } = server;
-  await server.close(0);
-  return port;
-}
-
 export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
 
 /** CNCF Distribution (Debian `docker-registry`) on a loopback port with filesystem storage in a temp dir. */
@@ -253,6 +248,62 @@ export function imageManifest(config: Buffer, layers: Buffer[], extra: Record<st
   );
 }
 
+/** Sends `data` in 64 KiB pieces with a pause between them, so the request is in flight for a while. */
+export function trickle(
+  url: string,
+  method: string,
+  data: Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, {
+      method,
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length, ...headers },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers }));
+    });
+    request.on('error', reject);
+    let offset = 0;
+    const next = () => {
+      if (offset >= data.length) return request.end();
+      request.write(data.subarray(offset, offset + 65536));
+      offset += 65536;
+      setTimeout(next, 5);
+    };
+    next();
+  });
+}
+
+/**
+ * How blobs go up: `fetch` (one POST, or POST then PUT), or trickled in 64 KiB pieces so the
+ * request stays in flight long enough to be interrupted: `trickle` monolithic, `trickle-chunked`
+ * as POST + PATCH + PUT.
+ */
+export type BlobUpload = 'fetch' | 'trickle' | 'trickle-chunked';
+
+/** Pushes `data` as a blob of `name` the way `upload` says; returns its digest. */
+async function uploadBlob(url: string, name: string, data: Buffer, upload: BlobUpload): Promise<string> {
+  if (upload === 'fetch') return pushBlob(url, name, data);
+  const digest = sha256(data);
+  if (upload === 'trickle') {
+    const done = await trickle(`${url}/v2/${name}/blobs/uploads/?digest=${digest}`, 'POST', data);
+    if (done.status !== 201) throw new Error(`monolithic push answered ${done.status}`);
+    return digest;
+  }
+  const started = await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: 'POST' });
+  let location = started.headers.get('location') ?? '';
+  const half = Math.floor(data.length / 2);
+  const first = await trickle(`${url}${location}`, 'PATCH', data.subarray(0, half), {
+    'Content-Range': `0-${half - 1}`,
+  });
+  location = String(first.headers.location);
+  const second = await trickle(`${url}${location}?digest=${digest}`, 'PUT', data.subarray(half));
+  if (second.status !== 201) throw new Error(`chunked push answered ${second.status}`);
+  return digest;
+}
+
 /** Pushes config + layers + an OCI image manifest under `tag`; returns the manifest digest. */
 export async function pushImage(
   url: string,
@@ -260,13 +311,14 @@ export async function pushImage(
   tag: string,
   layers: Buffer[],
   extra: Record<string, unknown> = {},
+  upload: BlobUpload = 'fetch',
 ): Promise<{ digest: string; manifest: Buffer; layerDigests: string[]; configDigest: string }> {
   const config = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
   );
-  const configDigest = await pushBlob(url, name, config);
+  const configDigest = await uploadBlob(url, name, config, upload);
   const layerDigests: string[] = [];
-  for (const layer of layers) layerDigests.push(await pushBlob(url, name, layer));
+  for (const layer of layers) layerDigests.push(await uploadBlob(url, name, layer, upload));
   const manifest = imageManifest(config, layers, extra);
   const response = await fetch(`${url}/v2/${name}/manifests/${tag}`, {
     method: 'PUT',

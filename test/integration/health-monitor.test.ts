@@ -9,6 +9,8 @@ import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { registry } from '../contract/registry-store.contract.js';
 import { openMongoTestStore, type TestStore } from '../helpers/catalog.js';
+import { ManualClock } from '../helpers/clock.js';
+import type { Clock } from '../../src/shared/clock.js';
 
 /** A loopback "registry" that answers /v2/ and remembers when it was probed. */
 async function countingRegistry(): Promise<{ url: string; hits: number[]; close(): void }> {
@@ -36,7 +38,7 @@ interface Replica {
 }
 
 /** One catalog replica: its own connection to the shared database, its own monitor. */
-async function replica(database: string, owner: string, intervalMs: number): Promise<Replica> {
+async function replica(database: string, owner: string, intervalMs: number, clock?: Clock): Promise<Replica> {
   const opened = await openMongoTestStore(database);
   const { store, healthStore } = opened;
   const logger = createLogger(owner, 'silent');
@@ -55,9 +57,11 @@ async function replica(database: string, owner: string, intervalMs: number): Pro
     registries: store,
     healthStore,
     health: catalog.health!,
-    config: { enabled: true, intervalMs, concurrency: 4, jitterMs: 50, historySize: 10 },
+    // No jitter: the test's clock moves in steps, and jitter would only spread starts within one.
+    config: { enabled: true, intervalMs, concurrency: 4, jitterMs: 0, historySize: 10 },
     logger,
     owner,
+    clock,
   });
   return { opened, catalog, monitor };
 }
@@ -67,13 +71,19 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
   const intervalMs = 1000;
   let targets: Array<Awaited<ReturnType<typeof countingRegistry>>>;
   let replicas: Replica[];
+  let clock: ManualClock;
+  let startedAt: number;
 
   beforeEach(async () => {
     const database = `monitor_${Math.floor(Math.random() * 0xffffffff).toString(16)}`;
+    // The monitors run on their own timers, driven by one clock that moves a quarter interval at
+    // a time (waiting for each sweep to finish) instead of sleeping through real intervals.
+    startedAt = Math.ceil(Date.now() / intervalMs) * intervalMs;
+    clock = new ManualClock(startedAt);
     targets = await Promise.all(Array.from({ length: 8 }, () => countingRegistry()));
     replicas = [
-      await replica(database, 'replica-a', intervalMs),
-      await replica(database, 'replica-b', intervalMs),
+      await replica(database, 'replica-a', intervalMs, clock),
+      await replica(database, 'replica-b', intervalMs, clock),
     ];
     for (const [i, target] of targets.entries()) {
       await replicas[0]!.opened.store.create(
@@ -103,15 +113,19 @@ describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)'
   });
 
   it('with timers running, probes each registry at most once per interval, and keeps probing after a replica stops', async () => {
-    const startedAt = Date.now();
-    for (const { monitor } of replicas) monitor.start();
-    await new Promise((resolve) => setTimeout(resolve, 2.5 * intervalMs));
-    await replicas[1]!.monitor.stop();
+    const monitors = replicas.map(({ monitor }) => monitor);
+    const tick = async (running: HealthMonitor[]) => {
+      clock.advance(intervalMs / 4);
+      await Promise.all(running.map((monitor) => monitor.idle()));
+    };
+    for (const monitor of monitors) monitor.start();
+    for (let i = 0; i < 10; i++) await tick(monitors); // 2.5 intervals
+    await monitors[1]!.stop();
     const before = targets.map((target) => target.hits.length);
-    await new Promise((resolve) => setTimeout(resolve, 2.5 * intervalMs));
-    await replicas[0]!.monitor.stop();
+    for (let i = 0; i < 10; i++) await tick(monitors.slice(0, 1));
+    await monitors[0]!.stop();
     // One probe per registry per interval slot, cluster-wide: never more probes than slots touched.
-    const slots = Math.floor(Date.now() / intervalMs) - Math.floor(startedAt / intervalMs) + 1;
+    const slots = Math.floor(clock.now() / intervalMs) - Math.floor(startedAt / intervalMs) + 1;
     for (const target of targets) expect(target.hits.length).to.be.within(slots - 2, slots);
     targets.forEach((target, i) =>
       expect(target.hits.length - before[i]!, 'probed after replica-b stopped').to.be.at.least(2),

@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
 import type { MonitorConfig } from './config.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HealthService } from '../domain/health-service.js';
@@ -14,7 +15,8 @@ export interface MonitorDeps {
   readonly logger: Logger;
   /** Names this replica in its claims. */
   readonly owner: string;
-  readonly now?: () => number;
+  /** Time and timers; the system clock unless a test drives its own. */
+  readonly clock?: Clock;
 }
 
 const PAGE = 500;
@@ -28,15 +30,15 @@ const PAGE = 500;
  * I/O, so API requests are never blocked behind it.
  */
 export class HealthMonitor {
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private started = false;
   /** Set by stop(): probes not yet begun are skipped. */
   private halted = false;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly deps: MonitorDeps) {
-    this.now = deps.now ?? Date.now;
+    this.clock = deps.clock ?? SYSTEM_CLOCK;
   }
 
   start(): void {
@@ -50,12 +52,17 @@ export class HealthMonitor {
   async stop(): Promise<void> {
     this.started = false;
     this.halted = true;
-    clearTimeout(this.timer);
+    this.cancelTimer?.();
     await this.running;
   }
 
   currentSlot(): number {
-    return Math.floor(this.now() / this.deps.config.intervalMs);
+    return Math.floor(this.clock.now() / this.deps.config.intervalMs);
+  }
+
+  /** Resolves when the sweep in progress, if any, is done and the next one is scheduled. */
+  async idle(): Promise<void> {
+    await this.running;
   }
 
   /** One pass over every registry for `slot`: claims, then probes what this replica won. */
@@ -80,7 +87,7 @@ export class HealthMonitor {
     // Jitter spreads the starts; a waiting probe does not hold a concurrency slot.
     const probes = won.map(async (document) => {
       if (config.jitterMs > 0)
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * config.jitterMs));
+        await new Promise<void>((resolve) => this.clock.after(Math.random() * config.jitterMs, resolve));
       await limit(() => this.probe(document));
     });
     await Promise.all(probes);
@@ -101,7 +108,7 @@ export class HealthMonitor {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
+    this.cancelTimer = this.clock.after(delayMs, () => {
       const slot = this.currentSlot();
       this.running = this.sweep(slot)
         .then(({ claimed, seen }) => this.deps.logger.debug({ slot, claimed, seen }, 'health sweep done'))
@@ -109,9 +116,8 @@ export class HealthMonitor {
         .finally(() => {
           if (!this.started) return;
           const nextSlotAt = (slot + 1) * this.deps.config.intervalMs;
-          this.schedule(Math.max(0, nextSlotAt - this.now()));
+          this.schedule(Math.max(0, nextSlotAt - this.clock.now()));
         });
-    }, delayMs);
-    this.timer.unref();
+    });
   }
 }

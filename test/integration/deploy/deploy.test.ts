@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -13,6 +12,7 @@ import { MONITOR_ENV_VARS } from '../../../src/catalog/jobs/config.js';
 import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
 import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
 import { spawnCli } from '../../helpers/spawn-cli.js';
+import { freePort } from '../../helpers/ports.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are read as plain YAML. */
 type K8sObject = Record<string, any>;
@@ -54,14 +54,6 @@ const ourWorkloads = objects
   .filter((object) => object.kind === 'Deployment')
   .map((deployment) => ({ deployment, container: deployment.spec.template.spec.containers[0] as K8sObject }))
   .filter(({ container }) => String(container.image).startsWith('aios-registry-catalog:'));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('deploy: manifests and Dockerfile', function () {
   this.timeout(120_000);

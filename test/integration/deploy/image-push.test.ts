@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from '../../helpers/go-tools.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
+import { freePort } from '../../helpers/ports.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -20,14 +20,6 @@ function finalStage(): Array<[string, string]> {
     const space = line.indexOf(' ');
     return [line.slice(0, space), line.slice(space + 1).trim()];
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /*
