@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { createOciApp, type OciApp } from '../../src/oci/app.js';
+import { parseAuthConfig } from '../../src/oci/auth/auth-config.js';
+import { TokenMode } from '../../src/oci/auth/token-mode.js';
+import { FsDriver } from '../../src/oci/storage/fs-driver.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -26,6 +29,7 @@ export interface TestRegistry {
   readonly root: string;
   readonly app: OciApp;
   readonly server: RunningServer;
+  readonly tokenMode: TokenMode | undefined;
   close(): Promise<void>;
 }
 
@@ -38,6 +42,8 @@ export interface TestRegistryOptions {
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
   readonly now?: () => number;
+  /** Token mode: the auth config document (as the YAML/JSON file would hold it). */
+  readonly authConfig?: Record<string, unknown>;
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -47,6 +53,17 @@ export async function tempDir(prefix: string): Promise<string> {
 /** Starts the registry app in this process on 127.0.0.1:<free port> with a fresh storage root. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await tempDir('registry-test-'));
+  const driver = new FsDriver(root);
+  const logger = pino({ level: 'silent' });
+  const tokenMode =
+    options.authConfig === undefined
+      ? undefined
+      : await TokenMode.create(parseAuthConfig(options.authConfig, 'test auth config'), {
+          driver,
+          logger,
+          uploadTimeoutSeconds: options.uploadTimeoutSeconds ?? 3600,
+          ...(options.now === undefined ? {} : { now: options.now }),
+        });
   const app = createOciApp({
     config: {
       storageRoot: root,
@@ -58,7 +75,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
     },
-    logger: pino({ level: 'silent' }),
+    logger,
+    driver,
+    tokenMode,
     ...(options.now === undefined ? {} : { now: options.now }),
   });
   const server = await listen(app.handler, { host: '127.0.0.1', port: 0 });
@@ -68,8 +87,10 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     root,
     app,
     server,
+    tokenMode,
     close: async () => {
       app.close();
+      await tokenMode?.close();
       await server.close(1000);
       if (options.root === undefined) await fs.rm(root, { recursive: true, force: true });
     },
