@@ -26,6 +26,7 @@ interface RootOptions {
 }
 
 function settings(env: Env, options: RootOptions) {
+  // `registry` has --storage-root and --auth-config too; commander gives them to the parent.
   const config = loadOciConfig({
     ...env,
     ...(options.storageRoot === undefined ? {} : { REGISTRY_STORAGE_ROOT: options.storageRoot }),
@@ -113,10 +114,10 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .requiredOption('--actions <list>', 'comma-separated: pull, push, delete')
     .option('--expires-days <days>', 'refuse it after this many days (default: never)')
     .option(storageRoot, storageHelp)
-    .action(async function (
-      this: Command,
-      options: RootOptions & { name: string; namespace: string; actions: string; expiresDays?: string },
-    ) {
+    .action(async function (this: Command) {
+      const options = this.optsWithGlobals<
+        RootOptions & { name: string; namespace: string; actions: string; expiresDays?: string }
+      >();
       const store = new RobotStore(settings(env, options).driver);
       try {
         const created = await store.create({
@@ -142,13 +143,16 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('List robot accounts with namespace, actions, expiry and last use')
     .option('--json', 'one JSON array')
     .option(storageRoot, storageHelp)
-    .action(async (options: RootOptions & { json?: boolean }) => listRobots(env, options));
+    .action(async function (this: Command) {
+      await listRobots(env, this.optsWithGlobals<RootOptions & { json?: boolean }>());
+    });
   robot
     .command('rotate')
     .description('Give a robot a new secret (printed once); the old one stops working')
     .requiredOption('--name <name>', 'robot name (with or without robot_)')
     .option(storageRoot, storageHelp)
-    .action(async function (this: Command, options: RootOptions & { name: string }) {
+    .action(async function (this: Command) {
+      const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
         const rotated = await new RobotStore(settings(env, options).driver).rotate(options.name);
         stdout(`account: ${rotated.account}`);
@@ -162,7 +166,8 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('Delete a robot account')
     .requiredOption('--name <name>', 'robot name (with or without robot_)')
     .option(storageRoot, storageHelp)
-    .action(async function (this: Command, options: RootOptions & { name: string }) {
+    .action(async function (this: Command) {
+      const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
         await new RobotStore(settings(env, options).driver).delete(options.name);
         stdout(`deleted robot ${options.name}`);
@@ -178,7 +183,9 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('Print bytes used and reserved per namespace, with its quota')
     .option(storageRoot, storageHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
-    .action(async (options: RootOptions) => showQuotas(env, options));
+    .action(async function (this: Command) {
+      await showQuotas(env, this.optsWithGlobals<RootOptions>());
+    });
 
   registry
     .command('token-key')
@@ -187,8 +194,8 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('Replace the generated key; tokens it signed stay valid until they expire')
     .option(storageRoot, storageHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
-    .action(async (options: RootOptions) => {
-      const { config, driver } = settings(env, options);
+    .action(async function (this: Command) {
+      const { config, driver } = settings(env, this.optsWithGlobals<RootOptions>());
       const auth = requireAuthConfig(config.authConfig);
       const ring = await KeyRing.rotateGenerated(
         driver,
