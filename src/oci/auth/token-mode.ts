@@ -19,6 +19,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Content } from '../domain/content.js';
 import { paginate } from '../domain/content.js';
 import type { Uploads } from '../domain/uploads.js';
+import { validateName } from '../domain/names.js';
 import { OciError } from '../errors.js';
 import { send, type OciServices } from '../http/context.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -196,12 +197,18 @@ export class TokenMode {
   ): Promise<OciServices> {
     const method = req.method ?? 'GET';
     const { action } = need(route, method);
+    // A mount reads `from`: the challenge asks for both scopes at once, as Distribution's does.
+    const from = query.get('from');
+    const mountFrom =
+      route === 'uploads' && from !== null && query.get('mount') !== null && from !== name
+        ? validateName(from)
+        : undefined;
     const scope =
       action === 'catalog'
         ? 'registry:catalog:*'
         : action === undefined
           ? undefined
-          : challengeScope(name, action);
+          : `${challengeScope(name, action)}${mountFrom === undefined ? '' : ` repository:${mountFrom}:pull`}`;
     const token = await this.bearer(req, scope);
     if (action === undefined) return services;
     if (action === 'catalog') {
@@ -211,9 +218,11 @@ export class TokenMode {
     }
     if (!this.allows(token, 'repository', name, action))
       throw this.challenge(req, scope, 'insufficient_scope');
-    // A mount reads `from`: without pull there, it falls back to a plain upload (the spec's rule).
-    const from = query.get('from');
-    if (route === 'uploads' && from !== null && !this.allows(token, 'repository', from, 'pull')) {
+    // A token that never asked for `from` gets the challenge again; one that asked and was denied
+    // pull there falls back to a plain upload, the spec's answer to a blob it cannot mount.
+    if (mountFrom !== undefined && !this.allows(token, 'repository', mountFrom, 'pull')) {
+      const asked = token.access.some((entry) => entry.type === 'repository' && entry.name === mountFrom);
+      if (!asked) throw this.challenge(req, scope, 'insufficient_scope');
       query.delete('mount');
       query.delete('from');
     }
@@ -327,7 +336,8 @@ export class TokenMode {
         const allowed = policy.granted(principal, entry.name);
         for (const action of requestedActions(entry)) if (allowed.has(action)) actions.add(action);
       }
-      if (actions.size > 0) granted.set(key, { type: entry.type, name: entry.name, actions: [...actions] });
+      // Kept when nothing is granted: the registry can then tell "asked and denied" from "never asked".
+      granted.set(key, { type: entry.type, name: entry.name, actions: [...actions] });
     }
     const issued = await issueToken(
       this.state.keys,

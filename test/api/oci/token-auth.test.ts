@@ -107,7 +107,9 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
       expect(claims).to.include({ iss: SERVICE, aud: SERVICE, sub: 'alice' });
       expect(claims.access).to.deep.equal([
         { type: 'repository', name: 'home/alice/app', actions: ['pull', 'push', 'delete'] },
+        { type: 'repository', name: 'home/bob/app', actions: [] },
         { type: 'repository', name: 'library/app', actions: ['pull'] },
+        { type: 'repository', name: 'misc/app', actions: [] },
       ]);
     });
 
@@ -119,7 +121,10 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
       expect(answer.status).to.equal(200);
       const { claims } = decodeJwt(answer.token!);
       expect(claims.sub).to.equal(undefined);
-      expect(claims.access).to.deep.equal([{ type: 'repository', name: 'library/app', actions: ['pull'] }]);
+      expect(claims.access).to.deep.equal([
+        { type: 'repository', name: 'library/app', actions: ['pull'] },
+        { type: 'repository', name: 'home/alice/app', actions: [] },
+      ]);
     });
 
     it('refuses wrong passwords, wrong robot secrets and expired robots with 401', async () => {
@@ -259,6 +264,39 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
       );
     });
 
+    it('challenges a mount whose token never asked for the source, and falls back to an upload when denied there', async () => {
+      const layer = await new TokenClient(registry.url, USERS.root).pushBlob(
+        'home/bob/app',
+        Buffer.from('bob layer'),
+      );
+      const mount = `/v2/home/alice/app/blobs/uploads/?mount=${layer.digest}&from=home/bob/app`;
+      const narrow = await requestToken(registry.url, USERS.alice, ['repository:home/alice/app:pull,push']);
+      const challenged = await fetch(`${registry.url}${mount}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${narrow.token}` },
+      });
+      expect(challenged.status).to.equal(401);
+      expect(challenged.headers.get('www-authenticate')).to.include(
+        'scope="repository:home/alice/app:pull,push repository:home/bob/app:pull",error="insufficient_scope"',
+      );
+      const both = await requestToken(registry.url, USERS.alice, [
+        'repository:home/alice/app:pull,push repository:home/bob/app:pull',
+      ]);
+      const fallback = await fetch(`${registry.url}${mount}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${both.token}` },
+      });
+      expect(fallback.status).to.equal(202);
+      const admin = await requestToken(registry.url, USERS.root, [
+        'repository:home/alice/app:pull,push repository:home/bob/app:pull',
+      ]);
+      const mounted = await fetch(`${registry.url}${mount}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${admin.token}` },
+      });
+      expect(mounted.status).to.equal(201);
+    });
+
     it('serves tag lists only to callers who may pull the repository', async () => {
       const alice = await new TokenClient(registry.url, USERS.alice).send(
         '/v2/home/alice/app/tags/list',
@@ -353,7 +391,9 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
   describe('reload and key rotation', () => {
     it('applies new rules on reload without a restart', async () => {
       const before = await requestToken(registry.url, USERS.bob, ['repository:home/alice/app:pull']);
-      expect(decodeJwt(before.token!).claims.access).to.deep.equal([]);
+      expect(decodeJwt(before.token!).claims.access).to.deep.equal([
+        { type: 'repository', name: 'home/alice/app', actions: [] },
+      ]);
       const namespaces = config.namespaces as { prefix: string; rules?: unknown[] }[];
       const shared = {
         ...config,

@@ -177,7 +177,9 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       );
       expect(JSON.stringify(failed)).to.include('unknown key surprise');
       const still = await requestToken(url, USERS.bob, ['repository:home/alice/app:pull']);
-      expect(decodeJwt(still.token!).claims.access).to.have.length(1);
+      expect(decodeJwt(still.token!).claims.access).to.deep.equal([
+        { type: 'repository', name: 'home/alice/app', actions: ['pull'] },
+      ]);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
