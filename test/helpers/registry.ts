@@ -180,8 +180,11 @@ export async function freePort(): Promise<number> {
 
 export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
 
-/** CNCF Distribution (Debian `docker-registry`) on a loopback port with filesystem storage in a temp dir. */
-export async function startDistribution(): Promise<{
+/**
+ * CNCF Distribution (Debian `docker-registry`, or another build given as `binary`) on a loopback
+ * port with filesystem storage in a temp dir; `extraConfig` lines are appended to its YAML.
+ */
+export async function startDistribution(options: { binary?: string; extraConfig?: string[] } = {}): Promise<{
   url: string;
   host: string;
   root: string;
@@ -205,10 +208,11 @@ export async function startDistribution(): Promise<{
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.extraConfig ?? []),
       '',
     ].join('\n'),
   );
-  const handle = startChild(DISTRIBUTION_BINARY, ['serve', config]);
+  const handle = startChild(options.binary ?? DISTRIBUTION_BINARY, ['serve', config]);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);
   return {
