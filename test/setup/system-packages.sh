@@ -9,7 +9,7 @@ declare -A needed=(
   [docker-registry]=docker-registry
   [openssl]=openssl
   [buildah]=buildah
-  [kubectl]=kubectl
+  [kubectl]=kubernetes-client
 )
 missing=()
 for command in "${!needed[@]}"; do
