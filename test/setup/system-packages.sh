@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah,
-# kubectl for rendering kustomize overlays offline)
+# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah)
 # when they are missing. As root it installs them; otherwise it names what to install and fails.
 set -euo pipefail
 
@@ -9,7 +8,6 @@ declare -A needed=(
   [docker-registry]=docker-registry
   [openssl]=openssl
   [buildah]=buildah
-  [kubectl]=kubernetes-client
 )
 missing=()
 for command in "${!needed[@]}"; do
