@@ -177,6 +177,17 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       );
       expect(JSON.stringify(failed)).to.include('unknown key surprise');
       const still = await requestToken(url, USERS.bob, ['repository:home/alice/app:pull']);
+      // A change on disk alone (a ConfigMap update) is picked up too, within the 2 s poll.
+      const reloads = () => server.logs.filter((line) => line.msg === 'auth config reloaded').length;
+      const before = reloads();
+      await fs.writeFile(configFile, stringify(config));
+      for (let i = 0; i < 100 && reloads() === before; i += 1)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(reloads()).to.be.above(before);
+      const revoked = await requestToken(url, USERS.bob, ['repository:home/alice/app:pull']);
+      expect(decodeJwt(revoked.token!).claims.access).to.deep.equal([
+        { type: 'repository', name: 'home/alice/app', actions: [] },
+      ]);
       expect(decodeJwt(still.token!).claims.access).to.deep.equal([
         { type: 'repository', name: 'home/alice/app', actions: ['pull'] },
       ]);
