@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, SignJWT, type JWK } from 'jose';
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { parseAuthConfig } from '../../../src/oci/auth/auth-config.js';
 import { GENERATED_KEY_PATH } from '../../../src/oci/auth/auth-layout.js';
 import { RobotStore } from '../../../src/oci/auth/robots.js';
@@ -385,6 +386,49 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
         access: [{ type: 'repository', name: 'home/alice/other', actions: ['pull'] }],
       });
       await expectInvalid(other, 'insufficient_scope');
+    });
+  });
+
+  describe('hostile input', () => {
+    it('never answers 5xx to random scopes, services, credentials and bearer tokens', async () => {
+      const text = fc.oneof(
+        fc.string({ maxLength: 300 }),
+        fc.constantFrom('repository:home/alice/app:pull', 'registry:catalog:*', 'repository:a:*', ':::', ''),
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(text, { maxLength: 4 }),
+          fc.option(text),
+          fc.option(
+            fc.oneof(
+              text.map((value) => `Basic ${value}`),
+              text.map((value) => `Bearer ${value}`),
+              text,
+            ),
+          ),
+          fc.constantFrom(
+            '/auth/token',
+            '/v2/',
+            '/v2/home/alice/app/manifests/1.0',
+            '/v2/_catalog',
+            '/auth/jwks.json',
+          ),
+          async (scopes, service, authorization, route) => {
+            const query = new URLSearchParams();
+            for (const scope of scopes) query.append('scope', scope);
+            if (service !== null) query.set('service', service);
+            const headers: Record<string, string> = {};
+            // Header values must be Latin-1 without control characters for fetch to send them.
+            if (authorization !== null && /^[\x20-\x7e]*$/.test(authorization))
+              headers.authorization = authorization;
+            const response = await fetch(`${registry.url}${route}?${query}`, { headers });
+            await response.arrayBuffer();
+            expect(response.status, `${route}?${query} ${authorization}`).to.be.below(500);
+          },
+        ),
+        { numRuns: 300, seed: 20261201 },
+      );
+      expect((await fetch(`${registry.url}/auth/jwks.json`)).status).to.equal(200);
     });
   });
 
