@@ -488,3 +488,80 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
     });
   });
 });
+
+describe('registry token mode: signing keys across restarts', function () {
+  this.timeout(30_000);
+
+  it('generates the key once: a restart on the same storage keeps it and old tokens verify', async () => {
+    const { dir, config } = await tokenFixture();
+    const root = path.join(dir, 'storage');
+    const first = await startTestRegistry({ root, authConfig: config });
+    const token = await requestToken(first.url, USERS.alice, ['repository:home/alice/app:pull']);
+    const kid = first.tokenMode!.keys.active.kid;
+    await first.close();
+    const second = await startTestRegistry({ root, authConfig: config });
+    try {
+      expect(second.tokenMode!.keys.active.kid).to.equal(kid);
+      const response = await fetch(`${second.url}/v2/home/alice/app/tags/list`, {
+        headers: { Authorization: `Bearer ${token.token}` },
+      });
+      expect(response.status).to.equal(404); // accepted: the repository is just empty
+    } finally {
+      await second.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps trusting a replaced signing_key_file after a restart until its tokens expire', async () => {
+    const { dir, config } = await tokenFixture();
+    const root = path.join(dir, 'storage');
+    const keyFile = path.join(dir, 'token-key.pem');
+    const newKey = () =>
+      fs.writeFile(
+        keyFile,
+        generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+          format: 'pem',
+          type: 'pkcs8',
+        }),
+      );
+    await newKey();
+    const withKey = { ...config, signing_key_file: keyFile };
+    const first = await startTestRegistry({ root, authConfig: withKey });
+    const old = await requestToken(first.url, USERS.alice, ['repository:home/alice/app:pull']);
+    const oldKid = first.tokenMode!.keys.active.kid;
+    await first.close();
+    await newKey();
+    const second = await startTestRegistry({ root, authConfig: withKey });
+    try {
+      const jwks = (await (await fetch(`${second.url}/auth/jwks.json`)).json()) as { keys: JWK[] };
+      expect(jwks.keys.map((key) => key.kid)).to.deep.equal([second.tokenMode!.keys.active.kid, oldKid]);
+      const response = await fetch(`${second.url}/v2/home/alice/app/tags/list`, {
+        headers: { Authorization: `Bearer ${old.token}` },
+      });
+      expect(response.status).to.equal(404);
+    } finally {
+      await second.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a signing key that is not EC P-256, in one line', async () => {
+    const { dir, config } = await tokenFixture();
+    const keyFile = path.join(dir, 'rsa.pem');
+    await fs.writeFile(
+      keyFile,
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }),
+    );
+    try {
+      await startTestRegistry({ authConfig: { ...config, signing_key_file: keyFile } }).then(
+        () => expect.fail('started'),
+        (error: Error) =>
+          expect(error.message).to.equal(
+            `invalid configuration: REGISTRY_AUTH_CONFIG signing_key_file ${keyFile} must be an EC P-256 key (ES256)`,
+          ),
+      );
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
