@@ -10,6 +10,7 @@ import { CATALOG_ENV_VARS } from './catalog/config.js';
 import { HEALTH_ENV_VARS } from './catalog/health/config.js';
 import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
+import { addTokenModeCommands } from './oci/auth/commands.js';
 
 const program = new Command()
   .name('aios-registry-catalog')
@@ -78,13 +79,14 @@ program
     );
   });
 
-program
+const registry = program
   .command('registry')
   .description('Serve the bundled OCI registry (OCI Distribution Specification v1.1)')
   .option('--host <host>', 'listen address (env REGISTRY_HOST, default 0.0.0.0)')
   .option('--port <port>', 'listen port (env REGISTRY_PORT, default 5000)')
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
   .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
+  .option('--auth-config <file>', 'token mode: namespaces, robots, quotas (env REGISTRY_AUTH_CONFIG)')
   .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
   .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
   .action(
@@ -93,6 +95,7 @@ program
       port?: string;
       storageRoot?: string;
       htpasswd?: string;
+      authConfig?: string;
       readOnly?: boolean;
     }) => {
       const { runRegistry } = await import('./oci/main.js');
@@ -103,11 +106,14 @@ program
           REGISTRY_PORT: options.port,
           REGISTRY_STORAGE_ROOT: options.storageRoot,
           REGISTRY_HTPASSWD: options.htpasswd,
+          REGISTRY_AUTH_CONFIG: options.authConfig,
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
         }),
       });
     },
   );
+
+addTokenModeCommands(registry, process.env);
 
 program
   .command('gc')

@@ -12,6 +12,7 @@ import { Blobs } from './domain/blobs.js';
 import { Content } from './domain/content.js';
 import { validateName } from './domain/names.js';
 import { Uploads } from './domain/uploads.js';
+import type { TokenMode } from './auth/token-mode.js';
 import { OciError } from './errors.js';
 import { deleteBlob, getBlob } from './http/blob-routes.js';
 import { send, type OciServices, type RouteHandler } from './http/context.js';
@@ -39,6 +40,8 @@ export interface OciAppDeps {
   readonly logger: Logger;
   readonly driver?: StorageDriver;
   readonly now?: () => number;
+  /** Token mode (`--auth-config`): bearer tokens, namespaces, robots, quotas. */
+  readonly tokenMode?: TokenMode;
 }
 
 /** A registry app: the request handler plus what the entry point needs to run and stop it. */
@@ -134,10 +137,13 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     { bytesReceived: (count) => metrics.bytesReceived.inc(count) },
   );
   const readOnlyUsers = new Set(config.readOnlyUsers);
+  const { tokenMode } = deps;
+  const content = new Content(driver, blobs);
+  const guarded = tokenMode?.attach(uploads, content, metrics.registry);
   const services: OciServices = {
     blobs,
-    uploads,
-    content: new Content(driver, blobs),
+    uploads: guarded?.uploads ?? uploads,
+    content: guarded?.content ?? content,
     maxManifestBytes: config.maxManifestBytes,
     bytesSent: (count) => metrics.bytesSent.inc(count),
   };
@@ -155,6 +161,11 @@ export function createOciApp(deps: OciAppDeps): OciApp {
       matched.route = 'metrics';
       const body = await metrics.registry.metrics();
       send(res, 200, { 'Content-Type': metrics.registry.contentType }, body);
+      return;
+    }
+    if (tokenMode !== undefined && path.startsWith('/auth/')) {
+      matched.route = 'auth';
+      await tokenMode.serve(req, res, path, query);
       return;
     }
     let user: string | undefined;
@@ -182,9 +193,16 @@ export function createOciApp(deps: OciAppDeps): OciApp {
       }
       const name = route.hasName ? validateName(match[1] ?? '') : '';
       const param = decode(match[2] ?? '');
-      await handler({ req, res, name, param, query: new URLSearchParams(query), services, logger });
+      const params = new URLSearchParams(query);
+      const scoped =
+        tokenMode === undefined
+          ? services
+          : await tokenMode.authorize(req, route.name, name, params, services);
+      await handler({ req, res, name, param, query: params, services: scoped, logger });
       return;
     }
+    if (tokenMode !== undefined && path.startsWith('/v2'))
+      await tokenMode.authorize(req, 'unknown', '', new URLSearchParams(), services);
     throw new OciError('NotFound');
   }
 

@@ -22,6 +22,8 @@ export interface OciConfig {
   readonly storageRoot: string;
   /** Apache htpasswd file (bcrypt); when set, every /v2/ request needs Basic auth. */
   readonly htpasswd: string | undefined;
+  /** Token mode's config file (YAML/JSON, see `auth/auth-config.ts`); excludes `htpasswd`. */
+  readonly authConfig: string | undefined;
   /** Refuse every write (405 UNSUPPORTED), e.g. while `gc` runs without a grace period. */
   readonly readOnly: boolean;
   readonly logLevel: LogLevel;
@@ -49,6 +51,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_PORT',
   'REGISTRY_STORAGE_ROOT',
   'REGISTRY_HTPASSWD',
+  'REGISTRY_AUTH_CONFIG',
   'REGISTRY_READ_ONLY',
   'LOG_LEVEL',
   'REGISTRY_UPLOAD_TIMEOUT_SECONDS',
@@ -67,6 +70,7 @@ export function loadOciConfig(env: Env): OciConfig {
     port: readInt(env, 'REGISTRY_PORT', 5000, 0, 65535),
     storageRoot: readString(env, 'REGISTRY_STORAGE_ROOT', './data/registry'),
     htpasswd: readOptionalString(env, 'REGISTRY_HTPASSWD'),
+    authConfig: readOptionalString(env, 'REGISTRY_AUTH_CONFIG'),
     readOnly: readBool(env, 'REGISTRY_READ_ONLY', false),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     uploadTimeoutSeconds: readInt(env, 'REGISTRY_UPLOAD_TIMEOUT_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),

@@ -8,6 +8,7 @@ import { loadOciConfig } from './config.js';
 import { createLogger } from '../shared/logger.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
+import { startTokenMode } from './auth/token-mode-runner.js';
 import { collectGarbage } from './domain/gc.js';
 import { FsDriver } from './storage/fs-driver.js';
 
@@ -16,7 +17,18 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
   const config = loadOciConfig(env);
   const logger = createLogger('registry', config.logLevel);
   await fs.mkdir(config.storageRoot, { recursive: true });
-  const app = createOciApp({ config, logger });
+  const driver = new FsDriver(config.storageRoot);
+  const token =
+    config.authConfig === undefined
+      ? undefined
+      : await startTokenMode({
+          file: config.authConfig,
+          htpasswd: config.htpasswd,
+          driver,
+          logger,
+          uploadTimeoutSeconds: config.uploadTimeoutSeconds,
+        });
+  const app = createOciApp({ config, logger, driver, tokenMode: token?.tokenMode });
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,
@@ -33,13 +45,14 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
       port: server.port,
       storageRoot: config.storageRoot,
       readOnly: config.readOnly,
-      auth: config.htpasswd !== undefined,
+      auth: config.authConfig !== undefined ? 'token' : config.htpasswd !== undefined ? 'htpasswd' : 'none',
     },
     'registry listening',
   );
   app.purgeStaleUploads().catch((error: unknown) => logger.error({ err: error }, 'upload purge failed'));
   onShutdownSignal(logger, async () => {
     app.close();
+    await token?.stop();
     // Keep-alive connections that finish their last request during the drain become idle only
     // then; close them as they do instead of waiting for the keep-alive timeout.
     const reaper = setInterval(() => server.server.closeIdleConnections(), 100);

@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { createOciApp, type OciApp } from '../../src/oci/app.js';
+import { parseAuthConfig } from '../../src/oci/auth/auth-config.js';
+import { TokenMode } from '../../src/oci/auth/token-mode.js';
+import { FsDriver } from '../../src/oci/storage/fs-driver.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -28,6 +31,7 @@ export interface TestRegistry {
   readonly root: string;
   readonly app: OciApp;
   readonly server: RunningServer;
+  readonly tokenMode: TokenMode | undefined;
   close(): Promise<void>;
 }
 
@@ -40,6 +44,8 @@ export interface TestRegistryOptions {
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
   readonly now?: () => number;
+  /** Token mode: the auth config document (as the YAML/JSON file would hold it). */
+  readonly authConfig?: Record<string, unknown>;
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -49,6 +55,17 @@ export async function tempDir(prefix: string): Promise<string> {
 /** Starts the registry app in this process on 127.0.0.1:<free port> with a fresh storage root. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await tempDir('registry-test-'));
+  const driver = new FsDriver(root);
+  const logger = pino({ level: 'silent' });
+  const tokenMode =
+    options.authConfig === undefined
+      ? undefined
+      : await TokenMode.create(parseAuthConfig(options.authConfig, 'test auth config'), {
+          driver,
+          logger,
+          uploadTimeoutSeconds: options.uploadTimeoutSeconds ?? 3600,
+          ...(options.now === undefined ? {} : { now: options.now }),
+        });
   const app = createOciApp({
     config: {
       storageRoot: root,
@@ -60,7 +77,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
     },
-    logger: pino({ level: 'silent' }),
+    logger,
+    driver,
+    tokenMode,
     ...(options.now === undefined ? {} : { now: options.now }),
   });
   const server = await listen(app.handler, { host: '127.0.0.1', port: 0 });
@@ -70,8 +89,10 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     root,
     app,
     server,
+    tokenMode,
     close: async () => {
       app.close();
+      await tokenMode?.close();
       await server.close(1000);
       if (options.root === undefined) await fs.rm(root, { recursive: true, force: true });
     },
@@ -154,8 +175,11 @@ export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void
 
 export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
 
-/** CNCF Distribution (Debian `docker-registry`) on a loopback port with filesystem storage in a temp dir. */
-export async function startDistribution(): Promise<{
+/**
+ * CNCF Distribution (Debian `docker-registry`, or another build given as `binary`) on a loopback
+ * port with filesystem storage in a temp dir; `extraConfig` lines are appended to its YAML.
+ */
+export async function startDistribution(options: { binary?: string; extraConfig?: string[] } = {}): Promise<{
   url: string;
   host: string;
   root: string;
@@ -179,10 +203,11 @@ export async function startDistribution(): Promise<{
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.extraConfig ?? []),
       '',
     ].join('\n'),
   );
-  const handle = startChild(DISTRIBUTION_BINARY, ['serve', config]);
+  const handle = startChild(options.binary ?? DISTRIBUTION_BINARY, ['serve', config]);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);
   return {

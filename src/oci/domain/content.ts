@@ -67,7 +67,7 @@ class ManifestCache {
   }
 }
 
-function paginate(sorted: string[], n: number | undefined, last: string | undefined): Page {
+export function paginate(sorted: string[], n: number | undefined, last: string | undefined): Page {
   const start = last === undefined ? sorted : sorted.filter((item) => item > last);
   if (n === 0) return { items: [], more: false };
   if (n === undefined || start.length <= n) return { items: start, more: false };

@@ -4,7 +4,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
+import { RobotStore } from '../../../src/oci/auth/robots.js';
+import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { buildConformanceSuite, startTestRegistry, tempDir } from '../../helpers/registry.js';
+import { tokenFixture } from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);
 /** Ginkgo colours its output. */
@@ -102,6 +105,24 @@ describe('registry: OCI distribution-spec conformance suite v1.1.1', function ()
     try {
       expectAllPassed(
         await runSuite(binary, registry.url, { OCI_USERNAME: 'conformance', OCI_PASSWORD: 's3cret' }),
+      );
+    } finally {
+      await registry.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('passes them all in token mode (Bearer token flow), as a robot that may push and delete in its namespace', async () => {
+    const { dir, config } = await tokenFixture({ namespaces: [{ prefix: 'conformance/' }] });
+    const registry = await startTestRegistry({ authConfig: config });
+    try {
+      const robot = await new RobotStore(new FsDriver(registry.root)).create({
+        name: 'conformance',
+        prefix: 'conformance/',
+        actions: ['pull', 'push', 'delete'],
+      });
+      expectAllPassed(
+        await runSuite(binary, registry.url, { OCI_USERNAME: robot.account, OCI_PASSWORD: robot.secret }),
       );
     } finally {
       await registry.close();

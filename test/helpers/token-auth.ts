@@ -1,0 +1,137 @@
+/**
+ * Token mode test kit: a fixture (htpasswd users, an auth config with tenants, public and
+ * private namespaces) and a tiny client that follows the Docker token flow over plain HTTP.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import bcrypt from 'bcryptjs';
+import { imageManifest, sha256, tempDir } from './registry.js';
+
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export const SERVICE = 'registry.test';
+
+/** People of the fixture: alice and bob are tenants, root is an admin. */
+export const USERS = {
+  alice: { username: 'alice', password: 'alice-pw' },
+  bob: { username: 'bob', password: 'bob-pw' },
+  root: { username: 'root', password: 'root-pw' },
+} as const satisfies Record<string, Credentials>;
+
+/** Writes the htpasswd file; returns the auth config document using it (extend as needed). */
+export async function tokenFixture(extra: Record<string, unknown> = {}): Promise<{
+  dir: string;
+  config: Record<string, unknown>;
+}> {
+  const dir = await tempDir('token-auth-');
+  const htpasswd = path.join(dir, 'htpasswd');
+  await fs.writeFile(
+    htpasswd,
+    Object.values(USERS)
+      .map((user) => `${user.username}:${bcrypt.hashSync(user.password, 4).replace('$2b$', '$2y$')}`)
+      .join('\n'),
+  );
+  return {
+    dir,
+    config: {
+      service: SERVICE,
+      htpasswd,
+      namespaces: [
+        { prefix: 'home/alice/', rules: [{ subjects: ['alice'], actions: ['pull', 'push', 'delete'] }] },
+        { prefix: 'home/bob/', rules: [{ subjects: ['bob'], actions: ['pull', 'push', 'delete'] }] },
+        { prefix: 'library/', public: true },
+      ],
+      admins: ['root'],
+      ...extra,
+    },
+  };
+}
+
+export function basic(credentials: Credentials): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+
+/** `GET /auth/token` for `scopes`; the raw answer. */
+export async function requestToken(
+  url: string,
+  credentials: Credentials | undefined,
+  scopes: readonly string[],
+): Promise<{ status: number; token: string | undefined; body: Record<string, unknown>; headers: Headers }> {
+  const query = new URLSearchParams({ service: SERVICE });
+  for (const scope of scopes) query.append('scope', scope);
+  const response = await fetch(`${url}/auth/token?${query}`, {
+    headers: credentials === undefined ? {} : { Authorization: basic(credentials) },
+  });
+  const body = (await response.json()) as Record<string, unknown>;
+  return {
+    status: response.status,
+    token: body.token as string | undefined,
+    body,
+    headers: response.headers,
+  };
+}
+
+/** The claims of a JWT (no verification: for assertions). */
+export function decodeJwt(token: string): {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+} {
+  const [header = '', claims = ''] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(header, 'base64url').toString()) as Record<string, unknown>,
+    claims: JSON.parse(Buffer.from(claims, 'base64url').toString()) as Record<string, unknown>,
+  };
+}
+
+/** A client acting as one caller: gets a token per request for its scope, like Docker clients. */
+export class TokenClient {
+  constructor(
+    readonly url: string,
+    readonly credentials: Credentials | undefined,
+  ) {}
+
+  /** Sends `init` to `path` with a token for `scope`; a refused token request is returned as is. */
+  async send(path: string, scope: string, init: RequestInit = {}): Promise<Response> {
+    const token = await requestToken(this.url, this.credentials, [scope]);
+    if (token.token === undefined) return new Response(JSON.stringify(token.body), { status: token.status });
+    return fetch(`${this.url}${path}`, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string>), Authorization: `Bearer ${token.token}` },
+    });
+  }
+
+  async pushBlob(name: string, data: Buffer): Promise<{ status: number; digest: string }> {
+    const digest = sha256(data);
+    const response = await this.send(
+      `/v2/${name}/blobs/uploads/?digest=${digest}`,
+      `repository:${name}:pull,push`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/octet-stream' },
+        body: data,
+      },
+    );
+    await response.arrayBuffer();
+    return { status: response.status, digest };
+  }
+
+  /** Pushes a one-layer image under `tag`; the status of the first refused step, or 201. */
+  async pushImage(name: string, tag: string, layer: Buffer): Promise<{ status: number; digest: string }> {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
+    for (const blob of [config, layer]) {
+      const pushed = await this.pushBlob(name, blob);
+      if (pushed.status !== 201) return { status: pushed.status, digest: '' };
+    }
+    const manifest = imageManifest(config, [layer]);
+    const response = await this.send(`/v2/${name}/manifests/${tag}`, `repository:${name}:pull,push`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest,
+    });
+    await response.arrayBuffer();
+    return { status: response.status, digest: sha256(manifest) };
+  }
+}
