@@ -86,6 +86,16 @@ program
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
   .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
   .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
+  .option(
+    '--proxy <prefix=url>',
+    'pull-through cache: serve PREFIX<name> from upstream URL <name>; repeatable (env REGISTRY_PROXY=prefix=url,...)',
+    collect,
+    [],
+  )
+  .option(
+    '--proxy-config <file>',
+    'per-upstream credentials, ttl_seconds, max_stale_seconds, upstream_timeout_ms (YAML/JSON; env REGISTRY_PROXY_CONFIG)',
+  )
   .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
   .action(
     async (options: {
@@ -94,6 +104,8 @@ program
       storageRoot?: string;
       htpasswd?: string;
       readOnly?: boolean;
+      proxy: string[];
+      proxyConfig?: string;
     }) => {
       const { runRegistry } = await import('./oci/main.js');
       await runRegistry({
@@ -104,6 +116,8 @@ program
           REGISTRY_STORAGE_ROOT: options.storageRoot,
           REGISTRY_HTPASSWD: options.htpasswd,
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
+          REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
+          REGISTRY_PROXY_CONFIG: options.proxyConfig,
         }),
       });
     },
@@ -118,19 +132,36 @@ program
     '--grace-period <seconds>',
     'keep anything newer than this, to protect pushes in flight (env REGISTRY_GC_GRACE_PERIOD_SECONDS, default 3600)',
   )
-  .action(async (options: { storageRoot?: string; dryRun?: boolean; gracePeriod?: string }) => {
-    const { runGc } = await import('./oci/main.js');
-    await runGc(
-      {
-        ...process.env,
-        ...definedOnly({
-          REGISTRY_STORAGE_ROOT: options.storageRoot,
-          REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
-        }),
-      },
-      { dryRun: options.dryRun === true },
-    );
-  });
+  .option('--proxy <prefix=url>', 'pull-through cache prefixes, as for registry (TTL eviction)', collect, [])
+  .option('--proxy-config <file>', 'pull-through cache settings file, as for registry')
+  .action(
+    async (options: {
+      storageRoot?: string;
+      dryRun?: boolean;
+      gracePeriod?: string;
+      proxy: string[];
+      proxyConfig?: string;
+    }) => {
+      const { runGc } = await import('./oci/main.js');
+      await runGc(
+        {
+          ...process.env,
+          ...definedOnly({
+            REGISTRY_STORAGE_ROOT: options.storageRoot,
+            REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
+            REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
+            REGISTRY_PROXY_CONFIG: options.proxyConfig,
+          }),
+        },
+        { dryRun: options.dryRun === true },
+      );
+    },
+  );
+
+/** Accumulates a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 /** Flags override environment variables; an unset flag leaves the variable alone. */
 function definedOnly(values: Record<string, string | undefined>): Record<string, string> {

@@ -34,6 +34,9 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
       storageRoot: config.storageRoot,
       readOnly: config.readOnly,
       auth: config.htpasswd !== undefined,
+      ...(config.upstreams.length === 0
+        ? {}
+        : { proxies: config.upstreams.map((upstream) => `${upstream.prefix}=${upstream.url}`) }),
     },
     'registry listening',
   );

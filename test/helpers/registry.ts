@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { createOciApp, type OciApp } from '../../src/oci/app.js';
+import type { UpstreamConfig } from '../../src/oci/proxy/config.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -38,6 +39,10 @@ export interface TestRegistryOptions {
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
   readonly now?: () => number;
+  /** Pull-through cache upstreams (see `resolveUpstreams`). */
+  readonly upstreams?: readonly UpstreamConfig[];
+  /** Log level of the app (default silent). */
+  readonly logLevel?: string;
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -57,8 +62,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxUploadBytes: options.maxUploadBytes ?? 10 * 1024 ** 3,
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
+      upstreams: options.upstreams ?? [],
     },
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: options.logLevel ?? 'silent' }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
   const server = await listen(app.handler, { host: '127.0.0.1', port: 0 });

@@ -1,0 +1,208 @@
+/**
+ * HTTP client of one upstream registry. It speaks the Docker registry auth flow: a request
+ * answered `401` with a `Bearer` challenge gets a token from the challenge's realm (with the
+ * configured credentials as Basic auth when there are any, anonymously otherwise) and is sent
+ * once more; a `Basic` challenge is answered with the credentials. Tokens are cached per scope
+ * until shortly before they expire. Every round trip a client waits for is bounded: the timer
+ * covers the token fetch and the response headers, never a body being streamed.
+ */
+import { OciError } from '../errors.js';
+import type { UpstreamConfig } from './config.js';
+
+/** Why an upstream could not give an answer; stale-if-error and the circuit breaker key on it. */
+export const FAILURE_REASONS = [
+  'timeout',
+  'connection',
+  'rate-limited',
+  'server-error',
+  'unauthorized',
+  'unexpected',
+  /** Not a round trip: the circuit breaker refused to wait on an upstream that keeps failing. */
+  'circuit-open',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** An upstream round trip that failed; `toOciError` is what a client without a cached copy gets. */
+export class UpstreamFailure extends Error {
+  override name = 'UpstreamFailure';
+  constructor(
+    readonly reason: FailureReason,
+    readonly upstream: string,
+    message: string,
+    readonly status?: number,
+    readonly retryAfter?: string,
+  ) {
+    super(message);
+  }
+
+  toOciError(): OciError {
+    const detail = {
+      upstream: this.upstream,
+      reason: this.reason,
+      ...(this.status ? { status: this.status } : {}),
+    };
+    const message = `upstream ${this.upstream}: ${this.message}`;
+    if (this.reason === 'timeout') return new OciError('UpstreamTimeout', message, detail);
+    if (this.reason === 'rate-limited')
+      return new OciError('TooManyRequests', message, detail, { 'Retry-After': this.retryAfter ?? '10' });
+    if (this.reason === 'unauthorized') return new OciError('UpstreamDenied', message, detail);
+    return new OciError('UpstreamUnavailable', message, detail);
+  }
+}
+
+/** One request to the upstream. */
+export interface UpstreamRequest {
+  readonly method: 'GET' | 'HEAD';
+  /** Path below the base URL, starting with `/v2/`. */
+  readonly path: string;
+  readonly accept?: string;
+  /** Token scope, e.g. `repository:library/redis:pull`. */
+  readonly scope: string;
+  /** Bound on the time until the response headers (token fetch included). */
+  readonly timeoutMs: number;
+  /** Aborts the request and, after the headers, its body. */
+  readonly signal?: AbortSignal;
+}
+
+interface Token {
+  readonly value: string;
+  readonly expiresAt: number;
+}
+
+/** Tokens are used until this long before their announced expiry. */
+const TOKEN_SLACK_MS = 10_000;
+const TOKEN_CACHE_LIMIT = 1000;
+
+function parseChallenge(
+  header: string | null,
+): { scheme: string; params: Record<string, string> } | undefined {
+  if (header === null) return undefined;
+  const match = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (match === null) return undefined;
+  const params: Record<string, string> = {};
+  for (const pair of (match[2] ?? '').matchAll(/(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))/g)) {
+    params[(pair[1] ?? '').toLowerCase()] = pair[2] ?? pair[3] ?? '';
+  }
+  return { scheme: (match[1] ?? '').toLowerCase(), params };
+}
+
+/** Turns a thrown fetch error into a failure (timeout or connection), or rethrows an abort by the caller. */
+function failureOf(upstream: string, error: unknown, timedOut: boolean): UpstreamFailure {
+  if (timedOut) return new UpstreamFailure('timeout', upstream, 'no answer within the upstream timeout');
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const detail = cause?.code ?? cause?.message ?? (error as Error).message;
+  return new UpstreamFailure('connection', upstream, `connection failed (${detail})`);
+}
+
+/** Classifies a response the caller cannot use (anything but 2xx and 404). */
+export function failureOfStatus(upstream: string, response: Response): UpstreamFailure {
+  const status = response.status;
+  if (status === 429)
+    return new UpstreamFailure(
+      'rate-limited',
+      upstream,
+      'rate limited (429)',
+      status,
+      response.headers.get('retry-after') ?? undefined,
+    );
+  if (status === 401 || status === 403)
+    return new UpstreamFailure('unauthorized', upstream, `refused the credentials (${status})`, status);
+  if (status >= 500) return new UpstreamFailure('server-error', upstream, `answered ${status}`, status);
+  return new UpstreamFailure('unexpected', upstream, `answered ${status}`, status);
+}
+
+export class UpstreamClient {
+  private readonly tokens = new Map<string, Token>();
+  /** Set once the upstream asked for Basic auth: later requests send it up front. */
+  private basic = false;
+
+  constructor(
+    readonly config: UpstreamConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Sends the request (and, after a 401 challenge, once more with a token or Basic auth). Returns
+   * the response of any status; throws `UpstreamFailure` on timeout or connection failure.
+   */
+  async send(request: UpstreamRequest): Promise<Response> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, request.timeoutMs);
+    const onAbort = () => controller.abort();
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      let response = await this.fetchOnce(request, controller.signal);
+      if (response.status === 401) {
+        const challenge = parseChallenge(response.headers.get('www-authenticate'));
+        await response.body?.cancel();
+        if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
+          await this.fetchToken(challenge.params, request.scope, controller.signal);
+          response = await this.fetchOnce(request, controller.signal);
+        } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
+          this.basic = true;
+          response = await this.fetchOnce(request, controller.signal);
+        }
+      }
+      return response;
+    } catch (error) {
+      if (error instanceof UpstreamFailure) throw error;
+      if (request.signal?.aborted) throw error;
+      throw failureOf(this.config.host, error, timedOut);
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private authorization(scope: string): string | undefined {
+    const token = this.tokens.get(scope);
+    if (token !== undefined && token.expiresAt > this.now()) return `Bearer ${token.value}`;
+    const credentials = this.config.credentials;
+    if (this.basic && credentials !== undefined) {
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.reveal()}`).toString('base64')}`;
+    }
+    return undefined;
+  }
+
+  private fetchOnce(request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { 'User-Agent': 'aios-registry-proxy' };
+    if (request.accept !== undefined) headers.Accept = request.accept;
+    const authorization = this.authorization(request.scope);
+    if (authorization !== undefined) headers.Authorization = authorization;
+    // fetch follows redirects (blob CDNs) and drops Authorization when one leaves the origin.
+    return fetch(`${this.config.url}${request.path}`, { method: request.method, headers, signal });
+  }
+
+  private async fetchToken(
+    params: Record<string, string>,
+    scope: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const realm = new URL(params.realm ?? '');
+    if (realm.protocol !== 'https:' && realm.protocol !== 'http:')
+      throw new UpstreamFailure('unexpected', this.config.host, 'token realm is not an http(s) URL');
+    if (params.service !== undefined) realm.searchParams.set('service', params.service);
+    realm.searchParams.set('scope', params.scope ?? scope);
+    const headers: Record<string, string> = { 'User-Agent': 'aios-registry-proxy' };
+    const credentials = this.config.credentials;
+    if (credentials !== undefined) {
+      headers.Authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.reveal()}`).toString('base64')}`;
+    }
+    const response = await fetch(realm, { headers, signal });
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw failureOfStatus(this.config.host, response);
+    }
+    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const value = body.token ?? body.access_token;
+    if (typeof value !== 'string' || value === '')
+      throw new UpstreamFailure('unexpected', this.config.host, 'token endpoint answered without a token');
+    const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    if (this.tokens.size >= TOKEN_CACHE_LIMIT) this.tokens.clear();
+    this.tokens.set(scope, { value, expiresAt: this.now() + lifetime * 1000 - TOKEN_SLACK_MS });
+  }
+}
