@@ -14,6 +14,8 @@ export interface FaultMode {
   status?: number;
   /** Cap on response body bytes per second (a slow link). */
   bytesPerSecond?: number;
+  /** Cut each response after this many body bytes (an upstream dying mid-blob). */
+  cutAfterBytes?: number;
 }
 
 export interface FaultProxy {
@@ -54,7 +56,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         (response) => {
           res.writeHead(response.statusCode ?? 502, response.headers);
           const rate = mode.bytesPerSecond;
+          let sent = 0;
           response.on('data', (chunk: Buffer) => {
+            sent += chunk.length;
+            if (mode.cutAfterBytes !== undefined && sent > mode.cutAfterBytes) {
+              response.destroy();
+              res.destroy();
+              return;
+            }
             forwarded += chunk.length;
             if (!res.write(chunk)) response.pause();
             if (rate !== undefined) {
