@@ -116,6 +116,8 @@ export class PullThroughCache {
   readonly upstreams: readonly Upstream[];
   readonly fetcher: BlobFetcher;
   private readonly refreshed = new Map<string, number>();
+  /** The last failure per upstream prefix, quoted while its circuit is open. */
+  private readonly lastFailure = new Map<string, string>();
   /** Tag lookups in progress: concurrent pulls of one tag share one upstream HEAD. */
   private readonly tagLookups = new Map<string, Promise<ProxiedManifest>>();
 
@@ -179,8 +181,11 @@ export class PullThroughCache {
   }
 
   private async manifestByTag(target: ProxyTarget, tag: string): Promise<ProxiedManifest> {
-    const cached = await this.cachedTag(target.local, tag);
+    // The local lookup runs beside the HEAD: the upstream timeout is the whole budget.
+    const lookup = this.cachedTag(target.local, tag);
+    lookup.catch(() => undefined);
     const { config, client } = target.upstream;
+    let cached: Awaited<typeof lookup>;
     try {
       const manifest = await this.guard(target, async () => {
         const head = await client.send({
@@ -193,6 +198,7 @@ export class PullThroughCache {
         if (head.status === 404)
           throw new OciError('ManifestUnknown', `upstream ${config.host} has no such tag`, { tag });
         if (head.status !== 200) throw failureOfStatus(config.host, head);
+        cached = await lookup;
         const header = head.headers.get('docker-content-digest');
         let digest: Digest | undefined;
         try {
@@ -215,6 +221,7 @@ export class PullThroughCache {
       return { manifest };
     } catch (error) {
       if (!(error instanceof UpstreamFailure) || !STALE_REASONS.has(error.reason)) throw error;
+      cached = await lookup;
       const ageSeconds = cached === undefined ? Infinity : (this.deps.now() - cached.confirmedAt) / 1000;
       if (cached === undefined || ageSeconds > config.maxStaleSeconds) throw error.toOciError();
       this.count(target, 'manifest', 'stale');
@@ -233,11 +240,7 @@ export class PullThroughCache {
   private async guard<T>(target: ProxyTarget, exchange: () => Promise<T>): Promise<T> {
     const { config, breaker } = target.upstream;
     if (!breaker.allow()) {
-      throw new UpstreamFailure(
-        'circuit-open',
-        config.host,
-        'not asked: it failed repeatedly (circuit open)',
-      );
+      throw new UpstreamFailure('circuit-open', config.host, this.circuitOpenMessage(target));
     }
     try {
       const result = await exchange();
@@ -250,8 +253,14 @@ export class PullThroughCache {
     }
   }
 
+  private circuitOpenMessage(target: ProxyTarget): string {
+    const last = this.lastFailure.get(target.upstream.config.prefix) ?? 'failed';
+    return `not asked: it failed repeatedly, last ${last} (circuit open)`;
+  }
+
   private upstreamFailed(target: ProxyTarget, failure: UpstreamFailure): void {
     const { config, breaker } = target.upstream;
+    this.lastFailure.set(config.prefix, failure.message);
     const wasOpen = breaker.open;
     breaker.failure();
     this.deps.metrics.upstreamErrors.inc({ upstream: config.host, reason: failure.reason });
@@ -429,11 +438,7 @@ export class PullThroughCache {
     const { config, client, breaker } = target.upstream;
     const openBlob = async (signal: AbortSignal): Promise<Response> => {
       if (!breaker.allow())
-        throw new UpstreamFailure(
-          'circuit-open',
-          config.host,
-          'not asked: it failed repeatedly (circuit open)',
-        );
+        throw new UpstreamFailure('circuit-open', config.host, this.circuitOpenMessage(target));
       const response = await client.send({
         method: 'GET',
         path: `/v2/${target.remote}/blobs/${digest.value}`,

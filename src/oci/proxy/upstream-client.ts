@@ -127,35 +127,45 @@ export class UpstreamClient {
    */
   async send(request: UpstreamRequest): Promise<Response> {
     const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, request.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    // The deadline rejects on its own instead of waiting for the aborted fetch to unwind, so a
+    // client gets its answer (stale copy or error) right at the timeout.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new UpstreamFailure('timeout', this.config.host, 'no answer within the upstream timeout'));
+        controller.abort();
+      }, request.timeoutMs);
+    });
     const onAbort = () => controller.abort();
     request.signal?.addEventListener('abort', onAbort, { once: true });
+    const exchange = this.exchange(request, controller.signal);
+    exchange.catch(() => undefined);
     try {
-      let response = await this.fetchOnce(request, controller.signal);
-      if (response.status === 401) {
-        const challenge = parseChallenge(response.headers.get('www-authenticate'));
-        await response.body?.cancel();
-        if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
-          await this.fetchToken(challenge.params, request.scope, controller.signal);
-          response = await this.fetchOnce(request, controller.signal);
-        } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
-          this.basic = true;
-          response = await this.fetchOnce(request, controller.signal);
-        }
-      }
-      return response;
+      return await Promise.race([exchange, deadline]);
     } catch (error) {
       if (error instanceof UpstreamFailure) throw error;
       if (request.signal?.aborted) throw error;
-      throw failureOf(this.config.host, error, timedOut);
+      throw failureOf(this.config.host, error, false);
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  private async exchange(request: UpstreamRequest, signal: AbortSignal): Promise<Response> {
+    let response = await this.fetchOnce(request, signal);
+    if (response.status === 401) {
+      const challenge = parseChallenge(response.headers.get('www-authenticate'));
+      await response.body?.cancel();
+      if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
+        await this.fetchToken(challenge.params, request.scope, signal);
+        response = await this.fetchOnce(request, signal);
+      } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
+        this.basic = true;
+        response = await this.fetchOnce(request, signal);
+      }
+    }
+    return response;
   }
 
   private authorization(scope: string): string | undefined {
