@@ -8,7 +8,10 @@ import { loadOciConfig } from './config.js';
 import { createLogger } from '../shared/logger.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
+import { Blobs } from './domain/blobs.js';
+import { Content } from './domain/content.js';
 import { collectGarbage } from './domain/gc.js';
+import { evictExpired, upstreamOf } from './proxy/evict.js';
 import { FsDriver } from './storage/fs-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
@@ -88,9 +91,20 @@ export async function runGc(
   out(
     `gc: storage ${config.storageRoot}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
   );
-  const report = await collectGarbage(new FsDriver(config.storageRoot), {
+  const driver = new FsDriver(config.storageRoot);
+  if (config.upstreams.length > 0) {
+    const repositories = await new Content(driver, new Blobs(driver)).repositories();
+    const evicted = await evictExpired(driver, config.upstreams, repositories, { dryRun: flags.dryRun });
+    for (const item of evicted.tags) out(`${verb} cached tag ${item.repository}:${item.tag} (TTL)`);
+    for (const item of evicted.manifests)
+      out(`${verb} cached manifest ${item.repository}@${item.digest} (TTL)`);
+    for (const item of evicted.layerLinks)
+      out(`${verb} cached blob link ${item.repository}@${item.digest} (TTL)`);
+  }
+  const report = await collectGarbage(driver, {
     dryRun: flags.dryRun,
     gracePeriodMs: gracePeriodSeconds * 1000,
+    keepRepository: (name) => upstreamOf(config.upstreams, name) !== undefined,
     progress: (message, details) => {
       if (message === 'scanning repositories') out(`gc: scanning ${String(details?.count)} repositories`);
       else if (message === 'repository done') out(`gc: marked ${String(details?.repository)}`);

@@ -225,6 +225,7 @@ export class PullThroughCache {
       const ageSeconds = cached === undefined ? Infinity : (this.deps.now() - cached.confirmedAt) / 1000;
       if (cached === undefined || ageSeconds > config.maxStaleSeconds) throw error.toOciError();
       this.count(target, 'manifest', 'stale');
+      this.touchRevision(target.local, cached.manifest.digest);
       const reason = error.message.replace(/"/g, "'");
       return {
         manifest: cached.manifest,

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { runGc } from '../../../src/oci/main.js';
+import { PROXY_DEFAULTS, resolveUpstreams } from '../../../src/oci/proxy/config.js';
+import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
+import {
+  imageManifest,
+  pushBlob,
+  sha256,
+  startTestRegistry,
+  tempDir,
+  type TestRegistry,
+} from '../../helpers/registry.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+async function pushManifest(url: string, name: string, reference: string, body: Buffer): Promise<string> {
+  const response = await fetch(`${url}/v2/${name}/manifests/${reference}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': OCI_MANIFEST },
+    body,
+  });
+  if (response.status !== 201) throw new Error(`manifest push answered ${response.status}`);
+  return sha256(body);
+}
+
+async function pushImage(url: string, name: string, tag: string, extra: Record<string, unknown> = {}) {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
+  const layer = randomBytes(4096);
+  for (const blob of [config, layer]) await pushBlob(url, name, blob);
+  const manifest = imageManifest(config, [layer], extra);
+  return {
+    digest: await pushManifest(url, name, tag, manifest),
+    layer: sha256(layer),
+    size: manifest.length,
+  };
+}
+
+describe('registry: pull-through cache referrers and gc eviction by TTL', function () {
+  this.timeout(30_000);
+  let upstream: TestRegistry;
+  let proxy: FaultProxy;
+  let mirror: TestRegistry;
+  let root: string;
+
+  before(async () => {
+    upstream = await startTestRegistry();
+    proxy = await startFaultProxy(upstream.url);
+    root = await tempDir('proxy-gc-');
+    mirror = await startTestRegistry({
+      root,
+      upstreams: resolveUpstreams([{ prefix: 'hub/', url: proxy.url }], undefined, {
+        ...PROXY_DEFAULTS,
+        upstreamTimeoutMs: 500,
+      }),
+    });
+  });
+  after(async () => {
+    await mirror?.close();
+    await proxy?.close();
+    await upstream?.close();
+    if (root) await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('proxies the referrers of an image, caches them, and serves the cached answer while the upstream fails', async () => {
+    const subject = await pushImage(upstream.url, 'team/signed', 'v1');
+    const signature = await pushImage(upstream.url, 'team/signed', 'sig', {
+      artifactType: 'application/vnd.example.signature',
+      subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.size },
+    });
+    const url = `${mirror.url}/v2/hub/team/signed/referrers/${subject.digest}`;
+    const live = (await (await fetch(url)).json()) as { manifests: { digest: string }[] };
+    expect(live.manifests.map((m) => m.digest)).to.deep.equal([signature.digest]);
+    // The referrer itself is pulled by digest through the cache.
+    const referrer = await fetch(`${mirror.url}/v2/hub/team/signed/manifests/${signature.digest}`);
+    expect(referrer.status).to.equal(200);
+
+    proxy.mode = { status: 503 };
+    try {
+      const cached = (await (await fetch(url)).json()) as { manifests: { digest: string }[] };
+      expect(cached.manifests.map((m) => m.digest)).to.deep.equal([signature.digest]);
+      const filtered = (await (await fetch(`${url}?artifactType=other`)).json()) as { manifests: unknown[] };
+      expect(filtered.manifests).to.deep.equal([]);
+    } finally {
+      proxy.mode = {};
+    }
+  });
+
+  it('gc removes cached content not pulled within its TTL and keeps what was pulled since', async () => {
+    const old = await pushImage(upstream.url, 'team/old', '1');
+    const fresh = await pushImage(upstream.url, 'team/fresh', '1');
+    for (const image of [
+      { name: 'team/old', ...old },
+      { name: 'team/fresh', ...fresh },
+    ]) {
+      expect((await fetch(`${mirror.url}/v2/hub/${image.name}/manifests/1`)).status).to.equal(200);
+      expect((await fetch(`${mirror.url}/v2/hub/${image.name}/blobs/${image.layer}`)).status).to.equal(200);
+    }
+    // Age everything of team/old by two hours: its last pull is older than a one-hour TTL.
+    const aged = new Date(Date.now() - 2 * 3600 * 1000);
+    const repository = path.join(root, 'repositories', 'hub', 'team', 'old');
+    for (const entry of await fs.readdir(repository, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) await fs.utimes(path.join(entry.parentPath, entry.name), aged, aged);
+    }
+    const layerFile = path.join(root, 'blobs', 'sha256', old.layer.slice(7, 9), old.layer.slice(7));
+    await fs.utimes(layerFile, aged, aged);
+
+    const lines: string[] = [];
+    await runGc(
+      {
+        REGISTRY_STORAGE_ROOT: root,
+        REGISTRY_PROXY: `hub/=${proxy.url}`,
+        REGISTRY_PROXY_TTL_SECONDS: '3600',
+        REGISTRY_GC_GRACE_PERIOD_SECONDS: '60',
+      },
+      { dryRun: false },
+      (line) => lines.push(line),
+    );
+    expect(lines).to.include(`removed cached tag hub/team/old:1 (TTL)`);
+    expect(lines.some((line) => line.startsWith(`removed blob ${old.layer}`))).to.equal(true);
+    await fs.access(layerFile).then(
+      () => expect.fail('evicted blob still stored'),
+      () => undefined,
+    );
+    const tags = (await (await fetch(`${mirror.url}/v2/hub/team/fresh/tags/list`)).json()) as {
+      tags: string[];
+    };
+    expect(tags.tags).to.deep.equal(['1']);
+    const before = proxy.count('GET', `/blobs/${fresh.layer}`);
+    expect((await fetch(`${mirror.url}/v2/hub/team/fresh/blobs/${fresh.layer}`)).status).to.equal(200);
+    expect(proxy.count('GET', `/blobs/${fresh.layer}`)).to.equal(before); // still cached
+
+    // Evicted content is fetched again on the next pull.
+    const again = await fetch(`${mirror.url}/v2/hub/team/old/blobs/${old.layer}`);
+    expect(again.status).to.equal(200);
+    expect(sha256(Buffer.from(await again.arrayBuffer()))).to.equal(old.layer);
+  });
+});
