@@ -29,14 +29,20 @@ import { UpstreamFailure } from './upstream-client.js';
 export interface FlightSource {
   /** Host of the upstream, for logs and errors. */
   readonly upstream: string;
-  /** Starts the upstream GET; resolves with a 200 response, throws `OciError`/`UpstreamFailure`. */
-  open(signal: AbortSignal): Promise<Response>;
+  /** Starts the upstream GET; resolves once it answered 200, throws `OciError`/`UpstreamFailure`. */
+  open(signal: AbortSignal): Promise<UpstreamBody>;
   /** Called for every chunk received (metrics). */
   bytesReceived(count: number): void;
   /** Runs after the verified blob is in place (links it into the repository). */
   stored(): Promise<void>;
   /** Called once when the flight fails after its headers were received. */
   failed(error: Error): void;
+}
+
+/** The upstream's answer: its Content-Length, if any, and the body. */
+export interface UpstreamBody {
+  readonly size: number | undefined;
+  readonly body: AsyncIterable<Buffer> & { destroy(): void };
 }
 
 /** A live client is dropped back to file reads when this much is queued on its socket. */
@@ -143,7 +149,7 @@ export class Flight {
       return;
     }
     const controller = new AbortController();
-    let response: Response;
+    let response: UpstreamBody;
     try {
       response = await source.open(controller.signal);
     } catch (error) {
@@ -151,8 +157,7 @@ export class Flight {
       rejectReady(error);
       throw error;
     }
-    const length = response.headers.get('content-length');
-    this.size = length === null ? undefined : Number(length);
+    this.size = response.size;
     this.state = 'streaming';
     resolveReady();
 
@@ -163,7 +168,6 @@ export class Flight {
     };
     let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
     try {
-      if (response.body === null) throw new Error('upstream sent no body');
       append = await this.driver.appendStream(this.tmp, 0);
       const stream = append.stream;
       let streamError: Error | undefined;
@@ -171,9 +175,8 @@ export class Flight {
       const hash = createHash(this.digest.algorithm);
       let pending: Buffer | undefined;
       armIdle();
-      for await (const part of response.body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of response.body) {
         armIdle();
-        const chunk = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
         if (this.size !== undefined && this.received + chunk.length > this.size)
           throw new Error('upstream sent more bytes than its Content-Length');
         hash.update(chunk);
@@ -189,8 +192,14 @@ export class Flight {
         if (streamError !== undefined) throw streamError;
         if (!more) {
           await new Promise<void>((resolve, reject) => {
-            stream.once('drain', resolve);
-            stream.once('error', reject);
+            const done = (error?: Error) => {
+              stream.off('drain', done);
+              stream.off('error', done);
+              if (error) reject(error);
+              else resolve();
+            };
+            stream.on('drain', done);
+            stream.on('error', done);
           });
         }
       }
@@ -213,6 +222,7 @@ export class Flight {
     } catch (error) {
       clearTimeout(idle);
       controller.abort();
+      response.body.destroy();
       append?.stream.destroy();
       const failure =
         controller.signal.aborted && !(error instanceof UpstreamFailure)

@@ -29,12 +29,18 @@ import { parseDigest, validateName, type Digest } from '../domain/names.js';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobPath, layerLinkPath, referrerPath, revisionLinkPath, tagPath } from '../storage/layout.js';
-import { BlobFetcher, type Flight } from './blob-fetcher.js';
+import { BlobFetcher, type Flight, type UpstreamBody } from './blob-fetcher.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { UpstreamConfig } from './config.js';
 import { proxyReferrersPath } from './layout.js';
 import type { ProxyMetrics } from './metrics.js';
-import { UpstreamClient, UpstreamFailure, failureOfStatus, type FailureReason } from './upstream-client.js';
+import {
+  UpstreamClient,
+  UpstreamFailure,
+  failureOfResponse,
+  failureOfStatus,
+  type FailureReason,
+} from './upstream-client.js';
 
 /** What the upstream is asked to send: every manifest type we store, nothing converted. */
 const MANIFEST_ACCEPT = [
@@ -437,28 +443,25 @@ export class PullThroughCache {
   /** The single-flight fetch of an uncached blob; the blob is linked into `target.local` when stored. */
   fetchBlob(target: ProxyTarget, digest: Digest): Flight {
     const { config, client, breaker } = target.upstream;
-    const openBlob = async (signal: AbortSignal): Promise<Response> => {
+    const openBlob = async (signal: AbortSignal): Promise<UpstreamBody> => {
       if (!breaker.allow())
         throw new UpstreamFailure('circuit-open', config.host, this.circuitOpenMessage(target));
-      const response = await client.send({
+      const response = await client.stream({
         method: 'GET',
         path: `/v2/${target.remote}/blobs/${digest.value}`,
         scope: `repository:${target.remote}:pull`,
         timeoutMs: config.upstreamTimeoutMs,
         signal,
       });
+      if (response.status === 200) return response;
+      response.body.resume();
       if (response.status === 404) {
-        await response.body?.cancel();
         breaker.success();
         throw new OciError('BlobUnknown', `upstream ${config.host} has no such blob`, {
           digest: digest.value,
         });
       }
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        throw failureOfStatus(config.host, response);
-      }
-      return response;
+      throw failureOfResponse(config.host, response.status, response.body.headers['retry-after']);
     };
     const flight = this.fetcher.fetch(digest, () => {
       this.count(target, 'blob', 'miss');

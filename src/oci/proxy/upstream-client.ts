@@ -6,6 +6,8 @@
  * until shortly before they expire. Every round trip a client waits for is bounded: the timer
  * covers the token fetch and the response headers, never a body being streamed.
  */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { OciError } from '../errors.js';
 import type { UpstreamConfig } from './config.js';
 
@@ -96,23 +98,62 @@ function failureOf(upstream: string, error: unknown, timedOut: boolean): Upstrea
 
 /** Classifies a response the caller cannot use (anything but 2xx and 404). */
 export function failureOfStatus(upstream: string, response: Response): UpstreamFailure {
-  const status = response.status;
+  return failureOfResponse(upstream, response.status, response.headers.get('retry-after') ?? undefined);
+}
+
+/** `failureOfStatus` from a status and its `Retry-After`. */
+export function failureOfResponse(
+  upstream: string,
+  status: number,
+  retryAfter: string | undefined,
+): UpstreamFailure {
   if (status === 429)
-    return new UpstreamFailure(
-      'rate-limited',
-      upstream,
-      'rate limited (429)',
-      status,
-      response.headers.get('retry-after') ?? undefined,
-    );
+    return new UpstreamFailure('rate-limited', upstream, 'rate limited (429)', status, retryAfter);
   if (status === 401 || status === 403)
     return new UpstreamFailure('unauthorized', upstream, `refused the credentials (${status})`, status);
   if (status >= 500) return new UpstreamFailure('server-error', upstream, `answered ${status}`, status);
   return new UpstreamFailure('unexpected', upstream, `answered ${status}`, status);
 }
 
+/** Redirects followed for a blob (registries send blobs to a CDN or object store). */
+const MAX_REDIRECTS = 5;
+
+/** A streamed blob response (node:http: about twice the throughput of fetch's web streams). */
+export interface BlobResponse {
+  readonly status: number;
+  readonly size: number | undefined;
+  readonly body: IncomingMessage;
+}
+
+function get(
+  url: URL,
+  headers: Record<string, string>,
+  agents: Agents,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const secure = url.protocol === 'https:';
+    const request = (secure ? https : http).get(url, {
+      headers,
+      agent: secure ? agents.https : agents.http,
+      signal,
+    });
+    request.once('response', resolve);
+    request.once('error', reject);
+  });
+}
+
+interface Agents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+}
+
 export class UpstreamClient {
   private readonly tokens = new Map<string, Token>();
+  private readonly agents: Agents = {
+    http: new http.Agent({ keepAlive: true }),
+    https: new https.Agent({ keepAlive: true }),
+  };
   /** Set once the upstream asked for Basic auth: later requests send it up front. */
   private basic = false;
 
@@ -149,6 +190,81 @@ export class UpstreamClient {
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * GETs a blob as a stream: the same auth flow and header deadline as `send`, redirects
+   * followed (Authorization dropped when one leaves the origin). The body is the caller's to read
+   * or destroy; `request.signal` aborts it.
+   */
+  async stream(request: UpstreamRequest): Promise<BlobResponse> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new UpstreamFailure('timeout', this.config.host, 'no answer within the upstream timeout'));
+        controller.abort();
+      }, request.timeoutMs);
+    });
+    const onAbort = () => controller.abort();
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    const exchange = (async () => {
+      let response = await this.getFollowing(request, controller.signal);
+      if (response.statusCode === 401) {
+        const challenge = parseChallenge(response.headers['www-authenticate'] ?? null);
+        response.resume();
+        if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
+          await this.fetchToken(challenge.params, request.scope, controller.signal);
+          response = await this.getFollowing(request, controller.signal);
+        } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
+          this.basic = true;
+          response = await this.getFollowing(request, controller.signal);
+        }
+      }
+      return response;
+    })();
+    exchange.then((response) => response.on('error', () => undefined)).catch(() => undefined);
+    try {
+      const response = await Promise.race([exchange, deadline]);
+      const length = response.headers['content-length'];
+      return {
+        status: response.statusCode ?? 0,
+        size: length === undefined ? undefined : Number(length),
+        body: response,
+      };
+    } catch (error) {
+      if (error instanceof UpstreamFailure) throw error;
+      if (request.signal?.aborted) throw error;
+      throw failureOf(this.config.host, error, false);
+    } finally {
+      clearTimeout(timer);
+      // The signal keeps aborting the body after the headers: only the caller's, not the deadline's.
+    }
+  }
+
+  private async getFollowing(request: UpstreamRequest, signal: AbortSignal): Promise<IncomingMessage> {
+    const origin = new URL(this.config.url).origin;
+    let url = new URL(`${this.config.url}${request.path}`);
+    for (let hop = 0; ; hop += 1) {
+      const headers: Record<string, string> = { 'User-Agent': 'aios-registry-proxy' };
+      const authorization = url.origin === origin ? this.authorization(request.scope) : undefined;
+      if (authorization !== undefined) headers.Authorization = authorization;
+      const response = await get(url, headers, this.agents, signal);
+      const location = response.headers.location;
+      if (
+        response.statusCode === undefined ||
+        response.statusCode < 300 ||
+        response.statusCode >= 400 ||
+        location === undefined
+      )
+        return response;
+      response.resume();
+      if (hop >= MAX_REDIRECTS)
+        throw new UpstreamFailure('unexpected', this.config.host, 'too many redirects');
+      url = new URL(location, url);
+      if (url.protocol !== 'https:' && url.protocol !== 'http:')
+        throw new UpstreamFailure('unexpected', this.config.host, 'redirect to a non-http URL');
     }
   }
 
