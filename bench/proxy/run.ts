@@ -7,7 +7,7 @@
  *
  *   cold pull (MiB/s) and time to first byte, warm pull (MiB/s), upstream bytes for 8 concurrent
  *   cold pulls of a fresh image (in image sizes), and a pull of the cached tag while the
- *   upstream is down (status and time).
+ *   upstream answers 10 s late and while it is down (status and time).
  *
  *   npm run bench -- proxy [--size-mb 256]
  */
@@ -282,6 +282,22 @@ async function main() {
       ours: concurrent.ours!.seconds,
       distribution: concurrent.distribution!.seconds,
     };
+
+    const slow: Record<string, Pull> = {};
+    for (const label of order) {
+      const mirror = mirrors[label];
+      mirror.counter.mode = { delayMs: 10_000 };
+      slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    }
+    rows['upstream 10 s slow: cached tag pull status'] = {
+      ours: slow.ours!.status,
+      distribution: slow.distribution!.status,
+    };
+    rows['upstream 10 s slow: cached tag pull time (s)'] = {
+      ours: slow.ours!.seconds,
+      distribution: slow.distribution!.seconds,
+    };
+    for (const label of order) mirrors[label].counter.mode = {};
 
     await upstream.stop();
     const down: Record<string, Pull> = {};

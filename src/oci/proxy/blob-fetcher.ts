@@ -47,6 +47,8 @@ export interface UpstreamBody {
 
 /** A live client is dropped back to file reads when this much is queued on its socket. */
 const LIVE_HIGH_WATER = 8 * 1024 * 1024;
+/** Bytes received but not yet on disk before the upstream read pauses. */
+const WRITE_AHEAD = 16 * 1024 * 1024;
 /** Catch-up reads from the temp file, per turn. */
 const READ_CHUNK = 1024 * 1024;
 /** An upstream body that sends nothing for this long is abandoned. */
@@ -182,7 +184,7 @@ export class Flight {
         hash.update(chunk);
         const end = (this.received += chunk.length);
         source.bytesReceived(chunk.length);
-        const more = stream.write(chunk, (error) => {
+        stream.write(chunk, (error) => {
           if (error) return;
           this.written = Math.max(this.written, end);
           this.wake();
@@ -190,7 +192,9 @@ export class Flight {
         if (pending !== undefined) this.release(pending);
         pending = chunk;
         if (streamError !== undefined) throw streamError;
-        if (!more) {
+        // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
+        // upstream keeps streaming through short stalls of the disk.
+        if (stream.writableLength > WRITE_AHEAD) {
           await new Promise<void>((resolve, reject) => {
             const done = (error?: Error) => {
               stream.off('drain', done);
