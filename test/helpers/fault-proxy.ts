@@ -16,6 +16,11 @@ export interface FaultMode {
   bytesPerSecond?: number;
   /** Cut each response after this many body bytes (an upstream dying mid-blob). */
   cutAfterBytes?: number;
+  /**
+   * Docker Hub's auth flow: `/v2/` requests need a Bearer token, which `GET /token` (the realm
+   * named in the 401 challenge) issues for these Basic credentials.
+   */
+  bearer?: { username: string; password: string };
 }
 
 export interface FaultProxy {
@@ -37,10 +42,42 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let forwarded = 0;
   const sockets = new Set<import('node:net').Socket>();
   const state: { mode: FaultMode; target: string } = { mode: {}, target };
+  const tokens = new Set<string>();
+  let self = '';
   const handler: http.RequestListener = (req, res) => {
     const key = `${req.method} ${(req.url ?? '').split('?')[0]}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const mode = state.mode;
+    if (mode.bearer !== undefined) {
+      const { username, password } = mode.bearer;
+      const authorization = req.headers.authorization ?? '';
+      if (key === 'GET /token') {
+        const expected = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+        if (authorization !== expected) {
+          res.writeHead(401, { 'Content-Type': 'application/json' });
+          res.end('{"details":"incorrect username or password"}');
+          return;
+        }
+        const token = `tok-${tokens.size + 1}-${password}`;
+        tokens.add(token);
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ token, expires_in: 300 }));
+        return;
+      }
+      if (
+        !authorization.startsWith('Bearer ') ||
+        !tokens.has(authorization.slice(7)) ||
+        !authorization.endsWith(`-${password}`)
+      ) {
+        req.resume();
+        res.writeHead(401, {
+          'Content-Type': 'application/json',
+          'WWW-Authenticate': `Bearer realm="${self}/token",service="fault-proxy",scope="repository:x:pull"`,
+        });
+        res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
+        return;
+      }
+    }
     const forward = () => {
       if (mode.status !== undefined) {
         req.resume();
@@ -86,6 +123,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     else setTimeout(forward, mode.delayMs);
   };
   const server: RunningServer = await listen(handler, { host: '127.0.0.1', port: 0 });
+  self = server.url;
   server.server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

@@ -33,6 +33,7 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
   let privateA: TestRegistry;
   let privateB: TestRegistry;
   let privateProxy: FaultProxy;
+  let tokenProxy: FaultProxy;
   let work: string;
   let root: string;
   let configFile: string;
@@ -89,6 +90,8 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
       );
     }
     privateProxy = await startFaultProxy(privateA.url);
+    tokenProxy = await startFaultProxy(distribution.url);
+    tokenProxy.mode = { bearer: { username: 'bot', password: 'first' } };
 
     configFile = path.join(work, 'proxy.yaml');
     await fs.writeFile(
@@ -101,6 +104,11 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
         '    max_stale_seconds: 3600',
         '  priv/:',
         `    url: ${privateProxy.url}`,
+        '    username: bot',
+        '    password: first',
+        `    upstream_timeout_ms: ${TIMEOUT_MS}`,
+        '  tok/:',
+        `    url: ${tokenProxy.url}`,
         '    username: bot',
         '    password: first',
         `    upstream_timeout_ms: ${TIMEOUT_MS}`,
@@ -122,6 +130,7 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     await mirror?.close();
     await hubProxy?.close();
     await privateProxy?.close();
+    await tokenProxy?.close();
     await privateA?.close();
     await privateB?.close();
     await distribution?.stop();
@@ -203,6 +212,26 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     expect(uncached.status).to.equal(502);
     expect(uncached.body).to.match(/DENIED.*refused the credentials/);
     privateProxy.target = privateA.url;
+  });
+
+  it('Docker token flow: one Bearer token fetched with the configured credentials; a password change is a 401', async () => {
+    await restartMirror();
+    const back = path.join(work, 'back-token');
+    await skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${mirror.host}/tok/library/app:1.0`,
+      `oci:${back}:x`,
+    );
+    expect((await readLayoutRef(back, 'x'))?.digest).to.equal(image.digest);
+    expect(tokenProxy.count('GET', '/token')).to.equal(1);
+    tokenProxy.mode = { bearer: { username: 'bot', password: 'second' } };
+    const cached = await timed(`${mirror.url}/v2/tok/library/app/manifests/1.0`);
+    expect(cached.status).to.equal(200);
+    expect(cached.warning).to.match(/refused the credentials \(401\)/);
+    const uncached = await timed(`${mirror.url}/v2/tok/library/other/manifests/1`);
+    expect(uncached.status).to.equal(502);
+    expect(uncached.body).to.match(/DENIED/);
   });
 
   it('a stale copy older than max_stale_seconds is not served', async () => {

@@ -157,6 +157,15 @@ describe('registry: pull-through cache single flight (8 clients, disconnects, up
       () => expect.fail('a half-fetched blob became visible'),
       () => undefined,
     );
+    // One log line for the failure (one fetch, two clients), naming the upstream and the reason.
+    const logged = await mirror.cli.waitForLog(
+      (line) => String(line.msg).startsWith('upstream failure'),
+      5000,
+    );
+    expect(logged).to.include({ upstream: proxy.host, level: 40 });
+    expect(mirror.cli.logs.filter((line) => String(line.msg).startsWith('upstream failure'))).to.have.length(
+      1,
+    );
     const head = await fetch(`${mirror.url}/v2/hub/team/big/blobs/${digest}`, { method: 'HEAD' });
     expect(head.headers.get('content-length')).to.equal(String(32 * MiB)); // from upstream, not a partial file
     for (let i = 0; i < 20 && (await tempFiles(root)).length > 0; i += 1)
