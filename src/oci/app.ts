@@ -159,6 +159,7 @@ export function createOciApp(deps: OciAppDeps): OciApp {
           metrics: new ProxyMetrics(metrics.registry),
           logger,
           maxManifestBytes: config.maxManifestBytes,
+          maxBlobBytes: config.maxUploadBytes,
           now,
         });
   const htpasswd = config.htpasswd === undefined ? undefined : loadHtpasswd(config.htpasswd);

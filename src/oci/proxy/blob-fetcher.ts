@@ -95,6 +95,8 @@ export class Flight {
     private readonly driver: StorageDriver,
     readonly digest: Digest,
     source: FlightSource,
+    /** Largest blob accepted from the upstream (REGISTRY_MAX_UPLOAD_BYTES, as for pushes). */
+    private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
   ) {
     let resolveReady!: () => void;
     let rejectReady!: (error: unknown) => void;
@@ -159,6 +161,15 @@ export class Flight {
       rejectReady(error);
       throw error;
     }
+    if (response.size !== undefined && response.size > this.maxBytes) {
+      response.body.destroy();
+      const error = new OciError('BlobTooLarge', 'upstream blob exceeds the size limit', {
+        limit: this.maxBytes,
+      });
+      this.fail(error);
+      rejectReady(error);
+      throw error;
+    }
     this.size = response.size;
     this.state = 'streaming';
     resolveReady();
@@ -181,6 +192,8 @@ export class Flight {
         armIdle();
         if (this.size !== undefined && this.received + chunk.length > this.size)
           throw new Error('upstream sent more bytes than its Content-Length');
+        if (this.received + chunk.length > this.maxBytes)
+          throw new Error('upstream blob exceeds the size limit');
         hash.update(chunk);
         const end = (this.received += chunk.length);
         source.bytesReceived(chunk.length);
@@ -336,6 +349,7 @@ export class BlobFetcher {
   constructor(
     private readonly driver: StorageDriver,
     private readonly logger: Logger,
+    private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
   ) {}
 
   /** Number of fetches in progress (tests, metrics). */
@@ -347,7 +361,7 @@ export class BlobFetcher {
   fetch(digest: Digest, source: () => FlightSource): Flight {
     const running = this.flights.get(digest.value);
     if (running !== undefined) return running;
-    const flight = new Flight(this.driver, digest, source());
+    const flight = new Flight(this.driver, digest, source(), this.maxBytes);
     this.flights.set(digest.value, flight);
     flight.done.then(
       () => this.flights.delete(digest.value),

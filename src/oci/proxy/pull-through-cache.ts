@@ -94,6 +94,8 @@ export interface PullThroughCacheDeps {
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
   readonly maxManifestBytes: number;
+  /** Largest blob taken from an upstream (the push limit applies to proxied blobs too). */
+  readonly maxBlobBytes: number;
   readonly now: () => number;
 }
 
@@ -133,7 +135,7 @@ export class PullThroughCache {
       client: new UpstreamClient(config, deps.now),
       breaker: new CircuitBreaker(deps.now),
     }));
-    this.fetcher = new BlobFetcher(deps.driver, deps.logger);
+    this.fetcher = new BlobFetcher(deps.driver, deps.logger, deps.maxBlobBytes);
   }
 
   /** Whether a repository name lies under a proxy prefix (writes there are refused). */

@@ -88,6 +88,29 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
     }
   });
 
+  it('refuses an upstream blob above the registry blob size limit with 413, storing nothing', async () => {
+    const big = randomBytes(2 * 1024 * 1024);
+    const digest = await pushBlob(upstream.url, 'team/huge', big);
+    const limited = await startTestRegistry({
+      maxUploadBytes: 1024 * 1024,
+      upstreams: resolveUpstreams([{ prefix: 'hub/', url: proxy.url }], undefined, PROXY_DEFAULTS),
+    });
+    try {
+      const response = await fetch(`${limited.url}/v2/hub/team/huge/blobs/${digest}`);
+      expect(response.status).to.equal(413);
+      expect(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code).to.equal(
+        'SIZE_INVALID',
+      );
+      const stored = path.join(limited.root, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+      await fs.access(stored).then(
+        () => expect.fail('blob stored'),
+        () => undefined,
+      );
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('gc removes cached content not pulled within its TTL and keeps what was pulled since', async () => {
     const old = await pushImage(upstream.url, 'team/old', '1');
     const fresh = await pushImage(upstream.url, 'team/fresh', '1');
