@@ -357,16 +357,21 @@ export class BlobFetcher {
     return this.flights.size;
   }
 
-  /** The flight of `digest`: the one in progress, or a new one from `source`. */
-  fetch(digest: Digest, source: () => FlightSource): Flight {
-    const running = this.flights.get(digest.value);
+  /**
+   * The flight of `digest` from upstream `key`: the one in progress, or a new one from `source`.
+   * Keyed per upstream too: another upstream may lack the blob, and one's failure must not fail
+   * the other's clients (two flights of one digest rename identical bytes into place).
+   */
+  fetch(key: string, digest: Digest, source: () => FlightSource): Flight {
+    const id = `${key}@${digest.value}`;
+    const running = this.flights.get(id);
     if (running !== undefined) return running;
     const flight = new Flight(this.driver, digest, source(), this.maxBytes);
-    this.flights.set(digest.value, flight);
+    this.flights.set(id, flight);
     flight.done.then(
-      () => this.flights.delete(digest.value),
+      () => this.flights.delete(id),
       (error: unknown) => {
-        this.flights.delete(digest.value);
+        this.flights.delete(id);
         if (!(error instanceof OciError) && !(error instanceof UpstreamFailure))
           this.logger.error({ err: error, digest: digest.value }, 'proxy blob fetch failed');
       },

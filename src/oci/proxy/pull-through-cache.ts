@@ -465,7 +465,7 @@ export class PullThroughCache {
       }
       throw failureOfResponse(config.host, response.status, response.body.headers['retry-after']);
     };
-    const flight = this.fetcher.fetch(digest, () => {
+    const flight = this.fetcher.fetch(config.prefix, digest, () => {
       this.count(target, 'blob', 'miss');
       this.deps.metrics.blobFetches.inc({ upstream: config.host });
       return {
