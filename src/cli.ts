@@ -134,6 +134,10 @@ program
   )
   .option('--proxy <prefix=url>', 'pull-through cache prefixes, as for registry (TTL eviction)', collect, [])
   .option('--proxy-config <file>', 'pull-through cache settings file, as for registry')
+  .option(
+    '--proxy-max-bytes <bytes>',
+    'keep at most this much proxied content, least recently pulled goes first (env REGISTRY_PROXY_MAX_BYTES)',
+  )
   .action(
     async (options: {
       storageRoot?: string;
@@ -141,6 +145,7 @@ program
       gracePeriod?: string;
       proxy: string[];
       proxyConfig?: string;
+      proxyMaxBytes?: string;
     }) => {
       const { runGc } = await import('./oci/main.js');
       await runGc(
@@ -151,6 +156,7 @@ program
             REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
             REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
             REGISTRY_PROXY_CONFIG: options.proxyConfig,
+            REGISTRY_PROXY_MAX_BYTES: options.proxyMaxBytes,
           }),
         },
         { dryRun: options.dryRun === true },

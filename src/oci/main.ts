@@ -11,7 +11,7 @@ import { createOciApp } from './app.js';
 import { Blobs } from './domain/blobs.js';
 import { Content } from './domain/content.js';
 import { collectGarbage } from './domain/gc.js';
-import { evictExpired, upstreamOf } from './proxy/evict.js';
+import { evictExpired, evictOverCap, upstreamOf } from './proxy/evict.js';
 import { FsDriver } from './storage/fs-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
@@ -100,6 +100,16 @@ export async function runGc(
       out(`${verb} cached manifest ${item.repository}@${item.digest} (TTL)`);
     for (const item of evicted.layerLinks)
       out(`${verb} cached blob link ${item.repository}@${item.digest} (TTL)`);
+    if (config.proxyMaxBytes !== undefined) {
+      const capped = await evictOverCap(driver, config.upstreams, repositories, config.proxyMaxBytes, {
+        dryRun: flags.dryRun,
+      });
+      for (const item of capped.tags) out(`${verb} cached tag ${item.repository}:${item.tag} (size cap)`);
+      for (const item of capped.manifests)
+        out(`${verb} cached manifest ${item.repository}@${item.digest} (size cap)`);
+      for (const item of capped.layerLinks)
+        out(`${verb} cached blob link ${item.repository}@${item.digest} (size cap)`);
+    }
   }
   const report = await collectGarbage(driver, {
     dryRun: flags.dryRun,

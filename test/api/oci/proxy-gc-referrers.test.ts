@@ -26,9 +26,15 @@ async function pushManifest(url: string, name: string, reference: string, body: 
   return sha256(body);
 }
 
-async function pushImage(url: string, name: string, tag: string, extra: Record<string, unknown> = {}) {
+async function pushImage(
+  url: string,
+  name: string,
+  tag: string,
+  extra: Record<string, unknown> = {},
+  layerBytes = 4096,
+) {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
-  const layer = randomBytes(4096);
+  const layer = randomBytes(layerBytes);
   for (const blob of [config, layer]) await pushBlob(url, name, blob);
   const manifest = imageManifest(config, [layer], extra);
   return {
@@ -159,5 +165,49 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
     const again = await fetch(`${mirror.url}/v2/hub/team/old/blobs/${old.layer}`);
     expect(again.status).to.equal(200);
     expect(sha256(Buffer.from(await again.arrayBuffer()))).to.equal(old.layer);
+  });
+
+  it('gc with a size cap removes the least recently pulled cached images first', async () => {
+    const a = await pushImage(upstream.url, 'team/lru-a', '1', {}, 600 * 1024);
+    const b = await pushImage(upstream.url, 'team/lru-b', '1', {}, 600 * 1024);
+    for (const [name, image] of [
+      ['team/lru-a', a],
+      ['team/lru-b', b],
+    ] as const) {
+      expect((await fetch(`${mirror.url}/v2/hub/${name}/manifests/1`)).status).to.equal(200);
+      expect((await fetch(`${mirror.url}/v2/hub/${name}/blobs/${image.layer}`)).status).to.equal(200);
+    }
+    // a was pulled an hour ago (well within the 7-day TTL), b just now.
+    const hourAgo = new Date(Date.now() - 3600 * 1000);
+    const revision = path.join(
+      root,
+      'repositories/hub/team/lru-a/_manifests/revisions/sha256',
+      a.digest.slice(7),
+    );
+    await fs.utimes(revision, hourAgo, hourAgo);
+    const lines: string[] = [];
+    await runGc(
+      {
+        REGISTRY_STORAGE_ROOT: root,
+        REGISTRY_PROXY: `hub/=${proxy.url}`,
+        REGISTRY_PROXY_MAX_BYTES: String(1024 * 1024),
+        REGISTRY_GC_GRACE_PERIOD_SECONDS: '0',
+      },
+      { dryRun: false },
+      (line) => lines.push(line),
+    );
+    expect(lines).to.include('removed cached tag hub/team/lru-a:1 (size cap)');
+    expect(lines.filter((line) => line.includes('(size cap)') && line.includes('lru-b'))).to.deep.equal([]);
+    const blobFile = (digest: string) =>
+      path.join(root, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+    await fs.access(blobFile(a.layer)).then(
+      () => expect.fail('least recently pulled layer still stored'),
+      () => undefined,
+    );
+    await fs.access(blobFile(b.layer));
+    const tags = (await (await fetch(`${mirror.url}/v2/hub/team/lru-b/tags/list`)).json()) as {
+      tags: string[];
+    };
+    expect(tags.tags).to.deep.equal(['1']);
   });
 });
