@@ -273,6 +273,7 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   const purgeStaleUploads = async () => {
     const purged = await uploads.purgeStale(config.uploadTimeoutSeconds * 1000);
     await uploads.purgeStaleTemp(config.uploadTimeoutSeconds * 1000);
+    await proxy?.fetcher.purgeAbandoned(now);
     metrics.uploadsPurged.inc(purged);
     if (purged > 0) logger.info({ purged }, 'removed abandoned uploads');
     return purged;

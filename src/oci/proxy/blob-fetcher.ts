@@ -49,6 +49,11 @@ export interface UpstreamBody {
 const LIVE_HIGH_WATER = 8 * 1024 * 1024;
 /** Bytes received but not yet on disk before the upstream read pauses. */
 const WRITE_AHEAD = 16 * 1024 * 1024;
+/**
+ * Temp files of fetches older than this are abandoned (a process killed mid-fetch): a live
+ * fetch appends at least every IDLE_TIMEOUT_MS, so its mtime is never this old.
+ */
+const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 /** Catch-up reads from the temp file, per turn. */
 const READ_CHUNK = 1024 * 1024;
 /** An upstream body that sends nothing for this long is abandoned. */
@@ -351,6 +356,19 @@ export class BlobFetcher {
     private readonly logger: Logger,
     private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
   ) {}
+
+  /** Removes temp files of fetches a killed process left behind (run at start and periodically). */
+  async purgeAbandoned(now: () => number): Promise<number> {
+    let purged = 0;
+    for (const entry of await this.driver.list(TMP_DIR)) {
+      if (!entry.startsWith('proxy-')) continue;
+      const stat = await this.driver.stat(`${TMP_DIR}/${entry}`);
+      if (stat === undefined || now() - stat.mtimeMs <= ABANDONED_AFTER_MS) continue;
+      await this.driver.delete(`${TMP_DIR}/${entry}`);
+      purged += 1;
+    }
+    return purged;
+  }
 
   /** Number of fetches in progress (tests, metrics). */
   get inFlight(): number {

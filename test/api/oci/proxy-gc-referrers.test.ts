@@ -210,4 +210,15 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
     };
     expect(tags.tags).to.deep.equal(['1']);
   });
+
+  it('removes temp files of fetches a killed process left behind, and only those', async () => {
+    const tmp = path.join(root, '_tmp');
+    await fs.mkdir(tmp, { recursive: true });
+    const old = new Date(Date.now() - 3600 * 1000);
+    for (const name of ['proxy-abandoned', 'proxy-live']) await fs.writeFile(path.join(tmp, name), 'x');
+    await fs.utimes(path.join(tmp, 'proxy-abandoned'), old, old);
+    await mirror.app.purgeStaleUploads();
+    expect((await fs.readdir(tmp)).filter((name) => name.startsWith('proxy-'))).to.deep.equal(['proxy-live']);
+    await fs.rm(path.join(tmp, 'proxy-live'));
+  });
 });
