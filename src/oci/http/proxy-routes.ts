@@ -6,6 +6,7 @@
 import { MEDIA_TYPES } from '../domain/manifests.js';
 import { parseDigest, parseReference } from '../domain/names.js';
 import type { ProxyTarget, PullThroughCache } from '../proxy/pull-through-cache.js';
+import { UpstreamFailure } from '../proxy/upstream-client.js';
 import { blobHeaders, getBlob, parseRange } from './blob-routes.js';
 import { header, send, type RouteContext } from './context.js';
 import { sendManifest } from './manifest-routes.js';
@@ -82,9 +83,23 @@ async function listProxiedReferrers(context: RouteContext, target: ProxyTarget, 
   );
 }
 
+/** Upstream failures reach the client as the registry error they map to (one translation, here). */
+function translated(handler: ProxyRouteHandler): ProxyRouteHandler {
+  return async (context, target, cache) => {
+    try {
+      await handler(context, target, cache);
+    } catch (error) {
+      throw error instanceof UpstreamFailure ? error.toOciError() : error;
+    }
+  };
+}
+
+const manifest = translated(getProxiedManifest);
+const blob = translated(getProxiedBlob);
+
 /** Handlers by route name and method; routes not listed use the normal handler. */
 export const PROXY_ROUTES: Readonly<Record<string, Readonly<Record<string, ProxyRouteHandler>>>> = {
-  manifest: { GET: getProxiedManifest, HEAD: getProxiedManifest },
-  blob: { GET: getProxiedBlob, HEAD: getProxiedBlob },
-  referrers: { GET: listProxiedReferrers },
+  manifest: { GET: manifest, HEAD: manifest },
+  blob: { GET: blob, HEAD: blob },
+  referrers: { GET: translated(listProxiedReferrers) },
 };

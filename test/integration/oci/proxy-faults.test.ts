@@ -272,6 +272,18 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     expect(uncached.status).to.equal(502);
     expect(uncached.body).to.match(/upstream 127\.0\.0\.1:\d+: .*connection failed/);
     expect(uncached.ms).to.be.lessThan(BUDGET_MS);
+    // By digest and for blobs too: a gateway error naming the upstream, never a 500.
+    const unknownDigest = `sha256:${'0'.repeat(64)}`;
+    for (const url of [
+      `${mirror.url}/v2/hub/library/other/manifests/${unknownDigest}`,
+      `${mirror.url}/v2/hub/library/other/blobs/${unknownDigest}`,
+    ]) {
+      for (const method of ['GET', 'HEAD']) {
+        const response = await fetch(url, { method });
+        expect(response.status, `${method} ${url}`).to.equal(502);
+        if (method === 'GET') expect(await response.text()).to.match(/upstream 127\.0\.0\.1:\d+: /);
+      }
+    }
     const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
     expect(metrics).to.match(
       /registry_proxy_requests_total\{upstream="127\.0\.0\.1:\d+",kind="manifest",result="stale"\} [1-9]/,
