@@ -88,6 +88,16 @@ const registry = program
   .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
   .option('--auth-config <file>', 'token mode: namespaces, robots, quotas (env REGISTRY_AUTH_CONFIG)')
   .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
+  .option(
+    '--proxy <prefix=url>',
+    'pull-through cache: serve PREFIX<name> from upstream URL <name>; repeatable (env REGISTRY_PROXY=prefix=url,...)',
+    collect,
+    [],
+  )
+  .option(
+    '--proxy-config <file>',
+    'per-upstream credentials, ttl_seconds, max_stale_seconds, upstream_timeout_ms (YAML/JSON; env REGISTRY_PROXY_CONFIG)',
+  )
   .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
   .action(
     async (options: {
@@ -97,6 +107,8 @@ const registry = program
       htpasswd?: string;
       authConfig?: string;
       readOnly?: boolean;
+      proxy: string[];
+      proxyConfig?: string;
     }) => {
       const { runRegistry } = await import('./oci/main.js');
       await runRegistry({
@@ -108,6 +120,8 @@ const registry = program
           REGISTRY_HTPASSWD: options.htpasswd,
           REGISTRY_AUTH_CONFIG: options.authConfig,
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
+          REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
+          REGISTRY_PROXY_CONFIG: options.proxyConfig,
         }),
       });
     },
@@ -124,19 +138,42 @@ program
     '--grace-period <seconds>',
     'keep anything newer than this, to protect pushes in flight (env REGISTRY_GC_GRACE_PERIOD_SECONDS, default 3600)',
   )
-  .action(async (options: { storageRoot?: string; dryRun?: boolean; gracePeriod?: string }) => {
-    const { runGc } = await import('./oci/main.js');
-    await runGc(
-      {
-        ...process.env,
-        ...definedOnly({
-          REGISTRY_STORAGE_ROOT: options.storageRoot,
-          REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
-        }),
-      },
-      { dryRun: options.dryRun === true },
-    );
-  });
+  .option('--proxy <prefix=url>', 'pull-through cache prefixes, as for registry (TTL eviction)', collect, [])
+  .option('--proxy-config <file>', 'pull-through cache settings file, as for registry')
+  .option(
+    '--proxy-max-bytes <bytes>',
+    'keep at most this much proxied content, least recently pulled goes first (env REGISTRY_PROXY_MAX_BYTES)',
+  )
+  .action(
+    async (options: {
+      storageRoot?: string;
+      dryRun?: boolean;
+      gracePeriod?: string;
+      proxy: string[];
+      proxyConfig?: string;
+      proxyMaxBytes?: string;
+    }) => {
+      const { runGc } = await import('./oci/main.js');
+      await runGc(
+        {
+          ...process.env,
+          ...definedOnly({
+            REGISTRY_STORAGE_ROOT: options.storageRoot,
+            REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
+            REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
+            REGISTRY_PROXY_CONFIG: options.proxyConfig,
+            REGISTRY_PROXY_MAX_BYTES: options.proxyMaxBytes,
+          }),
+        },
+        { dryRun: options.dryRun === true },
+      );
+    },
+  );
+
+/** Accumulates a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 /** Flags override environment variables; an unset flag leaves the variable alone. */
 function definedOnly(values: Record<string, string | undefined>): Record<string, string> {

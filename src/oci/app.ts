@@ -20,6 +20,9 @@ import { listReferrers, listRepositories, listTags } from './http/discovery-rout
 import { Htpasswd } from './http/htpasswd.js';
 import { deleteManifest, getManifest, putManifest } from './http/manifest-routes.js';
 import { OciMetrics } from './http/metrics.js';
+import { PROXY_ROUTES } from './http/proxy-routes.js';
+import { ProxyMetrics } from './proxy/metrics.js';
+import { PullThroughCache } from './proxy/pull-through-cache.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './http/upload-routes.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
@@ -36,7 +39,8 @@ export interface OciAppDeps {
     | 'maxUploadBytes'
     | 'maxConcurrentUploadsPerRepo'
     | 'readOnlyUsers'
-  >;
+  > &
+    Partial<Pick<OciConfig, 'upstreams'>>;
   readonly logger: Logger;
   readonly driver?: StorageDriver;
   readonly now?: () => number;
@@ -49,6 +53,8 @@ export interface OciApp {
   readonly handler: RequestListener;
   readonly metrics: OciMetrics;
   readonly services: OciServices;
+  /** The pull-through cache, when upstreams are configured. */
+  readonly proxy: PullThroughCache | undefined;
   /** Removes abandoned uploads once; the app also runs it periodically. */
   purgeStaleUploads(): Promise<number>;
   /** Stops background work (the periodic upload purge). */
@@ -147,6 +153,21 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     maxManifestBytes: config.maxManifestBytes,
     bytesSent: (count) => metrics.bytesSent.inc(count),
   };
+  const upstreams = config.upstreams ?? [];
+  const proxy =
+    upstreams.length === 0
+      ? undefined
+      : new PullThroughCache({
+          upstreams,
+          driver,
+          blobs,
+          content: services.content,
+          metrics: new ProxyMetrics(metrics.registry),
+          logger,
+          maxManifestBytes: config.maxManifestBytes,
+          maxBlobBytes: config.maxUploadBytes,
+          now,
+        });
   const htpasswd = config.htpasswd === undefined ? undefined : loadHtpasswd(config.htpasswd);
   let requestCount = 0;
 
@@ -193,12 +214,26 @@ export function createOciApp(deps: OciAppDeps): OciApp {
       }
       const name = route.hasName ? validateName(match[1] ?? '') : '';
       const param = decode(match[2] ?? '');
-      const params = new URLSearchParams(query);
+      const search = new URLSearchParams(query);
+      // Token mode decides first (a pull of a cached image needs the same pull grant), then the
+      // pull-through cache takes the names under its prefixes.
       const scoped =
         tokenMode === undefined
           ? services
-          : await tokenMode.authorize(req, route.name, name, params, services);
-      await handler({ req, res, name, param, query: params, services: scoped, logger });
+          : await tokenMode.authorize(req, route.name, name, search, services);
+      const target = route.hasName ? proxy?.route(name, search.get('ns')) : undefined;
+      if (target !== undefined && proxy !== undefined) {
+        if (WRITE_METHODS.has(req.method ?? ''))
+          throw new OciError(
+            'Unsupported',
+            `${name} is under the pull-through cache prefix ${target.upstream.config.prefix}: read only`,
+          );
+        const context = { req, res, name: target.local, param, query: search, services: scoped, logger };
+        const proxied = PROXY_ROUTES[route.name]?.[req.method ?? ''];
+        await (proxied === undefined ? handler(context) : proxied(context, target, proxy));
+        return;
+      }
+      await handler({ req, res, name, param, query: search, services: scoped, logger });
       return;
     }
     if (tokenMode !== undefined && path.startsWith('/v2'))
@@ -257,6 +292,7 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   const purgeStaleUploads = async () => {
     const purged = await uploads.purgeStale(config.uploadTimeoutSeconds * 1000);
     await uploads.purgeStaleTemp(config.uploadTimeoutSeconds * 1000);
+    await proxy?.fetcher.purgeAbandoned(now);
     metrics.uploadsPurged.inc(purged);
     if (purged > 0) logger.info({ purged }, 'removed abandoned uploads');
     return purged;
@@ -266,5 +302,5 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   }, PURGE_INTERVAL_MS);
   timer.unref();
 
-  return { handler, metrics, services, purgeStaleUploads, close: () => clearInterval(timer) };
+  return { handler, metrics, services, proxy, purgeStaleUploads, close: () => clearInterval(timer) };
 }

@@ -9,6 +9,7 @@ import {
   type Env,
   type LogLevel,
 } from '../shared/config/env.js';
+import { PROXY_DEFAULTS, parseProxySpecs, resolveUpstreams, type UpstreamConfig } from './proxy/config.js';
 
 /** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
 export interface OciConfig {
@@ -43,6 +44,10 @@ export interface OciConfig {
   readonly shutdownTimeoutMs: number;
   /** `gc` keeps anything written or referenced more recently than this (in-flight pushes). */
   readonly gcGracePeriodSeconds: number;
+  /** Pull-through cache upstreams by repository prefix (`--proxy`, `--proxy-config`); empty: none. */
+  readonly upstreams: readonly UpstreamConfig[];
+  /** `gc`: bytes the pull-through cache may keep; beyond, least recently pulled manifests go. */
+  readonly proxyMaxBytes: number | undefined;
 }
 
 /** Every environment variable the registry reads, for `--help` and the manifest consistency test. */
@@ -62,6 +67,12 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_REQUEST_TIMEOUT_MS',
   'REGISTRY_SHUTDOWN_TIMEOUT_MS',
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
+  'REGISTRY_PROXY',
+  'REGISTRY_PROXY_CONFIG',
+  'REGISTRY_PROXY_TTL_SECONDS',
+  'REGISTRY_PROXY_MAX_STALE_SECONDS',
+  'REGISTRY_PROXY_UPSTREAM_TIMEOUT_MS',
+  'REGISTRY_PROXY_MAX_BYTES',
 ] as const;
 
 export function loadOciConfig(env: Env): OciConfig {
@@ -87,5 +98,30 @@ export function loadOciConfig(env: Env): OciConfig {
     requestTimeoutMs: readInt(env, 'REGISTRY_REQUEST_TIMEOUT_MS', 3_600_000, 1_000, 86_400_000),
     shutdownTimeoutMs: readInt(env, 'REGISTRY_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     gcGracePeriodSeconds: readInt(env, 'REGISTRY_GC_GRACE_PERIOD_SECONDS', 3600, 0, 30 * 24 * 3600),
+    proxyMaxBytes:
+      readOptionalString(env, 'REGISTRY_PROXY_MAX_BYTES') === undefined
+        ? undefined
+        : readInt(env, 'REGISTRY_PROXY_MAX_BYTES', 0, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    upstreams: resolveUpstreams(
+      parseProxySpecs('REGISTRY_PROXY', readList(env, 'REGISTRY_PROXY', [])),
+      readOptionalString(env, 'REGISTRY_PROXY_CONFIG'),
+      {
+        ttlSeconds: readInt(env, 'REGISTRY_PROXY_TTL_SECONDS', PROXY_DEFAULTS.ttlSeconds, 60, 31_536_000),
+        maxStaleSeconds: readInt(
+          env,
+          'REGISTRY_PROXY_MAX_STALE_SECONDS',
+          PROXY_DEFAULTS.maxStaleSeconds,
+          0,
+          31_536_000,
+        ),
+        upstreamTimeoutMs: readInt(
+          env,
+          'REGISTRY_PROXY_UPSTREAM_TIMEOUT_MS',
+          PROXY_DEFAULTS.upstreamTimeoutMs,
+          100,
+          120_000,
+        ),
+      },
+    ),
   });
 }

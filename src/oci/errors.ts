@@ -61,6 +61,19 @@ export const ERROR_KINDS = {
   /** `n` of tags/list or _catalog is not a non-negative integer; the spec has no code for it. */
   PaginationInvalid: { code: 'UNSUPPORTED', status: 400, message: 'n must be a non-negative integer' },
   TooManyRequests: { code: 'TOOMANYREQUESTS', status: 429, message: 'too many requests' },
+  /**
+   * Pull-through cache: the upstream cannot answer (connection refused, 5xx, circuit open) and
+   * nothing usable is cached. The spec has no code for a gateway failure; UNSUPPORTED is what
+   * our own failures use, the status (502/504) and message say what happened.
+   */
+  UpstreamUnavailable: { code: 'UNSUPPORTED', status: 502, message: 'upstream registry unavailable' },
+  UpstreamTimeout: { code: 'UNSUPPORTED', status: 504, message: 'upstream registry did not answer in time' },
+  /** The upstream refused the mirror's configured credentials (not the client's). */
+  UpstreamDenied: {
+    code: 'DENIED',
+    status: 502,
+    message: 'upstream registry refused the mirror credentials',
+  },
 } as const satisfies Record<string, { code: ErrorCode; status: number; message: string }>;
 
 export type ErrorKind = keyof typeof ERROR_KINDS;

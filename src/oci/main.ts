@@ -9,7 +9,10 @@ import { createLogger } from '../shared/logger.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
 import { startTokenMode } from './auth/token-mode-runner.js';
+import { Blobs } from './domain/blobs.js';
+import { Content } from './domain/content.js';
 import { collectGarbage } from './domain/gc.js';
+import { evictExpired, evictOverCap, upstreamOf } from './proxy/evict.js';
 import { FsDriver } from './storage/fs-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
@@ -46,6 +49,9 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
       storageRoot: config.storageRoot,
       readOnly: config.readOnly,
       auth: config.authConfig !== undefined ? 'token' : config.htpasswd !== undefined ? 'htpasswd' : 'none',
+      ...(config.upstreams.length === 0
+        ? {}
+        : { proxies: config.upstreams.map((upstream) => `${upstream.prefix}=${upstream.url}`) }),
     },
     'registry listening',
   );
@@ -98,9 +104,30 @@ export async function runGc(
   out(
     `gc: storage ${config.storageRoot}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
   );
-  const report = await collectGarbage(new FsDriver(config.storageRoot), {
+  const driver = new FsDriver(config.storageRoot);
+  if (config.upstreams.length > 0) {
+    const repositories = await new Content(driver, new Blobs(driver)).repositories();
+    const evicted = await evictExpired(driver, config.upstreams, repositories, { dryRun: flags.dryRun });
+    for (const item of evicted.tags) out(`${verb} cached tag ${item.repository}:${item.tag} (TTL)`);
+    for (const item of evicted.manifests)
+      out(`${verb} cached manifest ${item.repository}@${item.digest} (TTL)`);
+    for (const item of evicted.layerLinks)
+      out(`${verb} cached blob link ${item.repository}@${item.digest} (TTL)`);
+    if (config.proxyMaxBytes !== undefined) {
+      const capped = await evictOverCap(driver, config.upstreams, repositories, config.proxyMaxBytes, {
+        dryRun: flags.dryRun,
+      });
+      for (const item of capped.tags) out(`${verb} cached tag ${item.repository}:${item.tag} (size cap)`);
+      for (const item of capped.manifests)
+        out(`${verb} cached manifest ${item.repository}@${item.digest} (size cap)`);
+      for (const item of capped.layerLinks)
+        out(`${verb} cached blob link ${item.repository}@${item.digest} (size cap)`);
+    }
+  }
+  const report = await collectGarbage(driver, {
     dryRun: flags.dryRun,
     gracePeriodMs: gracePeriodSeconds * 1000,
+    keepRepository: (name) => upstreamOf(config.upstreams, name) !== undefined,
     progress: (message, details) => {
       if (message === 'scanning repositories') out(`gc: scanning ${String(details?.count)} repositories`);
       else if (message === 'repository done') out(`gc: marked ${String(details?.repository)}`);

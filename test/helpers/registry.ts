@@ -18,6 +18,7 @@ import { createOciApp, type OciApp } from '../../src/oci/app.js';
 import { parseAuthConfig } from '../../src/oci/auth/auth-config.js';
 import { TokenMode } from '../../src/oci/auth/token-mode.js';
 import { FsDriver } from '../../src/oci/storage/fs-driver.js';
+import type { UpstreamConfig } from '../../src/oci/proxy/config.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -46,6 +47,10 @@ export interface TestRegistryOptions {
   readonly now?: () => number;
   /** Token mode: the auth config document (as the YAML/JSON file would hold it). */
   readonly authConfig?: Record<string, unknown>;
+  /** Pull-through cache upstreams (see `resolveUpstreams`). */
+  readonly upstreams?: readonly UpstreamConfig[];
+  /** Log level of the app (default silent). */
+  readonly logLevel?: string;
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -56,7 +61,7 @@ export async function tempDir(prefix: string): Promise<string> {
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await tempDir('registry-test-'));
   const driver = new FsDriver(root);
-  const logger = pino({ level: 'silent' });
+  const logger = pino({ level: options.logLevel ?? 'silent' });
   const tokenMode =
     options.authConfig === undefined
       ? undefined
@@ -76,6 +81,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxUploadBytes: options.maxUploadBytes ?? 10 * 1024 ** 3,
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
+      upstreams: options.upstreams ?? [],
     },
     logger,
     driver,

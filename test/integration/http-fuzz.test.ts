@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { catalogTarget, formatReport, fuzz, registryTarget } from '../stress/http-fuzz.js';
+import {
+  catalogTarget,
+  formatReport,
+  fuzz,
+  proxyRegistryTarget,
+  registryTarget,
+} from '../stress/http-fuzz.js';
 
 // 10,000 random and mutated requests against each server process (test/stress/http-fuzz.ts;
 // about 25 s for the catalog on the embedded store, 55 s on FerretDB, 45 s for the registry here).
@@ -29,4 +35,22 @@ describe('HTTP fuzz', function () {
       }
     });
   }
+
+  // The pull-through cache stores what accepted reads fetched, partly after answering (links and
+  // last-pull mtimes are written in the background), so "no state change after a rejection"
+  // cannot be told apart from an earlier read settling: this case checks answers and liveness.
+  it('registry as a pull-through cache of a second registry: 3000 requests, no 5xx, no crash', async () => {
+    const target = await proxyRegistryTarget();
+    try {
+      const report = await fuzz(target, 3000, 20261201);
+      console.log(`      ${formatReport(report)}`);
+      expect(report.failures).to.deep.equal([]);
+      expect(report.alive).to.equal(true);
+      expect(
+        Object.keys(report.statuses).filter((status) => status.startsWith('2')).length,
+      ).to.be.greaterThan(0);
+    } finally {
+      await target.stop();
+    }
+  });
 });

@@ -554,14 +554,41 @@ async function filesUnder(root: string): Promise<string[]> {
 }
 
 export async function registryTarget(): Promise<Target> {
+  return registryTargetWith(false);
+}
+
+/**
+ * The registry as a pull-through cache: `fuzz/` maps to a second registry process holding the
+ * image as `app`, so every fuzzed read of `fuzz/...` goes through the cache and its upstream.
+ */
+export async function proxyRegistryTarget(): Promise<Target> {
+  return registryTargetWith(true);
+}
+
+async function registryTargetWith(proxied: boolean): Promise<Target> {
   const root = await mkdtemp(path.join(tmpdir(), 'fuzz-registry-'));
-  const cli = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0', '--storage-root', root], {
-    LOG_LEVEL: 'info',
-    REGISTRY_MAX_UPLOAD_BYTES: String(1024 * 1024),
-  });
-  const url = String((await cli.waitForLog((line) => line.msg === 'registry listening', 60_000)).url);
-  // One image to read, mutate and refer to.
-  const image = await pushImage(url, 'fuzz/app', 'v1', [Buffer.from('fuzz layer')]);
+  const start = async (storage: string, extra: string[]) => {
+    const process = spawnCli(
+      ['registry', '--host', '127.0.0.1', '--port', '0', '--storage-root', storage, ...extra],
+      { LOG_LEVEL: 'info', REGISTRY_MAX_UPLOAD_BYTES: String(1024 * 1024) },
+    );
+    return {
+      process,
+      url: String((await process.waitForLog((line) => line.msg === 'registry listening', 60_000)).url),
+    };
+  };
+  const upstream = proxied
+    ? await start(path.join(root, '..', `${path.basename(root)}-upstream`), [])
+    : undefined;
+  const { process: cli, url } = await start(
+    root,
+    upstream === undefined ? [] : ['--proxy', `fuzz/=${upstream.url}`],
+  );
+  // One image to read, mutate and refer to (pushed upstream when the fuzzed registry mirrors it).
+  const image =
+    upstream === undefined
+      ? await pushImage(url, 'fuzz/app', 'v1', [Buffer.from('fuzz layer')])
+      : await pushImage(upstream.url, 'app', 'v1', [Buffer.from('fuzz layer')]);
   const uploads: string[] = [];
   return {
     name: 'registry',
@@ -597,6 +624,11 @@ export async function registryTarget(): Promise<Target> {
       cli.child.kill('SIGTERM');
       await cli.exited;
       await rm(root, { recursive: true, force: true });
+      if (upstream !== undefined) {
+        upstream.process.child.kill('SIGTERM');
+        await upstream.process.exited;
+        await rm(path.join(root, '..', `${path.basename(root)}-upstream`), { recursive: true, force: true });
+      }
     },
   };
 }

@@ -39,6 +39,11 @@ export interface GcOptions {
   /** Anything written or referenced more recently than this is kept. */
   readonly gracePeriodMs: number;
   readonly now?: () => number;
+  /**
+   * Repositories gc neither marks nor sweeps: every link in them counts as referenced (the
+   * pull-through cache's, which it evicts by TTL itself before gc runs).
+   */
+  readonly keepRepository?: (name: string) => boolean;
   /** Called with a line of progress for the operator. */
   readonly progress?: (message: string, details?: Record<string, unknown>) => void;
 }
@@ -98,6 +103,11 @@ export async function collectGarbage(driver: StorageDriver, options: GcOptions):
     report.repositories += 1;
     const revisions = await listLinks(driver, revisionsDir(name));
     const layers = await listLinks(driver, layersDir(name));
+    if (options.keepRepository?.(name) === true) {
+      for (const link of [...revisions, ...layers]) referenced.add(link.digest.value);
+      report.manifestsKept += revisions.length;
+      continue;
+    }
     const markedManifests = new Set<string>();
     const markedBlobs = new Set<string>();
     const queue: Digest[] = [];

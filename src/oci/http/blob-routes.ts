@@ -77,6 +77,17 @@ async function sendRange(
   return position - start;
 }
 
+/** Headers of every blob answer (also the pull-through cache's). */
+export function blobHeaders(digest: string): Record<string, string | number> {
+  return {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Cache-Control': 'max-age=31536000',
+  };
+}
+
 /** `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single-range support. */
 export async function getBlob(context: RouteContext): Promise<void> {
   const { req, res, name, services } = context;
@@ -84,13 +95,7 @@ export async function getBlob(context: RouteContext): Promise<void> {
   const file = await services.blobs.open(name, digest);
   try {
     const size = file.size;
-    const headers: Record<string, string | number> = {
-      'Content-Type': 'application/octet-stream',
-      'Docker-Content-Digest': digest.value,
-      'Accept-Ranges': 'bytes',
-      ETag: `"${digest.value}"`,
-      'Cache-Control': 'max-age=31536000',
-    };
+    const headers = blobHeaders(digest.value);
     let range: { start: number; end: number } | undefined;
     try {
       range = parseRange(header(req, 'range'), size);

@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StoredManifest } from '../domain/content.js';
 import { OciError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, baseMediaType } from '../domain/manifests.js';
 import { parseReference } from '../domain/names.js';
@@ -34,7 +35,20 @@ async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer>
 /** `GET`/`HEAD /v2/<name>/manifests/<reference>`. */
 export async function getManifest(context: RouteContext): Promise<void> {
   const { req, res, name, services } = context;
-  const manifest = await services.content.getManifest(name, parseReference(context.param, 'ManifestUnknown'));
+  sendManifest(
+    req,
+    res,
+    await services.content.getManifest(name, parseReference(context.param, 'ManifestUnknown')),
+  );
+}
+
+/** Answers a manifest GET/HEAD with `manifest` (after content negotiation); also used by the pull-through cache. */
+export function sendManifest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  manifest: StoredManifest,
+  extraHeaders: Record<string, string> = {},
+): void {
   if (!accepts(header(req, 'accept'), manifest.mediaType)) {
     throw new OciError(
       'ManifestUnknown',
@@ -46,6 +60,7 @@ export async function getManifest(context: RouteContext): Promise<void> {
     'Content-Length': manifest.content.length,
     'Docker-Content-Digest': manifest.digest.value,
     ETag: `"${manifest.digest.value}"`,
+    ...extraHeaders,
   };
   res.writeHead(200, headers);
   res.end(req.method === 'HEAD' ? undefined : manifest.content);

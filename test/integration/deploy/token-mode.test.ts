@@ -15,7 +15,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { parseAuthConfig } from '../../../src/oci/auth/auth-config.js';
 import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
 import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
-import { freePort } from '../../helpers/registry.js';
+import { freePort } from '../../helpers/ports.js';
 import { spawnCli } from '../../helpers/spawn-cli.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are read as plain YAML. */

@@ -1,27 +1,15 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { skopeo } from '../../helpers/skopeo.js';
 import {
   OciLayoutWriter,
   readLayoutBlob,
   readLayoutRef,
   type LayoutDescriptor,
 } from '../../helpers/registry-oci-layout.js';
-
-const execFileAsync = promisify(execFile);
-
-/** Runs skopeo against loopback only; no policy file or registries.conf of the host matters. */
-async function skopeo(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync('skopeo', ['--insecure-policy', ...args], {
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 60_000,
-  });
-  return stdout;
-}
 
 describe('registry: skopeo as a real client', function () {
   this.timeout(60_000);

@@ -1,0 +1,340 @@
+/**
+ * Pull-through cache benchmark: our registry (`registry --proxy hub/=...`) against CNCF
+ * Distribution's proxy mode (Debian `docker-registry` 2.8.2 with `proxy.remoteurl`), both in
+ * front of the same upstream (another `docker-registry`), each through its own counting loopback
+ * proxy so the bytes each mirror asks of the upstream are measured. curl is the client (it is
+ * never the bottleneck). One run prints, for a single-layer image of --size-mb (default 256):
+ *
+ *   cold pull (MiB/s) and time to first byte, warm pull (MiB/s), upstream bytes for 8 concurrent
+ *   cold pulls of a fresh image (in image sizes), and a pull of the cached tag while the
+ *   upstream answers 10 s late and while it is down (status and time).
+ *
+ *   npm run bench -- proxy [--size-mb 256]
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startFaultProxy, type FaultProxy } from '../../test/helpers/fault-proxy.js';
+
+const execFileAsync = promisify(execFile);
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const at = process.argv.indexOf('--size-mb');
+const SIZE_MB = at > 0 ? Number(process.argv[at + 1]) : 256;
+const SIZE = SIZE_MB * 1024 * 1024;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+interface Server {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitFor(url: string): Promise<void> {
+  for (let i = 0; i < 400; i += 1) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function start(
+  command: string,
+  args: string[],
+  url: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Server> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(`${url}/v2/`);
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function distribution(dir: string, remote?: string): Promise<Server> {
+  const port = await freePort();
+  await fs.mkdir(dir, { recursive: true });
+  const config = path.join(dir, 'config.yml');
+  await fs.writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  cache:',
+      '    blobdescriptor: inmemory',
+      '  filesystem:',
+      `    rootdirectory: ${path.join(dir, 'data')}`,
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      ...(remote === undefined ? [] : ['proxy:', `  remoteurl: ${remote}`]),
+      '',
+    ].join('\n'),
+  );
+  return start('/usr/bin/docker-registry', ['serve', config], `http://127.0.0.1:${port}`);
+}
+
+async function ours(dir: string, remote: string): Promise<Server> {
+  const port = await freePort();
+  return start(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'src', 'cli.ts'),
+      'registry',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--storage-root',
+      dir,
+      '--proxy',
+      `hub/=${remote}`,
+    ],
+    `http://127.0.0.1:${port}`,
+    { ...process.env, LOG_LEVEL: 'error' },
+  );
+}
+
+const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+/** Pushes a config + one layer of `size` random bytes as `name:tag` (POST, then PUT with the bytes). */
+async function pushImage(base: string, name: string, tag: string, size: number): Promise<string> {
+  const layer = randomBytes(size);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
+  for (const blob of [config, layer]) {
+    const started = await fetch(`${base}/v2/${name}/blobs/uploads/`, { method: 'POST' });
+    const location = new URL(started.headers.get('location') ?? '', base);
+    location.searchParams.set('digest', sha256(blob));
+    const put = await fetch(location, {
+      method: 'PUT',
+      body: blob,
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
+    if (put.status !== 201) throw new Error(`push answered ${put.status}`);
+  }
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: sha256(config),
+      size: config.length,
+    },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size }],
+  });
+  const put = await fetch(`${base}/v2/${name}/manifests/${tag}`, {
+    method: 'PUT',
+    body: manifest,
+    headers: { 'Content-Type': OCI_MANIFEST },
+  });
+  if (put.status !== 201) throw new Error(`manifest push answered ${put.status}`);
+  return sha256(layer);
+}
+
+interface Pull {
+  readonly status: string;
+  readonly seconds: number;
+  readonly ttfb: number;
+  readonly bytes: number;
+}
+
+async function curl(
+  url: string,
+  ...extra: string[]
+): Promise<{ status: number; seconds: number; ttfb: number; bytes: number }> {
+  const { stdout } = await execFileAsync(
+    'curl',
+    [
+      '-s',
+      ...extra,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{time_total} %{time_starttransfer} %{size_download}',
+      url,
+    ],
+    { timeout: 120_000 },
+  ).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '0 0 0 0' }));
+  const [status, total, ttfb, bytes] = stdout.trim().split(' ').map(Number);
+  return { status: status ?? 0, seconds: total ?? 0, ttfb: ttfb ?? 0, bytes: bytes ?? 0 };
+}
+
+/** A pull as a client does it: manifest by tag, then the layer blob. */
+async function pull(base: string, name: string, tag: string, layer: string): Promise<Pull> {
+  const manifest = await curl(`${base}/v2/${name}/manifests/${tag}`, '-H', `Accept: ${OCI_MANIFEST}`);
+  const blob = await curl(`${base}/v2/${name}/blobs/${layer}`);
+  return {
+    status: `${manifest.status}/${blob.status}`,
+    seconds: manifest.seconds + blob.seconds,
+    ttfb: manifest.seconds + blob.ttfb,
+    bytes: blob.bytes,
+  };
+}
+
+const mibps = (p: Pull) => (p.bytes === SIZE ? SIZE / 1024 / 1024 / p.seconds : 0);
+
+async function main() {
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-proxy-'));
+  const servers: Server[] = [];
+  const proxies: FaultProxy[] = [];
+  try {
+    const upstream = await distribution(path.join(work, 'upstream'));
+    servers.push(upstream);
+    const first = await pushImage(upstream.url, 'library/big', '1', SIZE);
+    const second = await pushImage(upstream.url, 'library/fresh', '1', SIZE);
+    const countOurs = await startFaultProxy(upstream.url);
+    const countTheirs = await startFaultProxy(upstream.url);
+    proxies.push(countOurs, countTheirs);
+    const mirrors = {
+      ours: {
+        server: await ours(path.join(work, 'ours'), countOurs.url),
+        prefix: 'hub/',
+        counter: countOurs,
+      },
+      distribution: {
+        server: await distribution(path.join(work, 'distribution'), countTheirs.url),
+        prefix: '',
+        counter: countTheirs,
+      },
+    };
+    servers.push(mirrors.ours.server, mirrors.distribution.server);
+    const rows: Record<
+      string,
+      { ours: number | string; distribution: number | string; higherIsBetter?: boolean }
+    > = {};
+    const order = ['distribution', 'ours'] as const;
+
+    const cold: Record<string, Pull> = {};
+    const warm: Record<string, Pull> = {};
+    for (const label of order) {
+      const mirror = mirrors[label];
+      cold[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    }
+    for (const label of [...order].reverse()) {
+      const mirror = mirrors[label];
+      warm[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    }
+    rows[`cold pull ${SIZE_MB} MiB (MiB/s)`] = {
+      ours: mibps(cold.ours!),
+      distribution: mibps(cold.distribution!),
+      higherIsBetter: true,
+    };
+    rows['cold time to first byte (ms)'] = {
+      ours: cold.ours!.ttfb * 1000,
+      distribution: cold.distribution!.ttfb * 1000,
+    };
+    rows[`warm pull ${SIZE_MB} MiB (MiB/s)`] = {
+      ours: mibps(warm.ours!),
+      distribution: mibps(warm.distribution!),
+      higherIsBetter: true,
+    };
+
+    const concurrent: Record<string, { bytes: number; ok: number; seconds: number }> = {};
+    for (const label of order) {
+      const mirror = mirrors[label];
+      const before = mirror.counter.bytes();
+      const started = performance.now();
+      const pulls = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          pull(mirror.server.url, `${mirror.prefix}library/fresh`, '1', second),
+        ),
+      );
+      concurrent[label] = {
+        bytes: mirror.counter.bytes() - before,
+        ok: pulls.filter((p) => p.bytes === SIZE).length,
+        seconds: (performance.now() - started) / 1000,
+      };
+    }
+    rows['8 concurrent cold pulls: upstream bytes (x image)'] = {
+      ours: concurrent.ours!.bytes / SIZE,
+      distribution: concurrent.distribution!.bytes / SIZE,
+    };
+    rows['8 concurrent cold pulls: complete / 8'] = {
+      ours: concurrent.ours!.ok,
+      distribution: concurrent.distribution!.ok,
+    };
+    rows['8 concurrent cold pulls: wall time (s)'] = {
+      ours: concurrent.ours!.seconds,
+      distribution: concurrent.distribution!.seconds,
+    };
+
+    const slow: Record<string, Pull> = {};
+    for (const label of order) {
+      const mirror = mirrors[label];
+      mirror.counter.mode = { delayMs: 10_000 };
+      slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    }
+    rows['upstream 10 s slow: cached tag pull status'] = {
+      ours: slow.ours!.status,
+      distribution: slow.distribution!.status,
+    };
+    rows['upstream 10 s slow: cached tag pull time (s)'] = {
+      ours: slow.ours!.seconds,
+      distribution: slow.distribution!.seconds,
+    };
+    for (const label of order) mirrors[label].counter.mode = {};
+
+    await upstream.stop();
+    const down: Record<string, Pull> = {};
+    for (const label of order) {
+      const mirror = mirrors[label];
+      down[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    }
+    rows['upstream down: cached tag pull status (manifest/blob)'] = {
+      ours: down.ours!.status,
+      distribution: down.distribution!.status,
+    };
+    rows['upstream down: cached tag pull time (s)'] = {
+      ours: down.ours!.seconds,
+      distribution: down.distribution!.seconds,
+    };
+
+    console.log(
+      `# proxy bench: ${SIZE_MB} MiB single-layer image, node ${process.version}, ${os.cpus().length} CPUs, one run`,
+    );
+    console.log('| figure | ours | distribution | ratio |');
+    for (const [figure, row] of Object.entries(rows)) {
+      const fmt = (value: number | string) =>
+        typeof value === 'number' ? (value >= 100 ? value.toFixed(0) : value.toFixed(2)) : value;
+      const ratio =
+        row.higherIsBetter &&
+        typeof row.ours === 'number' &&
+        typeof row.distribution === 'number' &&
+        row.distribution > 0
+          ? (row.ours / row.distribution).toFixed(2)
+          : '';
+      console.log(`| ${figure} | ${fmt(row.ours)} | ${fmt(row.distribution)} | ${ratio} |`);
+    }
+  } finally {
+    for (const server of servers.reverse()) await server.stop().catch(() => undefined);
+    for (const proxy of proxies) await proxy.close();
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

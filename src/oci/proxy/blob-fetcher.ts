@@ -1,0 +1,399 @@
+/**
+ * Single-flight blob fetches. However many clients ask for an uncached digest at once, one
+ * upstream GET runs; its bytes are hashed and appended to a temp file, and
+ *
+ *   - clients that are caught up ("live") get each chunk as it arrives, straight from memory;
+ *   - clients that joined late or fell behind read the temp file as it grows, and go live once
+ *     they catch up (a slow client never slows the fetch: it is dropped back to file reads);
+ *   - the last chunk is held back until the whole blob is verified against its digest and
+ *     renamed into place, so no client ever receives a complete body with the wrong content;
+ *   - a client that disconnects only stops its own stream; the fetch goes on for the others and
+ *     for the cache;
+ *   - an upstream that dies, sends too little or too much, or sends other bytes fails the flight:
+ *     every waiting client's connection is cut (their headers are out) and the temp file is
+ *     removed, so nothing becomes visible under blobs/.
+ *
+ * A process killed mid-fetch leaves only a temp file under _tmp/ (purged with stale uploads);
+ * the next pull starts a new flight.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../../shared/logger.js';
+import { OciError } from '../errors.js';
+import type { Digest } from '../domain/names.js';
+import type { ReadableFile, StorageDriver } from '../storage/driver.js';
+import { TMP_DIR, blobPath } from '../storage/layout.js';
+import { UpstreamFailure } from './upstream-client.js';
+
+/** Where a flight's bytes come from and what happens once they are stored. */
+export interface FlightSource {
+  /** Host of the upstream, for logs and errors. */
+  readonly upstream: string;
+  /** Starts the upstream GET; resolves once it answered 200, throws `OciError`/`UpstreamFailure`. */
+  open(signal: AbortSignal): Promise<UpstreamBody>;
+  /** Called for every chunk received (metrics). */
+  bytesReceived(count: number): void;
+  /** Runs after the verified blob is in place (links it into the repository). */
+  stored(): Promise<void>;
+  /** Called once when the flight fails after its headers were received. */
+  failed(error: Error): void;
+}
+
+/** The upstream's answer: its Content-Length, if any, and the body. */
+export interface UpstreamBody {
+  readonly size: number | undefined;
+  readonly body: AsyncIterable<Buffer> & { destroy(): void };
+}
+
+/** A live client is dropped back to file reads when this much is queued on its socket. */
+const LIVE_HIGH_WATER = 8 * 1024 * 1024;
+/** Bytes received but not yet on disk before the upstream read pauses. */
+const WRITE_AHEAD = 16 * 1024 * 1024;
+/**
+ * Temp files of fetches older than this are abandoned (a process killed mid-fetch): a live
+ * fetch appends at least every IDLE_TIMEOUT_MS, so its mtime is never this old.
+ */
+const ABANDONED_AFTER_MS = 10 * 60 * 1000;
+/** Catch-up reads from the temp file, per turn. */
+const READ_CHUNK = 1024 * 1024;
+/** An upstream body that sends nothing for this long is abandoned. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+interface Subscriber {
+  readonly res: ServerResponse;
+  position: number;
+  readonly end: number;
+}
+
+function waitDrain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** One upstream fetch of one digest and the clients reading it. */
+export class Flight {
+  /** Blob size from the upstream's Content-Length, or undefined when it sent none. */
+  size: number | undefined;
+  /** Bytes received from upstream, appended to the temp file, and released to clients. */
+  private received = 0;
+  private written = 0;
+  private released = 0;
+  private state: 'starting' | 'streaming' | 'done' | 'failed' = 'starting';
+  private error: Error | undefined;
+  private readonly live = new Set<Subscriber>();
+  private waiters: Array<() => void> = [];
+  private readonly tmp = `${TMP_DIR}/proxy-${randomUUID()}`;
+  private tempUnreadable = false;
+  /** Settles once the size is known (headers received) or the flight failed before that. */
+  readonly ready: Promise<void>;
+  /** Settles when the blob is stored (resolves) or the flight failed (rejects). */
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    readonly digest: Digest,
+    source: FlightSource,
+    /** Largest blob accepted from the upstream (REGISTRY_MAX_UPLOAD_BYTES, as for pushes). */
+    private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
+  ) {
+    let resolveReady!: () => void;
+    let rejectReady!: (error: unknown) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      resolveReady = resolve;
+      rejectReady = reject;
+    });
+    this.done = this.run(source, resolveReady, rejectReady);
+    this.ready.catch(() => undefined);
+    this.done.catch(() => undefined);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  private next(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(chunk: Buffer): void {
+    const offset = this.released;
+    this.released += chunk.length;
+    for (const subscriber of this.live) {
+      if (subscriber.position !== offset) {
+        this.live.delete(subscriber);
+        continue;
+      }
+      const take = Math.min(chunk.length, subscriber.end - offset + 1);
+      subscriber.res.write(take === chunk.length ? chunk : chunk.subarray(0, take));
+      subscriber.position += take;
+      if (subscriber.position > subscriber.end || subscriber.res.writableLength > LIVE_HIGH_WATER) {
+        this.live.delete(subscriber);
+      }
+    }
+    this.wake();
+  }
+
+  private async run(
+    source: FlightSource,
+    resolveReady: () => void,
+    rejectReady: (error: unknown) => void,
+  ): Promise<void> {
+    const stored = await this.driver.stat(blobPath(this.digest));
+    if (stored !== undefined) {
+      // Stored by a flight that ended between the caller's lookup and this one.
+      this.size = stored.size;
+      this.received = this.written = this.released = stored.size;
+      this.state = 'done';
+      resolveReady();
+      await source.stored();
+      return;
+    }
+    const controller = new AbortController();
+    let response: UpstreamBody;
+    try {
+      response = await source.open(controller.signal);
+    } catch (error) {
+      this.fail(error as Error);
+      rejectReady(error);
+      throw error;
+    }
+    if (response.size !== undefined && response.size > this.maxBytes) {
+      response.body.destroy();
+      const error = new OciError('BlobTooLarge', 'upstream blob exceeds the size limit', {
+        limit: this.maxBytes,
+      });
+      this.fail(error);
+      rejectReady(error);
+      throw error;
+    }
+    this.size = response.size;
+    this.state = 'streaming';
+    resolveReady();
+
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
+    };
+    let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
+    try {
+      append = await this.driver.appendStream(this.tmp, 0);
+      const stream = append.stream;
+      let streamError: Error | undefined;
+      stream.on('error', (error) => (streamError = error));
+      const hash = createHash(this.digest.algorithm);
+      let pending: Buffer | undefined;
+      armIdle();
+      for await (const chunk of response.body) {
+        armIdle();
+        if (this.size !== undefined && this.received + chunk.length > this.size)
+          throw new Error('upstream sent more bytes than its Content-Length');
+        if (this.received + chunk.length > this.maxBytes)
+          throw new Error('upstream blob exceeds the size limit');
+        hash.update(chunk);
+        const end = (this.received += chunk.length);
+        source.bytesReceived(chunk.length);
+        stream.write(chunk, (error) => {
+          if (error) return;
+          this.written = Math.max(this.written, end);
+          this.wake();
+        });
+        if (pending !== undefined) this.release(pending);
+        pending = chunk;
+        if (streamError !== undefined) throw streamError;
+        // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
+        // upstream keeps streaming through short stalls of the disk.
+        if (stream.writableLength > WRITE_AHEAD) {
+          await new Promise<void>((resolve, reject) => {
+            const done = (error?: Error) => {
+              stream.off('drain', done);
+              stream.off('error', done);
+              if (error) reject(error);
+              else resolve();
+            };
+            stream.on('drain', done);
+            stream.on('error', done);
+          });
+        }
+      }
+      clearTimeout(idle);
+      stream.end();
+      await append.done;
+      if (this.size !== undefined && this.received !== this.size)
+        throw new Error(`upstream sent ${this.received} of ${this.size} bytes`);
+      const hex = hash.digest('hex');
+      if (hex !== this.digest.hex)
+        throw new Error(
+          `upstream content has digest ${this.digest.algorithm}:${hex}, not ${this.digest.value}`,
+        );
+      this.size = this.received;
+      await this.driver.move(this.tmp, blobPath(this.digest));
+      await source.stored();
+      if (pending !== undefined) this.release(pending);
+      this.state = 'done';
+      this.wake();
+    } catch (error) {
+      clearTimeout(idle);
+      controller.abort();
+      response.body.destroy();
+      append?.stream.destroy();
+      const failure =
+        controller.signal.aborted && !(error instanceof UpstreamFailure)
+          ? new UpstreamFailure(
+              'timeout',
+              source.upstream,
+              `blob body stalled or failed: ${(error as Error).message}`,
+            )
+          : (error as Error);
+      this.fail(failure);
+      source.failed(failure);
+      await this.driver.delete(this.tmp).catch(() => undefined);
+      throw failure;
+    }
+  }
+
+  private fail(error: Error): void {
+    this.state = 'failed';
+    this.error = error;
+    for (const subscriber of this.live) subscriber.res.destroy();
+    this.live.clear();
+    this.wake();
+  }
+
+  /** The reason the flight failed, once it did. */
+  get failure(): Error | undefined {
+    return this.error;
+  }
+
+  private async openSource(): Promise<ReadableFile | undefined> {
+    if (this.state === 'done') return this.driver.openRead(blobPath(this.digest));
+    if (this.tempUnreadable) return undefined;
+    const file = await this.driver.openRead(this.tmp);
+    // A driver that cannot read a file still being written: wait for the stored blob instead.
+    if (file === undefined) this.tempUnreadable = true;
+    return file;
+  }
+
+  /**
+   * Streams bytes `[start, end]` of the blob to `res` (headers already written) as they arrive;
+   * ends the response when done, cuts it when the flight fails. Returns the bytes sent.
+   */
+  async stream(res: ServerResponse, start: number, end: number): Promise<number> {
+    const subscriber: Subscriber = { res, position: start, end };
+    let file: ReadableFile | undefined;
+    let closed = res.destroyed;
+    const onClose = () => {
+      closed = true;
+      this.live.delete(subscriber);
+      this.wake();
+    };
+    res.once('close', onClose);
+    try {
+      while (!closed && subscriber.position <= end) {
+        if (this.state === 'failed') {
+          res.destroy();
+          return subscriber.position - start;
+        }
+        if (this.live.has(subscriber)) {
+          await this.next();
+          continue;
+        }
+        if (this.state === 'done' && subscriber.position >= this.received) break;
+        if (res.writableLength > LIVE_HIGH_WATER) {
+          await waitDrain(res);
+          continue;
+        }
+        const readable = this.state === 'done' ? this.received : Math.min(this.written, this.released);
+        if (subscriber.position < readable) {
+          if (file === undefined) {
+            file = await this.openSource();
+            if (file === undefined) {
+              if (this.state !== 'done') await this.next();
+              else throw new Error('stored blob vanished');
+              continue;
+            }
+          }
+          const length = Math.min(READ_CHUNK, readable - subscriber.position, end - subscriber.position + 1);
+          const buffer = Buffer.allocUnsafe(length);
+          const bytes = await file.read(buffer, subscriber.position);
+          if (bytes === 0) throw new Error('blob file shorter than expected');
+          if (closed) break;
+          subscriber.position += bytes;
+          if (!res.write(bytes === length ? buffer : buffer.subarray(0, bytes))) await waitDrain(res);
+          continue;
+        }
+        if (this.state === 'streaming' && subscriber.position === this.released) {
+          this.live.add(subscriber);
+          continue;
+        }
+        await this.next();
+      }
+    } finally {
+      res.off('close', onClose);
+      this.live.delete(subscriber);
+      await file?.close();
+    }
+    if (!closed) res.end();
+    return subscriber.position - start;
+  }
+}
+
+/** The flights in progress, one per digest. */
+export class BlobFetcher {
+  private readonly flights = new Map<string, Flight>();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly logger: Logger,
+    private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  /** Removes temp files of fetches a killed process left behind (run at start and periodically). */
+  async purgeAbandoned(now: () => number): Promise<number> {
+    let purged = 0;
+    for (const entry of await this.driver.list(TMP_DIR)) {
+      if (!entry.startsWith('proxy-')) continue;
+      const stat = await this.driver.stat(`${TMP_DIR}/${entry}`);
+      if (stat === undefined || now() - stat.mtimeMs <= ABANDONED_AFTER_MS) continue;
+      await this.driver.delete(`${TMP_DIR}/${entry}`);
+      purged += 1;
+    }
+    return purged;
+  }
+
+  /** Number of fetches in progress (tests, metrics). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  /**
+   * The flight of `digest` from upstream `key`: the one in progress, or a new one from `source`.
+   * Keyed per upstream too: another upstream may lack the blob, and one's failure must not fail
+   * the other's clients (two flights of one digest rename identical bytes into place).
+   */
+  fetch(key: string, digest: Digest, source: () => FlightSource): Flight {
+    const id = `${key}@${digest.value}`;
+    const running = this.flights.get(id);
+    if (running !== undefined) return running;
+    const flight = new Flight(this.driver, digest, source(), this.maxBytes);
+    this.flights.set(id, flight);
+    flight.done.then(
+      () => this.flights.delete(id),
+      (error: unknown) => {
+        this.flights.delete(id);
+        if (!(error instanceof OciError) && !(error instanceof UpstreamFailure))
+          this.logger.error({ err: error, digest: digest.value }, 'proxy blob fetch failed');
+      },
+    );
+    return flight;
+  }
+}
