@@ -4,7 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
-import { buildConformanceSuite, startTestRegistry, tempDir } from '../../helpers/registry.js';
+import { buildConformanceSuite, startTestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 
 const execFileAsync = promisify(execFile);
 /** Ginkgo colours its output. */

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
-import { startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import {
   OciLayoutWriter,
   readLayoutBlob,
