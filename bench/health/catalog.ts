@@ -4,15 +4,9 @@
  * printing {"sweepMs", "rssBeforeMb", "rssPeakMb", "claimed"} when it ends.
  *   node --import tsx bench/health/catalog.ts '<targets json>' <registries> <hangingPercent> <concurrency> <jitterMs>
  */
-import { createCatalog } from '../../src/catalog/app.js';
-import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
-import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
-import { createProber } from '../../src/catalog/health/probe.js';
 import { loadHealthConfig } from '../../src/catalog/health/config.js';
-import { createLogger } from '../../src/shared/logger.js';
-import { SchemaSet } from '../../src/shared/schemas.js';
 import { listen } from '../../src/shared/server.js';
-import { openTestStore } from '../../test/helpers/catalog.js';
+import { createMonitoredCatalog, openTestStore } from '../../test/helpers/catalog.js';
 import { documentAt } from '../catalog/documents.js';
 
 const [
@@ -31,33 +25,20 @@ for (let i = 0; i < count; i++) {
   const pool = i % hangingEvery === 0 ? targets.hanging : targets.healthy;
   await store.create({ ...documentAt(i), container_registry_public_url: `${pool[i % pool.length]}/r${i}` });
 }
-const logger = createLogger('bench', 'silent');
-const config = loadHealthConfig({});
-const probe = createProber({
-  policy: new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] }),
-  defaultTimeoutMs: config.probeTimeoutMs,
-});
-const catalog = createCatalog({
-  store,
-  schemas: new SchemaSet(),
-  logger,
-  bodyLimitBytes: 1 << 20,
-  health: { store: healthStore, probe, historySize: 50 },
-});
-const monitor = new HealthMonitor({
-  registries: store,
-  healthStore,
-  health: catalog.health!,
-  config: {
-    enabled: true,
-    intervalMs: 60_000,
-    concurrency: Number(concurrencyText),
-    jitterMs: Number(jitterText),
-    historySize: 50,
+const { catalog, monitor } = createMonitoredCatalog(
+  { store, healthStore },
+  {
+    owner: 'bench',
+    probeTimeoutMs: loadHealthConfig({}).probeTimeoutMs,
+    config: {
+      enabled: true,
+      intervalMs: 60_000,
+      concurrency: Number(concurrencyText),
+      jitterMs: Number(jitterText),
+      historySize: 50,
+    },
   },
-  logger,
-  owner: 'bench',
-});
+);
 const server = await listen(catalog.handler, { host: '127.0.0.1', port: 0 });
 console.log(JSON.stringify({ url: server.url }));
 

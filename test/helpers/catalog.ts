@@ -3,6 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createCatalog, type AccessDeps, type Catalog } from '../../src/catalog/app.js';
+import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
+import { createProber } from '../../src/catalog/health/probe.js';
+import type { MonitorConfig } from '../../src/catalog/jobs/config.js';
+import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
+import type { Clock } from '../../src/shared/clock.js';
 import type { ProbeTarget } from '../../src/catalog/model.js';
 import type { HealthReport } from '../../src/catalog/model.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
@@ -104,4 +109,33 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
     access: options.access,
   });
   return { api: new ApiClient(catalog.handler, validator), store, healthStore, catalog, stop: cleanup };
+}
+
+/** A catalog with health checks and its background monitor (not started), probing loopback registries. */
+export function createMonitoredCatalog(
+  { store, healthStore }: Pick<TestStore, 'store' | 'healthStore'>,
+  options: { owner: string; config: MonitorConfig; probeTimeoutMs: number; clock?: Clock },
+): { catalog: Catalog; monitor: HealthMonitor } {
+  const logger = createLogger(options.owner, 'silent');
+  const probe = createProber({
+    policy: new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] }),
+    defaultTimeoutMs: options.probeTimeoutMs,
+  });
+  const catalog = createCatalog({
+    store,
+    schemas: (schemas ??= new SchemaSet()),
+    logger,
+    bodyLimitBytes: 1 << 20,
+    health: { store: healthStore, probe, historySize: options.config.historySize },
+  });
+  const monitor = new HealthMonitor({
+    registries: store,
+    healthStore,
+    health: catalog.health!,
+    config: options.config,
+    logger,
+    owner: options.owner,
+    clock: options.clock,
+  });
+  return { catalog, monitor };
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { freePort } from './ports.js';
+import { tempDir } from './temp-dirs.js';
 /**
  * Test harness for the bundled OCI registry: starts it in-process on a loopback port with its
  * own temp storage root, builds (once, cached under .cache/) the official conformance suite,
@@ -9,7 +10,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -51,10 +51,6 @@ export interface TestRegistryOptions {
   readonly upstreams?: readonly UpstreamConfig[];
   /** Log level of the app (default silent). */
   readonly logLevel?: string;
-}
-
-export async function tempDir(prefix: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
 /** Starts the registry app in this process on 127.0.0.1:<free port> with a fresh storage root. */

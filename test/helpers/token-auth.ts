@@ -5,7 +5,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
-import { imageManifest, sha256, tempDir } from './registry.js';
+import { imageManifest, sha256 } from './registry.js';
+import { tempDir } from './temp-dirs.js';
 
 export interface Credentials {
   readonly username: string;

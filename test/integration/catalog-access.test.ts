@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createToken } from '../../src/catalog/access/tokens.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import { openRegistryStore } from '../../src/catalog/store/registry-store.js';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const listening = (cli: CliProcess) =>
   cli.waitForLog((line) => line.msg === 'catalog listening').then((line) => String(line.url));
@@ -21,15 +21,9 @@ const body = (name: string) =>
 
 describe('serve: access control, bind rule, timeouts and key rotation', function () {
   this.timeout(60_000);
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'catalog-access-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dirNow = tempDirPerTest('catalog-access-');
 
-  const base = () => ({ PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'info', HEALTH_MONITOR_ENABLED: 'false' });
+  const base = () => ({ PORT: '0', DATA_DIR: dirNow(), LOG_LEVEL: 'info', HEALTH_MONITOR_ENABLED: 'false' });
 
   it('refuses to listen beyond loopback without tokens, unless told to', async () => {
     // The configuration is refused before anything binds.
@@ -50,7 +44,7 @@ describe('serve: access control, bind rule, timeouts and key rotation', function
   it('reads hashed tokens from a file and applies revocations without a restart', async () => {
     const admin = createToken('ops', 'admin');
     const reader = createToken('dashboard', 'read');
-    const file = path.join(dir, 'tokens');
+    const file = path.join(dirNow(), 'tokens');
     await writeFile(file, `# API tokens\n${admin.entry}\n${reader.entry}\n`);
     const cli = spawnCli(['serve'], { ...base(), API_TOKENS_FILE: file });
     const url = await listening(cli);
@@ -146,7 +140,7 @@ describe('serve: access control, bind rule, timeouts and key rotation', function
 
     const rotate = (keys: string, ...args: string[]) => {
       const run = spawnCli(['rotate-credentials', ...args], {
-        DATA_DIR: dir,
+        DATA_DIR: dirNow(),
         CREDENTIALS_KEYS: keys,
         LOG_LEVEL: 'warn',
       });
@@ -163,7 +157,7 @@ describe('serve: access control, bind rule, timeouts and key rotation', function
     expect((await rotate(`${newKey},${oldKey}`)).report.resealed).to.deep.equal([]); // idempotent
 
     // Every stored value is now sealed with the new key and opens with it alone.
-    const store = await openRegistryStore(await EmbeddedDatabase.open(dir), 'registries');
+    const store = await openRegistryStore(await EmbeddedDatabase.open(dirNow()), 'registries');
     try {
       const cipher = new CredentialCipher([{ id: 'new', key: Buffer.from(newKey.slice(4), 'base64') }]);
       for (const [i, id] of ids.entries()) {

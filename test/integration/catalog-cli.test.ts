@@ -1,10 +1,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { spawnCli } from '../helpers/spawn-cli.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const entry = JSON.parse(readFileSync(new URL('../fixtures/entry.json', import.meta.url), 'utf8')) as Record<
   string,
@@ -31,13 +29,7 @@ function slowQuery(url: string): Promise<{ finish: () => Promise<number> }> {
 
 describe('the serve command', function () {
   this.timeout(60_000);
-  let dataDir: string;
-  beforeEach(async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), 'catalog-cli-'));
-  });
-  afterEach(async () => {
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const dataDirNow = tempDirPerTest('catalog-cli-');
 
   it('prints help that lists the subcommand and its variables', async () => {
     const cli = spawnCli(['serve', '--help'], {});
@@ -48,7 +40,7 @@ describe('the serve command', function () {
   });
 
   it('stops at start with one line naming a bad variable', async () => {
-    const cli = spawnCli(['serve'], { PORT: 'eighty', DATA_DIR: dataDir });
+    const cli = spawnCli(['serve'], { PORT: 'eighty', DATA_DIR: dataDirNow() });
     expect((await cli.exited).code).to.equal(2);
     expect(cli.stderr().trim()).to.equal('invalid configuration: PORT must be an integer, got "eighty"');
   });
@@ -57,7 +49,7 @@ describe('the serve command', function () {
     // The seed's entry points at 10.13.21.22: no probe may go there from a test (monitor off; spawnCli denies every probe target).
     const env = {
       PORT: '0',
-      DATA_DIR: dataDir,
+      DATA_DIR: dataDirNow(),
       LOG_LEVEL: 'info',
       HEALTH_MONITOR_ENABLED: 'false',
     };

@@ -1,22 +1,14 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { catalogCrashRound, registryCrashRound } from '../helpers/crash.js';
 import { getMongoUri } from '../helpers/mongo-server.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 // The CI-sized version of test/stress/crash.ts (50 rounds per store, 20 for the registry; figures
 // in test/stress/RESULTS.md): a few SIGKILLs at random moments under concurrent writes.
 describe('crash safety: SIGKILL under load', function () {
   this.timeout(180_000);
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'crash-safety-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dirNow = tempDirPerTest('crash-safety-');
 
   const rounds = async (env: Record<string, string>, count: number) => {
     const known = new Map();
@@ -31,7 +23,7 @@ describe('crash safety: SIGKILL under load', function () {
   };
 
   it('embedded store: every acknowledged create and update survives 5 kills', async () => {
-    await rounds({ DATA_DIR: dir }, 5);
+    await rounds({ DATA_DIR: dirNow() }, 5);
   });
 
   it('MongoDB store (FerretDB): every acknowledged create and update survives 3 kills of the catalog', async () => {
@@ -43,7 +35,8 @@ describe('crash safety: SIGKILL under load', function () {
 
   it('registry: 3 kills during 8 concurrent pushes leave nothing corrupt or half-visible', async () => {
     let interrupted = 0;
-    for (let round = 0; round < 3; round++) interrupted += (await registryCrashRound(dir, round)).interrupted;
+    for (let round = 0; round < 3; round++)
+      interrupted += (await registryCrashRound(dirNow(), round)).interrupted;
     expect(interrupted, 'the kills hit pushes in flight').to.be.greaterThan(0);
   });
 });

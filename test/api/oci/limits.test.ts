@@ -4,7 +4,8 @@ import http from 'node:http';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
-import { sha256, startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { sha256, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 
 const MiB = 1024 * 1024;
 

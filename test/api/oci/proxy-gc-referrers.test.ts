@@ -10,9 +10,9 @@ import {
   pushBlob,
   sha256,
   startTestRegistry,
-  tempDir,
   type TestRegistry,
 } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 

@@ -4,14 +4,8 @@ import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import request from 'supertest';
-import {
-  pushBlob,
-  pushImage,
-  sha256,
-  startTestRegistry,
-  tempDir,
-  type TestRegistry,
-} from '../../helpers/registry.js';
+import { pushBlob, pushImage, sha256, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
 import type { StorageDriver } from '../../../src/oci/storage/driver.js';
 import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
-import { tempDir } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 
 interface DriverFactory {
   readonly name: string;

@@ -6,7 +6,8 @@ import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { RobotStore } from '../../../src/oci/auth/robots.js';
 import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
-import { buildConformanceSuite, startTestRegistry, tempDir } from '../../helpers/registry.js';
+import { buildConformanceSuite, startTestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { tokenFixture } from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);

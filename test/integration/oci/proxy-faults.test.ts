@@ -4,7 +4,8 @@ import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { PROXY_DEFAULTS, resolveUpstreams } from '../../../src/oci/proxy/config.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
-import { startDistribution, startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { startDistribution, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { OciLayoutWriter, readLayoutRef, type LayoutDescriptor } from '../../helpers/registry-oci-layout.js';
 import { skopeo, skopeoError } from '../../helpers/skopeo.js';
 

@@ -4,7 +4,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
-import { pushBlob, startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { pushBlob, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { assertConsistent } from '../../helpers/registry-push.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 

@@ -2,13 +2,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { PROXY_DEFAULTS, resolveUpstreams } from '../../../src/oci/proxy/config.js';
-import {
-  sha256,
-  startDistribution,
-  startTestRegistry,
-  tempDir,
-  type TestRegistry,
-} from '../../helpers/registry.js';
+import { sha256, startDistribution, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import {
   OciLayoutWriter,
   readLayoutBlob,

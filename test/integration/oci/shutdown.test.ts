@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { sha256, tempDir, trickle } from '../../helpers/registry.js';
+import { sha256, trickle } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { startRegistry } from '../../helpers/registry-push.js';
 
 // SIGKILL during concurrent pushes: test/integration/crash-safety.test.ts (registryCrashRound).

@@ -2,8 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
-import { startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { skopeo } from '../../helpers/skopeo.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import {
   OciLayoutWriter,
   readLayoutBlob,

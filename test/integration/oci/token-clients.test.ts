@@ -12,7 +12,8 @@ import { RobotStore } from '../../../src/oci/auth/robots.js';
 import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { installGoTool } from '../../helpers/go-tools.js';
 import { OciLayoutWriter } from '../../helpers/registry-oci-layout.js';
-import { startTestRegistry, tempDir, type TestRegistry } from '../../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { TokenClient, tokenFixture, USERS, type Credentials } from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);

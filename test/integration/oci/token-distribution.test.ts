@@ -14,9 +14,9 @@ import {
   DISTRIBUTION_BINARY,
   startDistribution,
   startTestRegistry,
-  tempDir,
   type TestRegistry,
 } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dirs.js';
 import { SERVICE, tokenFixture, USERS, type Credentials } from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);

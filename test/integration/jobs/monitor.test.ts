@@ -1,16 +1,12 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCatalog, type Catalog } from '../../src/catalog/app.js';
-import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
-import { HealthMonitor } from '../../src/catalog/jobs/monitor.js';
-import { createProber } from '../../src/catalog/health/probe.js';
-import { createLogger } from '../../src/shared/logger.js';
-import { SchemaSet } from '../../src/shared/schemas.js';
-import { registry } from '../contract/registry-store.contract.js';
-import { openMongoTestStore, type TestStore } from '../helpers/catalog.js';
-import { ManualClock } from '../helpers/clock.js';
-import type { Clock } from '../../src/shared/clock.js';
+import { registry } from '../../contract/registry-store.contract.js';
+import type { Catalog } from '../../../src/catalog/app.js';
+import type { HealthMonitor } from '../../../src/catalog/jobs/monitor.js';
+import { createMonitoredCatalog, openMongoTestStore, type TestStore } from '../../helpers/catalog.js';
+import { ManualClock } from '../../helpers/clock.js';
+import type { Clock } from '../../../src/shared/clock.js';
 
 /** A loopback "registry" that answers /v2/ and remembers when it was probed. */
 async function countingRegistry(): Promise<{ url: string; hits: number[]; close(): void }> {
@@ -38,32 +34,11 @@ interface Replica {
 }
 
 /** One catalog replica: its own connection to the shared database, its own monitor. */
-async function replica(database: string, owner: string, intervalMs: number, clock?: Clock): Promise<Replica> {
+async function replica(database: string, owner: string, intervalMs: number, clock: Clock): Promise<Replica> {
   const opened = await openMongoTestStore(database);
-  const { store, healthStore } = opened;
-  const logger = createLogger(owner, 'silent');
-  const probe = createProber({
-    policy: new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] }),
-    defaultTimeoutMs: 2000,
-  });
-  const catalog = createCatalog({
-    store,
-    schemas: new SchemaSet(),
-    logger,
-    bodyLimitBytes: 1 << 20,
-    health: { store: healthStore, probe, historySize: 10 },
-  });
-  const monitor = new HealthMonitor({
-    registries: store,
-    healthStore,
-    health: catalog.health!,
-    // No jitter: the test's clock moves in steps, and jitter would only spread starts within one.
-    config: { enabled: true, intervalMs, concurrency: 4, jitterMs: 0, historySize: 10 },
-    logger,
-    owner,
-    clock,
-  });
-  return { opened, catalog, monitor };
+  // No jitter: the test's clock moves in steps, and jitter would only spread starts within one.
+  const config = { enabled: true, intervalMs, concurrency: 4, jitterMs: 0, historySize: 10 };
+  return { opened, ...createMonitoredCatalog(opened, { owner, config, probeTimeoutMs: 2000, clock }) };
 }
 
 describe('health monitor across replicas (two monitors on one FerretDB/MongoDB)', function () {
