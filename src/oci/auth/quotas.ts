@@ -62,9 +62,16 @@ export class QuotaLedger {
 
   /** Recomputes everything from storage (at start, and when the namespaces change). */
   start(content: Pick<Content, 'repositories'>, policy: Policy = this.policy): Promise<void> {
+    const changed = policy !== this.policy;
     this.policy = policy;
     this.ready = this.exclusive(async () => {
       this.referenced = await this.scanReferenced(await content.repositories());
+      // New namespaces: reservations are re-read from storage under the new prefixes (finished
+      // blobs awaiting their manifest are forgotten, which only errs towards the client).
+      if (changed) {
+        this.open.clear();
+        this.finished.clear();
+      }
       await this.scanOpenUploads();
     });
     return this.ready;

@@ -59,17 +59,30 @@ export async function startTokenMode(options: {
     });
     return reloading;
   };
-  const onHangup = () => void reload();
+  // The config file, and the htpasswd file it names (a user added or removed), both reload.
+  const watched = new Set<string>();
+  const reloadAndWatch = () => reload().then(() => watch(tokenMode.config.htpasswd));
+  const onChange = (
+    current: { mtimeMs: number; ino: number },
+    previous: { mtimeMs: number; ino: number },
+  ) => {
+    if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino) void reloadAndWatch();
+  };
+  function watch(path: string | undefined): void {
+    if (path === undefined || watched.has(path)) return;
+    watched.add(path);
+    watchFile(path, { interval: WATCH_INTERVAL_MS, persistent: false }, onChange);
+  }
+  watch(file);
+  watch(config.htpasswd);
+  const onHangup = () => void reloadAndWatch();
   process.on('SIGHUP', onHangup);
-  watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (current, previous) => {
-    if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino) void reload();
-  });
   return {
     tokenMode,
-    reload,
+    reload: reloadAndWatch,
     stop: async () => {
       process.off('SIGHUP', onHangup);
-      unwatchFile(file);
+      for (const path of watched) unwatchFile(path, onChange);
       await reloading;
       await tokenMode.close();
     },

@@ -96,6 +96,8 @@ export class TokenMode {
   private readonly verified = new Map<string, VerifiedToken>();
   private keysCheckedAt = 0;
   private issued: Counter<'result'> | undefined;
+  /** The app's content, once attached (the quota scan reads its repositories). */
+  private content: Pick<Content, 'repositories'> | undefined;
 
   private constructor(
     private state: State,
@@ -144,10 +146,8 @@ export class TokenMode {
       JSON.stringify(next.config.namespaces) !== JSON.stringify(this.state.config.namespaces);
     this.state = next;
     this.verified.clear();
-    if (namespacesChanged) await this.quotas.start(this.content!, next.policy);
+    if (namespacesChanged && this.content !== undefined) await this.quotas.start(this.content, next.policy);
   }
-
-  private content: Pick<Content, 'repositories'> | undefined;
 
   /** Wires the quota ledger into the app's services; call once when building the app. */
   attach(uploads: Uploads, content: Content, metrics: Registry): { uploads: Uploads; content: Content } {

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { spawnCli } from '../../helpers/spawn-cli.js';
@@ -184,6 +185,14 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       for (let i = 0; i < 100 && reloads() === before; i += 1)
         await new Promise((resolve) => setTimeout(resolve, 100));
       expect(reloads()).to.be.above(before);
+      // A user added to the htpasswd file can log in once the registry notices the file changed.
+      const carol = { username: 'carol', password: 'carol-pw' };
+      expect((await requestToken(url, carol, [])).status).to.equal(401);
+      const reloadsBefore = reloads();
+      await fs.appendFile(String(config.htpasswd), `\ncarol:${bcrypt.hashSync('carol-pw', 4)}\n`);
+      for (let i = 0; i < 100 && reloads() === reloadsBefore; i += 1)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await requestToken(url, carol, [])).status).to.equal(200);
       const revoked = await requestToken(url, USERS.bob, ['repository:home/alice/app:pull']);
       expect(decodeJwt(revoked.token!).claims.access).to.deep.equal([
         { type: 'repository', name: 'home/alice/app', actions: [] },
