@@ -2,6 +2,7 @@ import type { CatalogConfig } from '../shared/config/catalog.js';
 import type { Logger } from '../shared/logger.js';
 import { EmbeddedHealthStore } from './store/embedded-health.js';
 import { EmbeddedStore } from './store/embedded.js';
+import { DEFAULT_SCAN_BUDGET } from './store/scan-budget.js';
 import type { HealthStore } from './store/health-store.js';
 import { MongoHealthStore } from './store/mongo-health.js';
 import { MongoStore } from './store/mongo.js';
@@ -19,6 +20,7 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
       uri: config.mongodbUri,
       database: config.mongodbDatabase,
       collection: config.mongodbCollection,
+      maxTimeMs: config.queryMaxTimeMs,
     });
     logger.info(
       { database: config.mongodbDatabase, collection: config.mongodbCollection },
@@ -26,7 +28,10 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
     );
     return { store, healthStore: await MongoHealthStore.open(store.db, config.mongodbCollection) };
   }
-  const store = await EmbeddedStore.open(config.dataDir);
+  const store = await EmbeddedStore.open(config.dataDir, {
+    ...DEFAULT_SCAN_BUDGET,
+    maxTimeMs: config.queryMaxTimeMs,
+  });
   logger.info({ dataDir: config.dataDir }, 'using embedded store');
   return { store, healthStore: new EmbeddedHealthStore(store.db) };
 }

@@ -11,6 +11,7 @@ import type {
   StoredRegistry,
 } from './registry-store.js';
 import { DuplicateIdError } from './registry-store.js';
+import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
 
 /**
  * The default store: one SQLite file (better-sqlite3) under `DATA_DIR`, so the catalog runs
@@ -61,8 +62,13 @@ export class EmbeddedStore implements RegistryStore {
   private readonly statements;
   private readonly statementCache = new Map<string, Database.Statement>();
 
-  private constructor(db: Database.Database) {
+  private readonly scans: ScanGate;
+  /** In-process scans under way, by filter: a page's find and count share one. */
+  private readonly scansInFlight = new Map<string, Promise<Doc[]>>();
+
+  private constructor(db: Database.Database, budget: ScanBudget) {
     this.db = db;
+    this.scans = new ScanGate(budget);
     this.statements = {
       get: db.prepare<[string], { doc: string; version: number }>(
         'SELECT doc, version FROM registries WHERE id = ?',
@@ -81,8 +87,11 @@ export class EmbeddedStore implements RegistryStore {
     };
   }
 
-  /** Opens (creating if needed) `<dataDir>/catalog.db` and brings its schema up to date. */
-  static async open(dataDir: string): Promise<EmbeddedStore> {
+  /**
+   * Opens (creating if needed) `<dataDir>/catalog.db` and brings its schema up to date.
+   * `budget` bounds the in-process evaluation of filters (scan-budget.ts).
+   */
+  static async open(dataDir: string, budget: ScanBudget = DEFAULT_SCAN_BUDGET): Promise<EmbeddedStore> {
     mkdirSync(dataDir, { recursive: true });
     const db = new Database(path.join(dataDir, 'catalog.db'));
     db.pragma('journal_mode = WAL');
@@ -94,7 +103,7 @@ export class EmbeddedStore implements RegistryStore {
     db.pragma('mmap_size = 268435456');
     db.pragma('cache_size = -32768');
     migrate(db, MIGRATIONS);
-    return new EmbeddedStore(db);
+    return new EmbeddedStore(db, budget);
   }
 
   async create(document: ContainerRegistry): Promise<StoredRegistry> {
@@ -158,7 +167,7 @@ export class EmbeddedStore implements RegistryStore {
       const rows = this.prepared<{ doc: string }>(sql).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as ContainerRegistry);
     }
-    const matches = this.matching(filter);
+    const matches = [...(await this.matching(filter))];
     matches.sort(compareBy(options.sort));
     return matches.slice(options.skip, options.skip + options.limit) as unknown as ContainerRegistry[];
   }
@@ -176,7 +185,7 @@ export class EmbeddedStore implements RegistryStore {
       const { sql, params } = indexQuery(exact, 'COUNT(*) AS n', '', 'list');
       return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
-    return this.matching(filter).length;
+    return (await this.matching(filter)).length;
   }
 
   /**
@@ -211,25 +220,47 @@ export class EmbeddedStore implements RegistryStore {
     if (this.db.open) this.db.close();
   }
 
-  /** Documents matching `filter`: candidates from the side indexes when possible, then mingo. */
-  private matching(filter: Filter): Doc[] {
+  /**
+   * Documents matching `filter`: candidates from the side indexes when possible, then mingo.
+   * Candidates are read in pages of rowids and evaluated within the scan budget, so a query
+   * over many large documents yields to other requests and ends at `maxTimeMs`.
+   */
+  private matching(filter: Filter): Promise<Doc[]> {
+    const key = JSON.stringify(filter);
+    let scan = this.scansInFlight.get(key);
+    if (!scan) {
+      scan = this.scan(filter).finally(() => this.scansInFlight.delete(key));
+      this.scansInFlight.set(key, scan);
+    }
+    return scan;
+  }
+
+  private async scan(filter: Filter): Promise<Doc[]> {
     const test = compileFilter(filter);
     const narrowing = narrowingConditions(filter);
-    const rows =
+    const candidates =
       narrowing.length > 0
-        ? (() => {
-            const { sql, params } = indexQuery(narrowing, 'r.doc', '', 'list');
-            return this.db.prepare<unknown[], { doc: string }>(sql).all(...params);
-          })()
-        : this.statements.all.all();
+        ? indexQuery(narrowing, 'r.rowid AS rowid, r.doc', '', 'list')
+        : { sql: 'SELECT r.rowid AS rowid, r.doc FROM registries r', params: [] };
+    const page = this.prepared<{ rowid: number; doc: string }>(
+      `SELECT rowid, doc FROM (${candidates.sql}) WHERE rowid > ? ORDER BY rowid LIMIT ${SCAN_PAGE_ROWS}`,
+    );
+    let after = 0;
     const matches: Doc[] = [];
-    for (const row of rows) {
-      const document = JSON.parse(row.doc) as Doc;
-      if (test(document)) matches.push(document);
-    }
+    await this.scans.scan(
+      () => page.all(...candidates.params, after),
+      (row) => {
+        after = row.rowid;
+        const document = JSON.parse(row.doc) as Doc;
+        if (test(document)) matches.push(document);
+      },
+    );
     return matches;
   }
 }
+
+/** Rows read per page of an in-process scan (50 kB documents: about 1 MB, a millisecond of reading). */
+const SCAN_PAGE_ROWS = 25;
 
 function migrate(db: Database.Database, migrations: readonly string[]): void {
   const applied = db.pragma('user_version', { simple: true }) as number;

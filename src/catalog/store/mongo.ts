@@ -15,7 +15,12 @@ import type {
   ReplaceResult,
   StoredRegistry,
 } from './registry-store.js';
-import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from './registry-store.js';
+import {
+  DocumentRejectedError,
+  DuplicateIdError,
+  QueryRejectedError,
+  QueryTimeoutError,
+} from './registry-store.js';
 
 /**
  * MongoDB store (official driver). `_id` is the registry id; `_version` is the internal
@@ -48,10 +53,13 @@ export interface MongoStoreOptions {
   readonly uri: string;
   readonly database?: string;
   readonly collection?: string;
+  /** `maxTimeMS` of every query and count: the server stops a slow filter instead of running on. */
+  readonly maxTimeMs?: number;
 }
 
 export class MongoStore implements RegistryStore {
   private readonly claims: Collection<VersionClaim>;
+  private maxTimeMs = DEFAULT_MAX_TIME_MS;
 
   private constructor(
     private readonly client: MongoClient,
@@ -72,6 +80,7 @@ export class MongoStore implements RegistryStore {
       db,
       db.collection<StoredShape>(options.collection ?? 'container_registry'),
     );
+    store.maxTimeMs = options.maxTimeMs ?? DEFAULT_MAX_TIME_MS;
     try {
       await store.ensureIndexes();
     } catch (error) {
@@ -154,12 +163,16 @@ export class MongoStore implements RegistryStore {
       .find(toMongoFilter(filter))
       .sort(sort)
       .skip(options.skip)
-      .limit(options.limit);
-    return (await refusedAsQueryRejected(cursor.toArray())).map(fromStored);
+      .limit(options.limit)
+      .maxTimeMS(this.maxTimeMs);
+    return (await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs)).map(fromStored);
   }
 
   async count(filter: Filter): Promise<number> {
-    return refusedAsQueryRejected(this.collection.countDocuments(toMongoFilter(filter)));
+    return refusedAsQueryRejected(
+      this.collection.countDocuments(toMongoFilter(filter), { maxTimeMS: this.maxTimeMs }),
+      this.maxTimeMs,
+    );
   }
 
   async ping(): Promise<void> {
@@ -200,10 +213,16 @@ const NAMESPACE_NOT_FOUND = 26;
 /** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
 const QUERY_REFUSED_CODES = new Set([2 /* BadValue */, 9 /* FailedToParse */, 51091 /* invalid regex */]);
 
-async function refusedAsQueryRejected<T>(operation: Promise<T>): Promise<T> {
+/** MaxTimeMSExpired: the server stopped the query at `maxTimeMS`. */
+const MAX_TIME_EXPIRED = 50;
+const DEFAULT_MAX_TIME_MS = 5_000;
+
+async function refusedAsQueryRejected<T>(operation: Promise<T>, maxTimeMs: number): Promise<T> {
   try {
     return await operation;
   } catch (error) {
+    if (error instanceof MongoServerError && error.code === MAX_TIME_EXPIRED)
+      throw new QueryTimeoutError(maxTimeMs);
     if (
       error instanceof MongoServerError &&
       typeof error.code === 'number' &&

@@ -32,6 +32,8 @@ export interface CatalogConfig {
   readonly credentialKeys: readonly CredentialKey[];
   readonly access: AccessConfig;
   readonly timeouts: ServerTimeouts;
+  /** Longest a query or count may run (MongoDB `maxTimeMS`; the embedded store's scan budget). */
+  readonly queryMaxTimeMs: number;
 }
 
 /** Who may call the API, and how often (README, Access control). */
@@ -87,6 +89,7 @@ export const CATALOG_ENV_VARS = [
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
   'KEEP_ALIVE_TIMEOUT_MS',
+  'QUERY_MAX_TIME_MS',
 ] as const;
 
 export function loadCatalogConfig(env: Env): CatalogConfig {
@@ -115,6 +118,7 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
       requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
     },
+    queryMaxTimeMs: readInt(env, 'QUERY_MAX_TIME_MS', 5_000, 10, 600_000),
   });
 }
 
