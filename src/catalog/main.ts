@@ -17,6 +17,7 @@ import { AddressPolicy } from './health/address-policy.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createProber, type ProbeTarget } from './health/probe.js';
 import { openStores } from './open-store.js';
+import { backupEmbeddedStore } from './store/sqlite-backup.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
 export async function runCatalog(env: Env): Promise<void> {
@@ -119,4 +120,16 @@ export async function runRotateCredentials(env: Env, options: { dryRun: boolean 
   } finally {
     await store.close();
   }
+}
+
+/** `backup --to FILE`: online copy of the embedded store (README, "Backup and restore"). Prints a JSON report. */
+export async function runBackup(env: Env, to: string): Promise<void> {
+  const config = loadCatalogConfig({ ...env, HOST: '127.0.0.1' }); // this command listens nowhere
+  if (config.mongodbUri !== undefined)
+    throw new ConfigError(
+      'MONGODB_URI',
+      'is set: back up MongoDB with mongodump; backup copies the embedded store',
+    );
+  const report = await backupEmbeddedStore(config.dataDir, to);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

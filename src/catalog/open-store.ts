@@ -32,6 +32,9 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
     ...DEFAULT_SCAN_BUDGET,
     maxTimeMs: config.queryMaxTimeMs,
   });
-  logger.info({ dataDir: config.dataDir }, 'using embedded store');
+  logger.info(
+    { dataDir: config.dataDir, quickCheckMs: Math.round(store.quickCheckMs) },
+    'using embedded store',
+  );
   return { store, healthStore: new EmbeddedHealthStore(store.db) };
 }

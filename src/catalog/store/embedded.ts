@@ -12,6 +12,14 @@ import type {
 } from './registry-store.js';
 import { DuplicateIdError } from './registry-store.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
+import {
+  asIntegrityError,
+  checkDatabase,
+  checkFilesBeforeOpen,
+  guardDatabase,
+  StoreDamagedError,
+  type IntegrityState,
+} from './sqlite-integrity.js';
 
 /**
  * The default store: one SQLite file (better-sqlite3) under `DATA_DIR`, so the catalog runs
@@ -66,8 +74,13 @@ export class EmbeddedStore implements RegistryStore {
   /** In-process scans under way, by filter: a page's find and count share one. */
   private readonly scansInFlight = new Map<string, Promise<Doc[]>>();
 
+  private readonly integrity: IntegrityState;
+  /** How long `quick_check` took at open, for the start-up log. */
+  quickCheckMs = 0;
+
   private constructor(db: Database.Database, budget: ScanBudget) {
     this.db = db;
+    this.integrity = guardDatabase(db);
     this.scans = new ScanGate(budget);
     this.statements = {
       get: db.prepare<[string], { doc: string; version: number }>(
@@ -93,17 +106,29 @@ export class EmbeddedStore implements RegistryStore {
    */
   static async open(dataDir: string, budget: ScanBudget = DEFAULT_SCAN_BUDGET): Promise<EmbeddedStore> {
     mkdirSync(dataDir, { recursive: true });
-    const db = new Database(path.join(dataDir, 'catalog.db'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
-    // Reads of a large catalog come from memory-mapped pages rather than a read syscall each
-    // (get-by-id at 100k documents: about 1.5x), with a 32 MB page cache for the rest.
-    db.pragma('mmap_size = 268435456');
-    db.pragma('cache_size = -32768');
-    migrate(db, MIGRATIONS);
-    return new EmbeddedStore(db, budget);
+    const file = path.join(dataDir, 'catalog.db');
+    checkFilesBeforeOpen(file);
+    let db: Database.Database | undefined;
+    let quickCheckMs: number;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      // Reads of a large catalog come from memory-mapped pages rather than a read syscall each
+      // (get-by-id at 100k documents: about 1.5x), with a 32 MB page cache for the rest.
+      db.pragma('mmap_size = 268435456');
+      db.pragma('cache_size = -32768');
+      quickCheckMs = checkDatabase(db, file);
+      migrate(db, MIGRATIONS);
+    } catch (error) {
+      db?.close();
+      throw asIntegrityError(error, file);
+    }
+    const store = new EmbeddedStore(db, budget);
+    store.quickCheckMs = quickCheckMs;
+    return store;
   }
 
   async create(document: ContainerRegistry): Promise<StoredRegistry> {
@@ -212,7 +237,9 @@ export class EmbeddedStore implements RegistryStore {
     return statement as Database.Statement<unknown[], Row>;
   }
 
+  /** Fails once a statement has found the file damaged (sqlite-integrity.ts), so `/readyz` does. */
   async ping(): Promise<void> {
+    if (this.integrity.damage !== undefined) throw new StoreDamagedError(this.integrity.damage);
     this.statements.ping.get();
   }
 
