@@ -159,7 +159,7 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     }
     let user: string | undefined;
     if (htpasswd !== undefined && (path === '/v2' || path.startsWith('/v2/'))) {
-      user = await htpasswd.authenticate(req.headers.authorization);
+      user = await htpasswd.authenticate(req.headers.authorization, req.socket.remoteAddress ?? '');
       if (user === undefined) {
         res.setHeader('WWW-Authenticate', 'Basic realm="aios-registry"');
         throw new OciError('Unauthorized');
@@ -248,5 +248,14 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   }, PURGE_INTERVAL_MS);
   timer.unref();
 
-  return { handler, metrics, services, purgeStaleUploads, close: () => clearInterval(timer) };
+  return {
+    handler,
+    metrics,
+    services,
+    purgeStaleUploads,
+    close: () => {
+      clearInterval(timer);
+      void htpasswd?.close();
+    },
+  };
 }
