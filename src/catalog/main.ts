@@ -29,7 +29,17 @@ export async function runCatalog(env: Env): Promise<void> {
   const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
   if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
   const { access } = config;
-  const policy = new AccessPolicy(access.tokens, access.anonymousRead);
+  const policy = new AccessPolicy(
+    access.tokens,
+    access.anonymousRead,
+    Date.now,
+    access.tokensFile !== undefined,
+  );
+  if (access.tokensFile !== undefined && access.tokens.length === 0)
+    logger.warn(
+      { file: access.tokensFile },
+      'API_TOKENS_FILE lists no token: access control is on and only /healthz and /readyz answer until one is added',
+    );
   if (!policy.enabled)
     logger.warn(
       { host: config.host },

@@ -38,7 +38,13 @@ export function withAccessControl(next: RequestListener, options: AccessControlO
       const challenge = req.headers.authorization === undefined ? REALM : `${REALM}, error="invalid_token"`;
       const extra: Record<string, string> =
         decision.code === 'unauthorized' ? { 'www-authenticate': challenge } : {};
-      return refuse(req, res, options, decision.code, decision.message, extra);
+      // Refusals count against the address's budget too: guessing tokens is rate limited.
+      if (!perSecond) return refuse(req, res, options, decision.code, decision.message, extra);
+      perSecond.consume(`address:${req.socket.remoteAddress}`).then(
+        () => refuse(req, res, options, decision.code, decision.message, extra),
+        (rejection: unknown) => limited(req, res, options, rejection, 'requests'),
+      );
+      return;
     }
     if (requirement.role === 'public') return next(req, res);
     const client =
@@ -47,19 +53,28 @@ export function withAccessControl(next: RequestListener, options: AccessControlO
     if (limits.length === 0) return next(req, res);
     Promise.all(limits.map((l) => l.consume(client))).then(
       () => next(req, res),
-      (rejection: unknown) => {
-        if (!(rejection instanceof RateLimiterRes)) {
-          options.logger.error({ err: rejection }, 'rate limiter failed');
-          return refuse(req, res, options, 'unavailable', 'The server cannot take this request now', {});
-        }
-        const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
-        const what = requirement.probe ? 'health checks' : 'requests';
-        refuse(req, res, options, 'too_many_requests', `Too many ${what}; retry in ${retryAfter} s`, {
-          'retry-after': retryAfter,
-        });
-      },
+      (rejection: unknown) =>
+        limited(req, res, options, rejection, requirement.probe ? 'health checks' : 'requests'),
     );
   };
+}
+
+/** 429 with `Retry-After` for a rate limiter's rejection (503 if the limiter itself failed). */
+function limited(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: AccessControlOptions,
+  rejection: unknown,
+  what: string,
+): void {
+  if (!(rejection instanceof RateLimiterRes)) {
+    options.logger.error({ err: rejection }, 'rate limiter failed');
+    return refuse(req, res, options, 'unavailable', 'The server cannot take this request now', {});
+  }
+  const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
+  refuse(req, res, options, 'too_many_requests', `Too many ${what}; retry in ${retryAfter} s`, {
+    'retry-after': retryAfter,
+  });
 }
 
 function corsHeaders(origin: string | undefined, allowed: readonly string[]): Record<string, string> {

@@ -95,7 +95,9 @@ export const CATALOG_ENV_VARS = [
 export function loadCatalogConfig(env: Env): CatalogConfig {
   const host = readString(env, 'HOST', '127.0.0.1');
   const access = readAccess(env);
-  if (access.tokens.length === 0 && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
+  // A tokens file turns access control on even while it lists no token (AccessPolicy).
+  const open = access.tokens.length === 0 && access.tokensFile === undefined;
+  if (open && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
     throw new ConfigError(
       'HOST',
       `is ${host}, not a loopback address, and no API tokens are configured: set API_TOKENS or API_TOKENS_FILE, or ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) to serve without access control`,
