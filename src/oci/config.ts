@@ -35,6 +35,8 @@ export interface OciConfig {
   readonly maxConcurrentUploadsPerRepo: number;
   /** htpasswd users that may pull but not push or delete (403 DENIED). */
   readonly readOnlyUsers: readonly string[];
+  /** Time a client has to send a request's headers, from connecting (slowloris, silent sockets). */
+  readonly headersTimeoutMs: number;
   /** Time a client has to send a whole request: long, since one request can carry a large layer. */
   readonly requestTimeoutMs: number;
   /** Time allowed for in-flight requests (uploads) to finish after SIGTERM. */
@@ -57,6 +59,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO',
   'REGISTRY_READ_ONLY_USERS',
   'REGISTRY_REQUEST_TIMEOUT_MS',
+  'REGISTRY_HEADERS_TIMEOUT_MS',
   'REGISTRY_SHUTDOWN_TIMEOUT_MS',
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
 ] as const;
@@ -80,6 +83,7 @@ export function loadOciConfig(env: Env): OciConfig {
     maxUploadBytes: readInt(env, 'REGISTRY_MAX_UPLOAD_BYTES', 10 * 1024 ** 3, 1024 * 1024, 1024 ** 4),
     maxConcurrentUploadsPerRepo: readInt(env, 'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO', 32, 1, 10_000),
     readOnlyUsers: readList(env, 'REGISTRY_READ_ONLY_USERS', []),
+    headersTimeoutMs: readInt(env, 'REGISTRY_HEADERS_TIMEOUT_MS', 20_000, 100, 600_000),
     requestTimeoutMs: readInt(env, 'REGISTRY_REQUEST_TIMEOUT_MS', 3_600_000, 1_000, 86_400_000),
     shutdownTimeoutMs: readInt(env, 'REGISTRY_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     gcGracePeriodSeconds: readInt(env, 'REGISTRY_GC_GRACE_PERIOD_SECONDS', 3600, 0, 30 * 24 * 3600),

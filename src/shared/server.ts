@@ -43,6 +43,7 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
     },
     handler,
   );
+  closeSilentConnections(server, timeouts.headersTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -70,6 +71,23 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * Node's `headersTimeout` starts with a request's first byte, so a connection that never sends
+ * one is kept forever (a cheap way to exhaust sockets). Each connection must complete its first
+ * request's headers within `headersTimeoutMs` of connecting, or it is closed.
+ */
+function closeSilentConnections(server: http.Server, headersTimeoutMs: number): void {
+  const spoke = new WeakSet<object>();
+  server.on('request', (req: http.IncomingMessage) => spoke.add(req.socket));
+  server.on('connection', (socket) => {
+    const timer = setTimeout(() => {
+      if (!spoke.has(socket)) socket.destroy();
+    }, headersTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
 }
 
 /** Runs `stop` once on the first SIGTERM or SIGINT; a second signal exits at once. */
