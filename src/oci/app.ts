@@ -35,7 +35,8 @@ export interface OciAppDeps {
     | 'maxUploadBytes'
     | 'maxConcurrentUploadsPerRepo'
     | 'readOnlyUsers'
-  >;
+  > &
+    Partial<Pick<OciConfig, 'maxUploadSessionsPerRepo' | 'maxUploadSessionsPerClient'>>;
   readonly logger: Logger;
   readonly driver?: StorageDriver;
   readonly now?: () => number;
@@ -130,7 +131,12 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     driver,
     blobs,
     now,
-    { maxBytes: config.maxUploadBytes, maxConcurrentPerRepository: config.maxConcurrentUploadsPerRepo },
+    {
+      maxBytes: config.maxUploadBytes,
+      maxConcurrentPerRepository: config.maxConcurrentUploadsPerRepo,
+      maxSessionsPerRepository: config.maxUploadSessionsPerRepo,
+      maxSessionsPerClient: config.maxUploadSessionsPerClient,
+    },
     { bytesReceived: (count) => metrics.bytesReceived.inc(count) },
   );
   const readOnlyUsers = new Set(config.readOnlyUsers);

@@ -37,6 +37,8 @@ export interface TestRegistryOptions {
   readonly maxUploadBytes?: number;
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
+  readonly maxUploadSessionsPerRepo?: number;
+  readonly maxUploadSessionsPerClient?: number;
   readonly now?: () => number;
 }
 
@@ -57,6 +59,8 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxUploadBytes: options.maxUploadBytes ?? 10 * 1024 ** 3,
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
+      maxUploadSessionsPerRepo: options.maxUploadSessionsPerRepo ?? 100,
+      maxUploadSessionsPerClient: options.maxUploadSessionsPerClient ?? 50,
     },
     logger: pino({ level: 'silent' }),
     ...(options.now === undefined ? {} : { now: options.now }),
