@@ -159,11 +159,14 @@ export function guardDatabase(db: Database.Database): IntegrityState {
   const guarded = (...args: Parameters<typeof prepare>) => {
     const statement = prepare(...args) as unknown as Record<string, (...args: unknown[]) => unknown>;
     for (const method of STATEMENT_METHODS) {
-      const original = statement[method]!.bind(statement);
-      statement[method] = (...args: unknown[]) => {
+      const original = statement[method]!;
+      // `arguments` with Reflect.apply: V8 passes it through without copying (rest/spread and
+      // bind cost several microseconds per call here, a third of a get-by-id).
+      statement[method] = function guardedCall(this: unknown) {
         if (state.damage !== undefined) throw new StoreDamagedError(state.damage);
         try {
-          return original(...args);
+          // eslint-disable-next-line prefer-rest-params
+          return Reflect.apply(original, statement, arguments);
         } catch (error) {
           const code = (error as { code?: unknown }).code;
           if (typeof code === 'string' && DAMAGE_CODES.test(code)) {
