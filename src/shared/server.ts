@@ -75,15 +75,14 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
 
 /**
  * Node's `headersTimeout` starts with a request's first byte, so a connection that never sends
- * one is kept forever (a cheap way to exhaust sockets). Each connection must complete its first
- * request's headers within `headersTimeoutMs` of connecting, or it is closed.
+ * one is kept forever (a cheap way to exhaust sockets). A connection that has sent nothing
+ * `headersTimeoutMs` after connecting is closed; one that has started a request is left to
+ * Node's own timeout (408).
  */
 function closeSilentConnections(server: http.Server, headersTimeoutMs: number): void {
-  const spoke = new WeakSet<object>();
-  server.on('request', (req: http.IncomingMessage) => spoke.add(req.socket));
   server.on('connection', (socket) => {
     const timer = setTimeout(() => {
-      if (!spoke.has(socket)) socket.destroy();
+      if (socket.bytesRead === 0) socket.destroy();
     }, headersTimeoutMs);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
