@@ -55,6 +55,17 @@ program
   });
 
 program
+  .command('backup')
+  .description(
+    'Copy the embedded store (DATA_DIR/catalog.db) to FILE with SQLite online backup, safe while serving; other files of DATA_DIR go to FILE.files/',
+  )
+  .requiredOption('--to <file>', 'the backup file to create (must not exist)')
+  .action(async (options: { to: string }) => {
+    const { runBackup } = await import('./catalog/main.js');
+    await runBackup(process.env, options.to);
+  });
+
+program
   .command('token')
   .description('Manage API tokens for the catalog')
   .command('create')
@@ -186,6 +197,11 @@ program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
     process.exit(2);
+  }
+  // A damaged embedded database (sqlite-integrity.ts): one sentence saying what to do.
+  if (error instanceof Error && error.name === 'StoreIntegrityError') {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(3);
   }
   process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);

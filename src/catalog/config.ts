@@ -38,6 +38,8 @@ export interface CatalogConfig {
   readonly credentialKeys: readonly CredentialKey[];
   readonly access: AccessConfig;
   readonly timeouts: ServerTimeouts;
+  /** Longest a query or count may run (MongoDB `maxTimeMS`; the embedded store's scan budget). */
+  readonly queryMaxTimeMs: number;
 }
 
 /** Who may call the API, and how often (README, Access control). */
@@ -94,12 +96,15 @@ export const CATALOG_ENV_VARS = [
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
   'KEEP_ALIVE_TIMEOUT_MS',
+  'QUERY_MAX_TIME_MS',
 ] as const;
 
 export function loadCatalogConfig(env: Env): CatalogConfig {
   const host = readString(env, 'HOST', '127.0.0.1');
   const access = readAccess(env);
-  if (access.tokens.length === 0 && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
+  // A tokens file turns access control on even while it lists no token (AccessPolicy).
+  const open = access.tokens.length === 0 && access.tokensFile === undefined;
+  if (open && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
     throw new ConfigError(
       'HOST',
       `is ${host}, not a loopback address, and no API tokens are configured: set API_TOKENS or API_TOKENS_FILE, or ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) to serve without access control`,
@@ -123,6 +128,7 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
       requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
     },
+    queryMaxTimeMs: readInt(env, 'QUERY_MAX_TIME_MS', 5_000, 10, 600_000),
   });
 }
 

@@ -18,6 +18,7 @@ import { HealthMonitor } from './jobs/monitor.js';
 import { createProber } from './health/probe.js';
 import type { ProbeTarget } from './model.js';
 import { openStores } from './store/open-stores.js';
+import { backupEmbeddedStore } from './store/sqlite-backup.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
 export async function runCatalog(env: Env): Promise<void> {
@@ -29,7 +30,17 @@ export async function runCatalog(env: Env): Promise<void> {
   const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
   if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
   const { access } = config;
-  const policy = new AccessPolicy(access.tokens, access.anonymousRead);
+  const policy = new AccessPolicy(
+    access.tokens,
+    access.anonymousRead,
+    Date.now,
+    access.tokensFile !== undefined,
+  );
+  if (access.tokensFile !== undefined && access.tokens.length === 0)
+    logger.warn(
+      { file: access.tokensFile },
+      'API_TOKENS_FILE lists no token: access control is on and only /healthz and /readyz answer until one is added',
+    );
   if (!policy.enabled)
     logger.warn(
       { host: config.host },
@@ -120,4 +131,16 @@ export async function runRotateCredentials(env: Env, options: { dryRun: boolean 
   } finally {
     await store.close();
   }
+}
+
+/** `backup --to FILE`: online copy of the embedded store (README, "Backup and restore"). Prints a JSON report. */
+export async function runBackup(env: Env, to: string): Promise<void> {
+  const config = loadCatalogConfig({ ...env, HOST: '127.0.0.1' }); // this command listens nowhere
+  if (config.mongodbUri !== undefined)
+    throw new ConfigError(
+      'MONGODB_URI',
+      'is set: back up MongoDB with mongodump; backup copies the embedded store',
+    );
+  const report = await backupEmbeddedStore(config.dataDir, to);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

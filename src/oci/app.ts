@@ -40,7 +40,7 @@ export interface OciAppDeps {
     | 'maxConcurrentUploadsPerRepo'
     | 'readOnlyUsers'
   > &
-    Partial<Pick<OciConfig, 'upstreams'>>;
+    Partial<Pick<OciConfig, 'upstreams' | 'maxUploadSessionsPerRepo' | 'maxUploadSessionsPerClient'>>;
   readonly logger: Logger;
   readonly driver?: StorageDriver;
   readonly now?: () => number;
@@ -139,7 +139,12 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     driver,
     blobs,
     now,
-    { maxBytes: config.maxUploadBytes, maxConcurrentPerRepository: config.maxConcurrentUploadsPerRepo },
+    {
+      maxBytes: config.maxUploadBytes,
+      maxConcurrentPerRepository: config.maxConcurrentUploadsPerRepo,
+      maxSessionsPerRepository: config.maxUploadSessionsPerRepo,
+      maxSessionsPerClient: config.maxUploadSessionsPerClient,
+    },
     { bytesReceived: (count) => metrics.bytesReceived.inc(count) },
   );
   const readOnlyUsers = new Set(config.readOnlyUsers);
@@ -191,7 +196,7 @@ export function createOciApp(deps: OciAppDeps): OciApp {
     }
     let user: string | undefined;
     if (htpasswd !== undefined && (path === '/v2' || path.startsWith('/v2/'))) {
-      user = await htpasswd.authenticate(req.headers.authorization);
+      user = await htpasswd.authenticate(req.headers.authorization, req.socket.remoteAddress ?? '');
       if (user === undefined) {
         res.setHeader('WWW-Authenticate', 'Basic realm="aios-registry"');
         throw new OciError('Unauthorized');
@@ -302,5 +307,15 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   }, PURGE_INTERVAL_MS);
   timer.unref();
 
-  return { handler, metrics, services, proxy, purgeStaleUploads, close: () => clearInterval(timer) };
+  return {
+    handler,
+    metrics,
+    services,
+    proxy,
+    purgeStaleUploads,
+    close: () => {
+      clearInterval(timer);
+      void htpasswd?.close();
+    },
+  };
 }

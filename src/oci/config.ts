@@ -36,8 +36,13 @@ export interface OciConfig {
   readonly maxUploadBytes: number;
   /** Requests streaming blob data into one repository at once (429 TOOMANYREQUESTS beyond). */
   readonly maxConcurrentUploadsPerRepo: number;
+  /** Open upload sessions per repository and per client address (429 TOOMANYREQUESTS beyond). */
+  readonly maxUploadSessionsPerRepo: number;
+  readonly maxUploadSessionsPerClient: number;
   /** htpasswd users that may pull but not push or delete (403 DENIED). */
   readonly readOnlyUsers: readonly string[];
+  /** Time a client has to send a request's headers, from connecting (slowloris, silent sockets). */
+  readonly headersTimeoutMs: number;
   /** Time a client has to send a whole request: long, since one request can carry a large layer. */
   readonly requestTimeoutMs: number;
   /** Time allowed for in-flight requests (uploads) to finish after SIGTERM. */
@@ -63,8 +68,11 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_MAX_MANIFEST_BYTES',
   'REGISTRY_MAX_UPLOAD_BYTES',
   'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO',
+  'REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPO',
+  'REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT',
   'REGISTRY_READ_ONLY_USERS',
   'REGISTRY_REQUEST_TIMEOUT_MS',
+  'REGISTRY_HEADERS_TIMEOUT_MS',
   'REGISTRY_SHUTDOWN_TIMEOUT_MS',
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
   'REGISTRY_PROXY',
@@ -84,7 +92,9 @@ export function loadOciConfig(env: Env): OciConfig {
     authConfig: readOptionalString(env, 'REGISTRY_AUTH_CONFIG'),
     readOnly: readBool(env, 'REGISTRY_READ_ONLY', false),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
-    uploadTimeoutSeconds: readInt(env, 'REGISTRY_UPLOAD_TIMEOUT_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
+    // Idle sessions expire after an hour (Distribution: 7 days, purged hourly): an upload that is
+    // making progress touches its data file with every chunk, so only abandoned ones go.
+    uploadTimeoutSeconds: readInt(env, 'REGISTRY_UPLOAD_TIMEOUT_SECONDS', 3600, 60, 30 * 24 * 3600),
     maxManifestBytes: readInt(
       env,
       'REGISTRY_MAX_MANIFEST_BYTES',
@@ -94,7 +104,10 @@ export function loadOciConfig(env: Env): OciConfig {
     ),
     maxUploadBytes: readInt(env, 'REGISTRY_MAX_UPLOAD_BYTES', 10 * 1024 ** 3, 1024 * 1024, 1024 ** 4),
     maxConcurrentUploadsPerRepo: readInt(env, 'REGISTRY_MAX_CONCURRENT_UPLOADS_PER_REPO', 32, 1, 10_000),
+    maxUploadSessionsPerRepo: readInt(env, 'REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPO', 100, 1, 1_000_000),
+    maxUploadSessionsPerClient: readInt(env, 'REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT', 50, 1, 1_000_000),
     readOnlyUsers: readList(env, 'REGISTRY_READ_ONLY_USERS', []),
+    headersTimeoutMs: readInt(env, 'REGISTRY_HEADERS_TIMEOUT_MS', 20_000, 100, 600_000),
     requestTimeoutMs: readInt(env, 'REGISTRY_REQUEST_TIMEOUT_MS', 3_600_000, 1_000, 86_400_000),
     shutdownTimeoutMs: readInt(env, 'REGISTRY_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     gcGracePeriodSeconds: readInt(env, 'REGISTRY_GC_GRACE_PERIOD_SECONDS', 3600, 0, 30 * 24 * 3600),

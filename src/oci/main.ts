@@ -37,7 +37,7 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
     port: config.port,
     logger,
     timeouts: {
-      headersTimeoutMs: 20_000,
+      headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       keepAliveTimeoutMs: 5_000,
     },

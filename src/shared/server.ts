@@ -43,6 +43,7 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
     },
     handler,
   );
+  closeSilentConnections(server, timeouts.headersTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -70,6 +71,22 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * Node's `headersTimeout` starts with a request's first byte, so a connection that never sends
+ * one is kept forever (a cheap way to exhaust sockets). A connection that has sent nothing
+ * `headersTimeoutMs` after connecting is closed; one that has started a request is left to
+ * Node's own timeout (408).
+ */
+function closeSilentConnections(server: http.Server, headersTimeoutMs: number): void {
+  server.on('connection', (socket) => {
+    const timer = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, headersTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
 }
 
 /** Runs `stop` once on the first SIGTERM or SIGINT; a second signal exits at once. */

@@ -44,6 +44,8 @@ export interface TestRegistryOptions {
   readonly maxUploadBytes?: number;
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
+  readonly maxUploadSessionsPerRepo?: number;
+  readonly maxUploadSessionsPerClient?: number;
   readonly now?: () => number;
   /** Token mode: the auth config document (as the YAML/JSON file would hold it). */
   readonly authConfig?: Record<string, unknown>;
@@ -78,6 +80,8 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       maxConcurrentUploadsPerRepo: options.maxConcurrentUploadsPerRepo ?? 32,
       readOnlyUsers: options.readOnlyUsers ?? [],
       upstreams: options.upstreams ?? [],
+      maxUploadSessionsPerRepo: options.maxUploadSessionsPerRepo ?? 100,
+      maxUploadSessionsPerClient: options.maxUploadSessionsPerClient ?? 50,
     },
     logger,
     driver,

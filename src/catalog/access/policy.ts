@@ -13,8 +13,10 @@ export type Decision =
 
 /**
  * Bearer-token access control. With no tokens configured at start, access control is off (the
- * server then only listens on loopback unless told otherwise, see config); tokens can be
- * replaced later (file reload) but never switch it off.
+ * server then only listens on loopback unless told otherwise, see config), except when a tokens
+ * file is in use (`tokensFile`): then it is on even while the file lists none, so only the public
+ * routes answer until a token is added. Tokens can be replaced later (file reload) but never
+ * switch it off.
  */
 export class AccessPolicy {
   private tokens: TokenSet;
@@ -23,9 +25,10 @@ export class AccessPolicy {
     tokens: readonly TokenEntry[],
     private readonly anonymousRead: boolean,
     private readonly clock: () => number = Date.now,
+    tokensFile = false,
   ) {
     this.tokens = new TokenSet(tokens);
-    this.enabled = tokens.length > 0;
+    this.enabled = tokens.length > 0 || tokensFile;
   }
 
   readonly enabled: boolean;

@@ -4,6 +4,7 @@ import type { ValidateFunction } from 'ajv';
 import type { SchemaSet } from '../../shared/schemas.js';
 import { toSchemaIssues } from '../../shared/schemas.js';
 import {
+  CatalogError,
   ConflictError,
   NotFoundError,
   PreconditionFailedError,
@@ -11,7 +12,12 @@ import {
   ValidationError,
 } from '../errors.js';
 import type { ContainerRegistry, StoredRegistry } from '../model.js';
-import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/collection.js';
+import {
+  DocumentRejectedError,
+  DuplicateIdError,
+  QueryRejectedError,
+  QueryTimeoutError,
+} from '../store/collection.js';
 import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
 import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
 import { parseFilter } from '../language/query-language.js';
@@ -188,6 +194,11 @@ export class RegistryService {
       return { items, total };
     } catch (error) {
       if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
+      if (error instanceof QueryTimeoutError)
+        throw new CatalogError(
+          'unavailable',
+          `The query took longer than the server allows (${error.maxTimeMs} ms, QUERY_MAX_TIME_MS): narrow the filter, e.g. with tags or a name, or page with a smaller limit`,
+        );
       throw error;
     }
   }

@@ -45,30 +45,37 @@ export function accessGate(options: AccessControlOptions): Gate {
       const challenge = req.headers.authorization === undefined ? REALM : `${REALM}, error="invalid_token"`;
       const headers: Record<string, string> =
         decision.code === 'unauthorized' ? { 'www-authenticate': challenge } : {};
-      return refused({ code: decision.code, message: decision.message, headers });
+      const refusal: Refusal = { code: decision.code, message: decision.message, headers };
+      // Refusals count against the address's budget too: guessing tokens is rate limited.
+      if (!perSecond) return refused(refusal);
+      perSecond.consume(`address:${req.socket.remoteAddress}`).then(
+        () => refused(refusal),
+        (rejection: unknown) => refused(limited(options, rejection, 'requests')),
+      );
+      return;
     }
     if (requirement.role === 'public') return admitted();
     const client =
       decision.client === undefined ? `address:${req.socket.remoteAddress}` : `token:${decision.client}`;
     const limits = [perSecond, requirement.probe ? healthChecks : undefined].filter((l) => l !== undefined);
     if (limits.length === 0) return admitted();
-    Promise.all(limits.map((l) => l.consume(client))).then(admitted, (rejection: unknown) => {
-      if (!(rejection instanceof RateLimiterRes)) {
-        options.logger.error({ err: rejection }, 'rate limiter failed');
-        return refused({
-          code: 'unavailable',
-          message: 'The server cannot take this request now',
-          headers: {},
-        });
-      }
-      const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
-      const what = requirement.probe ? 'health checks' : 'requests';
-      refused({
-        code: 'too_many_requests',
-        message: `Too many ${what}; retry in ${retryAfter} s`,
-        headers: { 'retry-after': retryAfter },
-      });
-    });
+    Promise.all(limits.map((l) => l.consume(client))).then(admitted, (rejection: unknown) =>
+      refused(limited(options, rejection, requirement.probe ? 'health checks' : 'requests')),
+    );
+  };
+}
+
+/** 429 with `Retry-After` for a rate limiter's rejection (503 if the limiter itself failed). */
+function limited(options: AccessControlOptions, rejection: unknown, what: string): Refusal {
+  if (!(rejection instanceof RateLimiterRes)) {
+    options.logger.error({ err: rejection }, 'rate limiter failed');
+    return { code: 'unavailable', message: 'The server cannot take this request now', headers: {} };
+  }
+  const retryAfter = String(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
+  return {
+    code: 'too_many_requests',
+    message: `Too many ${what}; retry in ${retryAfter} s`,
+    headers: { 'retry-after': retryAfter },
   };
 }
 

@@ -87,6 +87,13 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     // The router could not percent-decode a path parameter (e.g. `/container_registry/%ff`).
     if (error instanceof URIError)
       return sendProblem(req, res, 'validation', 'The request path is not valid percent-encoding');
+    if (isDecompressionError(error))
+      return sendProblem(
+        req,
+        res,
+        'validation',
+        `The request body does not decode as its Content-Encoding (${req.headers['content-encoding'] ?? 'none'}) says: ${(error as Error).message}`,
+      );
     const type = (error as { type?: unknown }).type;
     if (typeof type === 'string' && type in BODY_PARSER_ERRORS) {
       const code = BODY_PARSER_ERRORS[type]!;
@@ -108,6 +115,15 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
         }),
       );
   };
+}
+
+/**
+ * zlib's errors from body-parser's inflating of a gzip/deflate/br body: `Z_DATA_ERROR`,
+ * `Z_BUF_ERROR` (truncated), brotli's `ERR_..._ERROR_FORMAT_...`. They have no body-parser `type`.
+ */
+function isDecompressionError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (/^Z_[A-Z_]+$/.test(code) || /^ERR_.*_ERROR_/.test(code));
 }
 
 function bodyParserMessage(code: ErrorCode, error: Error): string {

@@ -23,6 +23,21 @@ export const OBJECT_FIELDS: ReadonlySet<string> = new Set([
 /** Write-only secrets: never filtered, sorted or returned. */
 export const CREDENTIALS_PATH = 'container_registry_config.credentials';
 
+/**
+ * Segments that name JavaScript's object machinery. In-process evaluation (mingo, our update
+ * code) would walk into `Object.prototype` through them, so they are refused everywhere a key
+ * or path is given: filters, sorts, updates, and keys inside values.
+ */
+export const PROTOTYPE_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The first prototype segment of a dotted key, as a sentence; undefined when there is none. */
+export function prototypeSegmentProblem(key: string): string | undefined {
+  const segment = key.split('.').find((part) => PROTOTYPE_SEGMENTS.has(part));
+  return segment === undefined
+    ? undefined
+    : `has the segment "${segment}", which is not allowed (it names the JavaScript object prototype)`;
+}
+
 export const MAX_PATH_SEGMENTS = 16;
 export const MAX_PATH_LENGTH = 512;
 
@@ -33,6 +48,8 @@ export const MAX_PATH_LENGTH = 512;
 export function checkFieldPath(path: string, { allowSecrets = false } = {}): string | undefined {
   if (path.length === 0) return 'is an empty field path';
   if (path.length > MAX_PATH_LENGTH) return `is longer than ${MAX_PATH_LENGTH} characters`;
+  const prototype = prototypeSegmentProblem(path);
+  if (prototype) return prototype;
   const segments = path.split('.');
   const [field] = segments;
   if (!(DOCUMENT_FIELDS as readonly string[]).includes(field ?? '')) {

@@ -1,4 +1,8 @@
-import { Query, update as mingoUpdate } from 'mingo';
+import { update as mingoUpdate } from 'mingo/updater';
+import { Context } from 'mingo/core';
+import * as queryOperators from 'mingo/operators/query';
+import { Query } from 'mingo/query';
+import { linearExec } from './linear-regex.js';
 import type { SortSpec } from '../model.js';
 import type { Update } from './update-language.js';
 
@@ -29,10 +33,25 @@ export class InvalidUpdateError extends Error {
   }
 }
 
+/**
+ * mingo's query operators with `$regex` on the linear-time engine (linear-regex.ts). mingo's own
+ * `$regex` predicate does the MongoDB array traversal; only the matcher it calls is replaced.
+ * Built from the base `Query` (mingo/query) so no default context can put the backtracking
+ * operator back; updates (`$pull` conditions) get the same context through `queryOptions`.
+ */
+const LINEAR_REGEX_CONTEXT = Context.init({
+  query: {
+    ...queryOperators,
+    $regex: (selector: string, value: unknown, options: unknown) =>
+      queryOperators.$regex(selector, linearExec(value as RegExp) as unknown as RegExp, options as never),
+  },
+});
+const QUERY_OPTIONS = { context: LINEAR_REGEX_CONTEXT };
+
 /** Compiles a validated filter into a predicate. */
 export function compileFilter(filter: Readonly<Doc>): (document: Doc) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
-  const query = new Query(withArrayMembership(filter) as Doc, {});
+  const query = new Query(withArrayMembership(filter) as Doc, QUERY_OPTIONS);
   return (document) => query.test(document);
 }
 
@@ -149,7 +168,10 @@ export function applyUpdate(document: Readonly<Doc>, update: Update): Doc {
       if (operator === '$addToSet') {
         addToSet(next, path, target.value as unknown[] | undefined, operand);
       } else {
-        mingoUpdate(next, { [operator]: { [path]: operand } }, undefined, undefined, { cloneMode: 'deep' });
+        mingoUpdate(next, { [operator]: { [path]: operand } }, undefined, undefined, {
+          cloneMode: 'deep',
+          queryOptions: QUERY_OPTIONS,
+        });
       }
     }
   }

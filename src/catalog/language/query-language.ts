@@ -1,8 +1,8 @@
-import safeRegex from 'safe-regex2';
 import type { Issue } from '../errors.js';
 import { ValidationError } from '../errors.js';
 import type { Filter, SortSpec } from '../model.js';
-import { checkFieldPath, issue, pointerSegment } from './field-paths.js';
+import { checkFieldPath, issue, pointerSegment, prototypeSegmentProblem } from './field-paths.js';
+import { compileLinearRegex, UnsupportedRegexError } from './linear-regex.js';
 
 /**
  * The query language of `POST /container_registries`: a MongoDB filter restricted to the
@@ -204,7 +204,9 @@ class FilterChecker {
       return this.fail(pointer, `nests deeper than ${QUERY_LIMITS.maxDepth} levels`);
     for (const [key, value] of Object.entries(operand)) {
       const at = `${pointer}/${pointerSegment(key)}`;
-      if (LOGICAL.has(key)) this.logicalInElement(key, value, at, depth);
+      const prototype = prototypeSegmentProblem(key);
+      if (prototype) this.fail(at, `field "${key}" ${prototype}`);
+      else if (LOGICAL.has(key)) this.logicalInElement(key, value, at, depth);
       else if (key.startsWith('$'))
         this.fail(at, `operator ${key} cannot be mixed with field names in $elemMatch`);
       else if (key === '' || key.split('.').some((segment) => segment === '' || segment.startsWith('$'))) {
@@ -251,14 +253,17 @@ class FilterChecker {
         );
       }
     }
+    // The embedded store and every `$pull` run regexes on a linear-time engine: a pattern it
+    // cannot run is refused here, by construct, so both stores accept the same patterns.
+    // It must also be JavaScript syntax (mingo builds, but never runs, a `RegExp` of it).
     try {
       new RegExp(pattern, typeof options === 'string' ? options : '');
-    } catch {
+      compileLinearRegex(pattern, typeof options === 'string' ? options : '');
+    } catch (error) {
+      if (error instanceof UnsupportedRegexError)
+        return this.fail(pointer, `operator $regex ${error.message}`);
       return this.fail(pointer, 'operator $regex is not a valid regular expression');
     }
-    // Nested quantifiers backtrack exponentially; the embedded store runs JavaScript regexes.
-    if (!safeRegex(pattern))
-      this.fail(pointer, 'operator $regex has nested quantifiers that could take exponential time');
   }
 
   /** A value compared as is: JSON without operator-like keys at any depth. */
@@ -272,6 +277,8 @@ class FilterChecker {
         for (const [key, nested] of Object.entries(current)) {
           if (key.startsWith('$'))
             return this.fail(`${at}/${pointerSegment(key)}`, `operator ${key} is not allowed inside a value`);
+          const prototype = prototypeSegmentProblem(key);
+          if (prototype) return this.fail(`${at}/${pointerSegment(key)}`, `key "${key}" ${prototype}`);
           stack.push([nested, `${at}/${pointerSegment(key)}`]);
         }
       }

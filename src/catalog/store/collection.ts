@@ -95,6 +95,14 @@ export class QueryRejectedError extends Error {
   override name = 'QueryRejectedError';
 }
 
+/** A query ran past its time limit (`QUERY_MAX_TIME_MS`: MongoDB's `maxTimeMS`, the embedded backend's scan budget). */
+export class QueryTimeoutError extends Error {
+  override name = 'QueryTimeoutError';
+  constructor(readonly maxTimeMs: number) {
+    super(`the query ran longer than ${maxTimeMs} ms`);
+  }
+}
+
 /** The database refused a document that our schema accepts (a backend limitation, e.g. nested arrays on FerretDB). */
 export class DocumentRejectedError extends Error {
   override name = 'DocumentRejectedError';

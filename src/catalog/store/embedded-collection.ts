@@ -13,6 +13,15 @@ import {
   type ReplaceResult,
   type Versioned,
 } from './collection.js';
+import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
+import {
+  asIntegrityError,
+  checkDatabase,
+  checkFilesBeforeOpen,
+  guardDatabase,
+  StoreDamagedError,
+  type IntegrityState,
+} from './sqlite-integrity.js';
 
 /**
  * The default backend: one SQLite file (better-sqlite3) under `DATA_DIR`, so the catalog runs
@@ -23,34 +32,65 @@ import {
  * `multi` index is a side table with one row per value. Filters are evaluated with MongoDB
  * semantics by mingo (language/mongo-semantics.ts). A filter made only of equality/`$in` of
  * strings on indexed fields and the id is answered by SQL alone, paged in SQL; any other filter
- * narrows candidates through those indexes when it can and is then evaluated on the candidates.
+ * narrows candidates through those indexes when it can and is then evaluated on the candidates,
+ * within the scan budget (scan-budget.ts), one scan of the whole database at a time.
+ *
+ * The file's integrity is checked at open (sqlite-integrity.ts: zero-byte file, foreign WAL,
+ * `quick_check`); damage found by a statement at run time takes the database out of service.
  */
 export class EmbeddedDatabase implements DocumentDatabase {
+  /** One gate for every collection of the file: in-process scans run one at a time. */
+  private readonly scans: ScanGate;
+  private readonly integrity: IntegrityState;
+  /** How long `quick_check` took at open, for the start-up log. */
+  quickCheckMs = 0;
+
   private constructor(
     /** The SQLite handle (benchmarks checkpoint it). */
     readonly db: Database.Database,
-  ) {}
+    budget: ScanBudget,
+  ) {
+    this.integrity = guardDatabase(db);
+    this.scans = new ScanGate(budget);
+  }
 
-  /** Opens (creating if needed) `<dataDir>/catalog.db`. */
-  static async open(dataDir: string): Promise<EmbeddedDatabase> {
+  /**
+   * Opens (creating if needed) `<dataDir>/catalog.db`, refusing a damaged one
+   * (`StoreIntegrityError`). `budget` bounds the in-process evaluation of filters.
+   */
+  static async open(dataDir: string, budget: ScanBudget = DEFAULT_SCAN_BUDGET): Promise<EmbeddedDatabase> {
     mkdirSync(dataDir, { recursive: true });
-    const db = new Database(path.join(dataDir, 'catalog.db'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
-    // Reads of a large catalog come from memory-mapped pages rather than a read syscall each
-    // (get-by-id at 100k documents: about 1.5x), with a 32 MB page cache for the rest.
-    db.pragma('mmap_size = 268435456');
-    db.pragma('cache_size = -32768');
-    return new EmbeddedDatabase(db);
+    const file = path.join(dataDir, 'catalog.db');
+    checkFilesBeforeOpen(file);
+    let db: Database.Database | undefined;
+    let quickCheckMs: number;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      // Reads of a large catalog come from memory-mapped pages rather than a read syscall each
+      // (get-by-id at 100k documents: about 1.5x), with a 32 MB page cache for the rest.
+      db.pragma('mmap_size = 268435456');
+      db.pragma('cache_size = -32768');
+      quickCheckMs = checkDatabase(db, file);
+    } catch (error) {
+      db?.close();
+      throw asIntegrityError(error, file);
+    }
+    const database = new EmbeddedDatabase(db, budget);
+    database.quickCheckMs = quickCheckMs;
+    return database;
   }
 
   async collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>> {
-    return new EmbeddedCollection<T>(this.db, name, spec);
+    return new EmbeddedCollection<T>(this.db, name, spec, this.scans);
   }
 
+  /** Fails once a statement has found the file damaged (sqlite-integrity.ts), so `/readyz` does. */
   async ping(): Promise<void> {
+    if (this.integrity.damage !== undefined) throw new StoreDamagedError(this.integrity.damage);
     this.db.prepare('SELECT 1').get();
   }
 
@@ -78,11 +118,14 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   private readonly multis: readonly IndexSpec[];
   private readonly byField: ReadonlyMap<string, IndexSpec | 'id'>;
   private readonly idField: string;
+  /** In-process scans under way, by filter: a page's find and count share one. */
+  private readonly scansInFlight = new Map<string, Promise<Doc[]>>();
 
   constructor(
     private readonly db: Database.Database,
     private readonly table: string,
     spec: CollectionSpec,
+    private readonly scans: ScanGate,
   ) {
     for (const name of [table, ...spec.indexes.flatMap((index) => [index.column, index.table ?? 'x'])])
       if (!NAME.test(name)) throw new Error(`not an SQL name: ${name}`);
@@ -119,7 +162,6 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       ),
       exists: db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM ${table} WHERE id = ?`),
       delete: db.prepare(`DELETE FROM ${table} WHERE id = ?`),
-      all: db.prepare<[], { doc: string }>(`SELECT doc FROM ${table}`),
       count: db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${table}`),
       multi: this.multis.map((index) => ({
         index,
@@ -208,7 +250,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   }
 
   async deleteMany(filter: Filter): Promise<void> {
-    const ids = this.matching(filter).map((document) => document[this.idField] as string);
+    const ids = (await this.matching(filter)).map((document) => document[this.idField] as string);
     this.db.transaction(() => {
       for (const id of ids) this.statements.delete.run(id);
     })();
@@ -229,7 +271,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       const rows = this.prepared<{ doc: string }>(sql).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as T);
     }
-    const matches = this.matching(filter);
+    const matches = [...(await this.matching(filter))];
     matches.sort(compareBy(options.sort, this.idField));
     return matches.slice(options.skip, options.skip + options.limit) as T[];
   }
@@ -247,7 +289,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       const { sql, params } = this.indexQuery(exact, 'COUNT(*) AS n', '', 'list');
       return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
-    return this.matching(filter).length;
+    return (await this.matching(filter)).length;
   }
 
   /**
@@ -274,22 +316,42 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return statement as Database.Statement<unknown[], Row>;
   }
 
-  /** Documents matching `filter`: candidates from the indexes when possible, then mingo. */
-  private matching(filter: Filter): Doc[] {
+  /**
+   * Documents matching `filter`: candidates from the indexes when possible, then mingo.
+   * Candidates are read in pages of rowids and evaluated within the scan budget, so a query
+   * over many large documents yields to other requests and ends at `maxTimeMs`. Concurrent
+   * callers with the same filter (a page's find and count) share one scan.
+   */
+  private matching(filter: Filter): Promise<Doc[]> {
+    const key = JSON.stringify(filter);
+    let scan = this.scansInFlight.get(key);
+    if (!scan) {
+      scan = this.scan(filter).finally(() => this.scansInFlight.delete(key));
+      this.scansInFlight.set(key, scan);
+    }
+    return scan;
+  }
+
+  private async scan(filter: Filter): Promise<Doc[]> {
     const test = compileFilter(filter);
     const narrowing = this.conditions(filter).filter((c): c is IndexCondition => c !== undefined);
-    const rows =
+    const candidates =
       narrowing.length > 0
-        ? (() => {
-            const { sql, params } = this.indexQuery(narrowing, 'r.doc', '', 'list');
-            return this.db.prepare<unknown[], { doc: string }>(sql).all(...params);
-          })()
-        : this.statements.all.all();
+        ? this.indexQuery(narrowing, 'r.rowid AS rowid, r.doc', '', 'list')
+        : { sql: `SELECT r.rowid AS rowid, r.doc FROM ${this.table} r`, params: [] };
+    const page = this.prepared<{ rowid: number; doc: string }>(
+      `SELECT rowid, doc FROM (${candidates.sql}) WHERE rowid > ? ORDER BY rowid LIMIT ${SCAN_PAGE_ROWS}`,
+    );
+    let after = 0;
     const matches: Doc[] = [];
-    for (const row of rows) {
-      const document = JSON.parse(row.doc) as Doc;
-      if (test(document)) matches.push(document);
-    }
+    await this.scans.scan(
+      () => page.all(...candidates.params, after),
+      (row) => {
+        after = row.rowid;
+        const document = JSON.parse(row.doc) as Doc;
+        if (test(document)) matches.push(document);
+      },
+    );
     return matches;
   }
 
@@ -342,6 +404,9 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return { sql: `SELECT ${select} FROM ${this.table} r ${whereClause} ${tail}`, params };
   }
 }
+
+/** Rows read per page of an in-process scan (50 kB documents: about 1 MB, a millisecond of reading). */
+const SCAN_PAGE_ROWS = 25;
 
 function placeholders(values: readonly unknown[]): string {
   return values.map(() => '?').join(', ') || 'NULL';

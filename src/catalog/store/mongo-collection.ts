@@ -14,6 +14,7 @@ import {
   DocumentRejectedError,
   DuplicateIdError,
   QueryRejectedError,
+  QueryTimeoutError,
   type Collection,
   type CollectionSpec,
   type DocumentDatabase,
@@ -45,6 +46,8 @@ export class MongoDatabase implements DocumentDatabase {
     readonly db: Db,
     /** The path every collection of this database takes (never `auto` once connected). */
     readonly replaceMode: 'atomic' | 'claim',
+    /** `maxTimeMS` of every find and count: the server stops a slow filter instead of running on. */
+    private readonly maxTimeMs: number,
   ) {}
 
   /** Connects, checks the server answers, and settles the replace mode (`auto` asks `buildInfo`). */
@@ -52,6 +55,8 @@ export class MongoDatabase implements DocumentDatabase {
     uri: string;
     database: string;
     replaceMode?: ReplaceMode;
+    /** `maxTimeMS` of every find and count (`QUERY_MAX_TIME_MS`); 5 s when not given. */
+    maxTimeMs?: number;
   }): Promise<MongoDatabase> {
     const client = new MongoClient(options.uri, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
@@ -59,7 +64,7 @@ export class MongoDatabase implements DocumentDatabase {
     try {
       const wanted = options.replaceMode ?? 'auto';
       const mode = wanted !== 'auto' ? wanted : (await isFerretDb(db)) ? 'claim' : 'atomic';
-      return new MongoDatabase(client, db, mode);
+      return new MongoDatabase(client, db, mode, options.maxTimeMs ?? DEFAULT_MAX_TIME_MS);
     } catch (error) {
       await client.close();
       throw error;
@@ -74,7 +79,7 @@ export class MongoDatabase implements DocumentDatabase {
     );
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
-    return new MongoCollection<T>(native, claims, spec);
+    return new MongoCollection<T>(native, claims, spec, this.maxTimeMs);
   }
 
   async ping(): Promise<void> {
@@ -117,6 +122,7 @@ class MongoCollection<T extends object> implements Collection<T> {
     /** Present on the `claim` path only. */
     private readonly claims: MongoNativeCollection<VersionClaim> | undefined,
     spec: CollectionSpec,
+    private readonly maxTimeMs: number,
   ) {
     this.idField = spec.idField;
   }
@@ -174,7 +180,7 @@ class MongoCollection<T extends object> implements Collection<T> {
       }
     }
     if (replaced) return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
-    return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
+    return (await this.collection.countDocuments({ _id: id }, { limit: 1, maxTimeMS: this.maxTimeMs })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
   }
@@ -221,12 +227,18 @@ class MongoCollection<T extends object> implements Collection<T> {
       .find(this.toMongoFilter(filter))
       .sort(sort)
       .skip(options.skip)
-      .limit(options.limit);
-    return (await refusedAsQueryRejected(cursor.toArray())).map((stored) => this.fromStored(stored));
+      .limit(options.limit)
+      .maxTimeMS(this.maxTimeMs);
+    return (await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs)).map((stored) =>
+      this.fromStored(stored),
+    );
   }
 
   async count(filter: Filter): Promise<number> {
-    return refusedAsQueryRejected(this.collection.countDocuments(this.toMongoFilter(filter)));
+    return refusedAsQueryRejected(
+      this.collection.countDocuments(this.toMongoFilter(filter), { maxTimeMS: this.maxTimeMs }),
+      this.maxTimeMs,
+    );
   }
 
   private idOf(document: T): string {
@@ -290,10 +302,16 @@ async function ensureIndexes<T extends Document>(
 /** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
 const QUERY_REFUSED_CODES = new Set([2 /* BadValue */, 9 /* FailedToParse */, 51091 /* invalid regex */]);
 
-async function refusedAsQueryRejected<T>(operation: Promise<T>): Promise<T> {
+/** MaxTimeMSExpired: the server stopped the query at `maxTimeMS`. */
+const MAX_TIME_EXPIRED = 50;
+const DEFAULT_MAX_TIME_MS = 5_000;
+
+async function refusedAsQueryRejected<T>(operation: Promise<T>, maxTimeMs?: number): Promise<T> {
   try {
     return await operation;
   } catch (error) {
+    if (maxTimeMs !== undefined && error instanceof MongoServerError && error.code === MAX_TIME_EXPIRED)
+      throw new QueryTimeoutError(maxTimeMs);
     if (
       error instanceof MongoServerError &&
       typeof error.code === 'number' &&

@@ -4,6 +4,7 @@ import type { DocumentDatabase } from './collection.js';
 import { EmbeddedDatabase } from './embedded-collection.js';
 import { HealthStore } from './health-store.js';
 import { MongoDatabase } from './mongo-collection.js';
+import { DEFAULT_SCAN_BUDGET } from './scan-budget.js';
 import { openRegistryStore, type RegistryStore } from './registry-store.js';
 
 export interface OpenedStores {
@@ -22,6 +23,7 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
     const database = await MongoDatabase.connect({
       uri: config.mongodbUri,
       database: config.mongodbDatabase,
+      maxTimeMs: config.queryMaxTimeMs,
     });
     logger.info(
       { database: config.mongodbDatabase, collection: config.mongodbCollection },
@@ -29,8 +31,14 @@ export async function openStores(config: CatalogConfig, logger: Logger): Promise
     );
     return openRepositories(database, config.mongodbCollection, `${config.mongodbCollection}_`);
   }
-  const database = await EmbeddedDatabase.open(config.dataDir);
-  logger.info({ dataDir: config.dataDir }, 'using embedded store');
+  const database = await EmbeddedDatabase.open(config.dataDir, {
+    ...DEFAULT_SCAN_BUDGET,
+    maxTimeMs: config.queryMaxTimeMs,
+  });
+  logger.info(
+    { dataDir: config.dataDir, quickCheckMs: Math.round(database.quickCheckMs) },
+    'using embedded store',
+  );
   return openRepositories(database, 'registries', '');
 }
 

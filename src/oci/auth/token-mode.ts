@@ -144,7 +144,10 @@ export class TokenMode {
     const next = await TokenMode.load(config, this.deps, this.now());
     const namespacesChanged =
       JSON.stringify(next.config.namespaces) !== JSON.stringify(this.state.config.namespaces);
+    const previous = this.state.passwords;
     this.state = next;
+    // Checks under way on the old users finish first; then its worker threads stop.
+    void previous.close();
     this.verified.clear();
     if (namespacesChanged && this.content !== undefined) await this.quotas.start(this.content, next.policy);
   }
@@ -251,9 +254,10 @@ export class TokenMode {
     return new OciError('Unauthorized', text, undefined, { 'WWW-Authenticate': `Bearer ${parts.join(',')}` });
   }
 
-  /** Flushes robot last-used times; stops nothing else (no timers). */
+  /** Flushes robot last-used times and stops the password check's worker threads (no timers). */
   async close(): Promise<void> {
     await this.robots.flushLastUsed();
+    await this.state.passwords.close();
   }
 
   private async bearer(req: IncomingMessage, scope: string | undefined): Promise<VerifiedToken> {
@@ -380,7 +384,7 @@ export class TokenMode {
       if (check.reason === 'expired') throw refuse(`robot account ${user} has expired`);
       throw refuse('invalid username or password');
     }
-    const name = await this.state.passwords.authenticate(header);
+    const name = await this.state.passwords.authenticate(header, req.socket.remoteAddress ?? '');
     if (name === undefined) throw refuse('invalid username or password');
     return { name };
   }

@@ -4,6 +4,7 @@
  * digest, and one referrer descriptor per manifest whose `subject` points at another.
  */
 import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
@@ -214,27 +215,43 @@ export class Content {
    * Their mtimes are refreshed first, so a `gc` running concurrently sees them as young and keeps
    * them (it re-reads mtimes right before deleting); refreshing never creates a file.
    */
+  /**
+   * Every referenced blob and child manifest must be present. Each distinct digest is checked
+   * once, at most `REFERENCE_CHECKS_AT_ONCE` at a time: a manifest naming one blob thousands of
+   * times costs one check, and one request cannot take every file descriptor from the others.
+   */
   private async checkReferences(name: string, manifest: ParsedManifest): Promise<void> {
     const missing: string[] = [];
+    const limit = pLimit(REFERENCE_CHECKS_AT_ONCE);
+    const distinct = (digests: readonly Digest[]) => [
+      ...new Map(digests.map((digest) => [digest.value, digest])).values(),
+    ];
     await Promise.all([
-      ...manifest.blobs.map(async (digest) => {
-        const present =
-          (await this.blobs.isLinked(name, digest)) && (await this.driver.refresh(blobPath(digest)));
-        if (present) await this.blobs.link(name, digest);
-        else missing.push(digest.value);
-      }),
-      ...manifest.manifests.map(async (digest) => {
-        const present =
-          (await this.driver.refresh(blobPath(digest))) &&
-          (await this.driver.refresh(revisionLinkPath(name, digest)));
-        if (!present) missing.push(digest.value);
-      }),
+      ...distinct(manifest.blobs).map((digest) =>
+        limit(async () => {
+          const present =
+            (await this.blobs.isLinked(name, digest)) && (await this.driver.refresh(blobPath(digest)));
+          if (present) await this.blobs.link(name, digest);
+          else missing.push(digest.value);
+        }),
+      ),
+      ...distinct(manifest.manifests).map((digest) =>
+        limit(async () => {
+          const present =
+            (await this.driver.refresh(blobPath(digest))) &&
+            (await this.driver.refresh(revisionLinkPath(name, digest)));
+          if (!present) missing.push(digest.value);
+        }),
+      ),
     ]);
     if (missing.length > 0) {
       throw new OciError('ManifestBlobUnknown', undefined, { digests: missing.sort() });
     }
   }
 }
+
+/** Storage operations one manifest PUT runs at once to check its references. */
+const REFERENCE_CHECKS_AT_ONCE = 8;
 
 function safeParse(content: Buffer, mediaType: string): ParsedManifest | undefined {
   try {

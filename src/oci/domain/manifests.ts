@@ -19,6 +19,14 @@ const INDEX_MEDIA_TYPES = new Set<string>([MEDIA_TYPES.ociIndex, MEDIA_TYPES.doc
 const FOREIGN_LAYER = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
 const OCI_NONDISTRIBUTABLE = 'application/vnd.oci.image.layer.nondistributable.';
 
+/**
+ * Most descriptors (config, layers, index children) one manifest may list. Distribution and Zot
+ * bound a manifest only by its 4 MiB body, which holds some 20,000 descriptors; real images
+ * have at most a few hundred layers (overlayfs stops at 128) and indexes a few dozen platforms.
+ * Beyond the cap the PUT is `MANIFEST_INVALID` before any storage is touched.
+ */
+export const MAX_MANIFEST_DESCRIPTORS = 1_000;
+
 /** An OCI content descriptor (the fields we read). */
 export interface Descriptor {
   readonly mediaType: string;
@@ -94,6 +102,11 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   }
   if (document.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
 
+  const listed =
+    (Array.isArray(document.manifests) ? document.manifests.length : 0) +
+    (Array.isArray(document.layers) ? document.layers.length : 0);
+  if (listed > MAX_MANIFEST_DESCRIPTORS)
+    throw invalid(`lists ${listed} descriptors, more than the limit of ${MAX_MANIFEST_DESCRIPTORS}`);
   const blobs: Digest[] = [];
   const manifests: Digest[] = [];
   if (INDEX_MEDIA_TYPES.has(mediaType)) {

@@ -38,6 +38,8 @@ export interface ChunkRange {
 /** In-memory state of an upload this process is receiving. */
 interface Session {
   readonly name: string;
+  /** Who opened it (the client's address), for the per-client cap; unknown after a restart. */
+  readonly client?: string;
   /** sha256 of bytes [0, offset) when known; undefined after a failed chunk or a restart. */
   hash: Hash | undefined;
   offset: number;
@@ -60,6 +62,10 @@ export interface UploadObserver {
 export interface UploadLimits {
   readonly maxBytes: number;
   readonly maxConcurrentPerRepository: number;
+  /** Open upload sessions per repository (429 TOOMANYREQUESTS beyond); expired ones are purged. */
+  readonly maxSessionsPerRepository?: number;
+  /** Open upload sessions per client address (429 TOOMANYREQUESTS beyond). */
+  readonly maxSessionsPerClient?: number;
 }
 
 /** Seconds a client told 429 should wait: uploads in flight usually finish within that. */
@@ -81,12 +87,39 @@ export class Uploads {
     private readonly observer: UploadObserver = { bytesReceived: () => undefined },
   ) {}
 
-  /** Opens an upload session in repository `name`; returns its id. */
-  async start(name: string): Promise<string> {
+  /**
+   * Opens an upload session in repository `name` for `client`; returns its id. Past the open
+   * sessions allowed per repository or per client: 429 TOOMANYREQUESTS (finish, cancel or let
+   * some expire). Sessions are counted in memory: ones from before a restart count once touched.
+   */
+  async start(name: string, client?: string): Promise<string> {
+    let inRepository = 0;
+    let ofClient = 0;
+    for (const session of this.sessions.values()) {
+      if (session.name === name) inRepository += 1;
+      if (client !== undefined && session.client === client) ofClient += 1;
+    }
+    const perRepository = this.limits.maxSessionsPerRepository ?? Number.MAX_SAFE_INTEGER;
+    const perClient = this.limits.maxSessionsPerClient ?? Number.MAX_SAFE_INTEGER;
+    if (inRepository >= perRepository || ofClient >= perClient) {
+      const what =
+        inRepository >= perRepository
+          ? `repository ${name} has ${inRepository} open upload sessions (limit ${perRepository})`
+          : `this client has ${ofClient} open upload sessions (limit ${perClient})`;
+      throw new OciError('TooManyRequests', `${what}; finish or cancel some`, undefined, {
+        'Retry-After': RETRY_AFTER_SECONDS,
+      });
+    }
     const uploadId = randomUUID();
     const info: UploadInfo = { name, startedAt: this.now() };
     await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info));
-    this.sessions.set(uploadId, { name, hash: createHash('sha256'), offset: 0, busy: false });
+    this.sessions.set(uploadId, {
+      name,
+      ...(client === undefined ? {} : { client }),
+      hash: createHash('sha256'),
+      offset: 0,
+      busy: false,
+    });
     return uploadId;
   }
 
@@ -153,8 +186,8 @@ export class Uploads {
   }
 
   /** Monolithic upload (`POST ?digest=`): start, one chunk, finish. */
-  async putWhole(name: string, digest: Digest, body: Readable): Promise<void> {
-    const uploadId = await this.start(name);
+  async putWhole(name: string, digest: Digest, body: Readable, client?: string): Promise<void> {
+    const uploadId = await this.start(name, client);
     try {
       await this.finish(name, uploadId, digest, body);
     } catch (error) {

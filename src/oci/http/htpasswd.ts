@@ -1,21 +1,31 @@
 /**
  * Basic authentication against an Apache htpasswd file, as CNCF Distribution's `htpasswd` auth:
- * bcrypt entries (`$2y$`, `$2a$`, `$2b$`), plus `{SHA}` for old files. bcrypt is slow on purpose,
- * so a successful check is remembered (keyed by a hash of the credentials, bounded).
+ * bcrypt entries (`$2y$`, `$2a$`, `$2b$`), plus `{SHA}` for old files. The password check itself
+ * (worker threads, equal cost for unknown users, a short success cache) and the throttling of
+ * failed logins live in ../auth/password-check.ts.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import bcrypt from 'bcryptjs';
-
-const CACHE_LIMIT = 1024;
+import { OciError } from '../errors.js';
+import {
+  BcryptPool,
+  DEFAULT_LOGIN_LIMITS,
+  HtpasswdCheck,
+  LoginThrottle,
+  type LoginLimits,
+} from '../auth/password-check.js';
 
 export class Htpasswd {
-  private readonly verified = new Set<string>();
+  private readonly pool = new BcryptPool();
+  private readonly check: HtpasswdCheck;
+  private readonly throttle: LoginThrottle;
 
-  constructor(private readonly entries: ReadonlyMap<string, string>) {}
+  constructor(entries: ReadonlyMap<string, string>, limits: LoginLimits = DEFAULT_LOGIN_LIMITS) {
+    this.check = new HtpasswdCheck(entries, this.pool);
+    this.throttle = new LoginThrottle(limits);
+  }
 
   /** Parses the file once at start; unknown hash formats are kept and never match. */
-  static load(path: string): Htpasswd {
+  static load(path: string, limits?: LoginLimits): Htpasswd {
     const entries = new Map<string, string>();
     for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
       const trimmed = line.trim();
@@ -23,34 +33,42 @@ export class Htpasswd {
       const separator = trimmed.indexOf(':');
       if (separator > 0) entries.set(trimmed.slice(0, separator), trimmed.slice(separator + 1));
     }
-    return new Htpasswd(entries);
+    return new Htpasswd(entries, limits);
   }
 
-  /** Checks an `Authorization` header value; returns the user name when it is valid. */
-  async authenticate(authorization: string | undefined): Promise<string | undefined> {
-    if (authorization === undefined || !/^basic /i.test(authorization)) return undefined;
-    const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
-    const separator = decoded.indexOf(':');
-    if (separator < 0) return undefined;
-    const user = decoded.slice(0, separator);
-    const password = decoded.slice(separator + 1);
-    const stored = this.entries.get(user);
-    if (stored === undefined) return undefined;
-    const key = createHash('sha256').update(`${user}\0${password}\0${stored}`).digest('hex');
-    if (this.verified.has(key)) return user;
-    if (!(await verify(password, stored))) return undefined;
-    if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
-    this.verified.add(key);
-    return user;
+  /**
+   * Checks an `Authorization` header value from `client` (its address); returns the user name
+   * when it is valid, undefined when not. Throws `TOOMANYREQUESTS` (429 + `Retry-After`) once
+   * the client or the user has used up its failed logins.
+   */
+  async authenticate(authorization: string | undefined, client: string): Promise<string | undefined> {
+    const credentials = parseBasic(authorization);
+    const knownGood =
+      credentials !== undefined && this.check.knownGood(credentials.user, credentials.password);
+    const wait = await this.throttle.blocked(client, credentials?.user, knownGood);
+    if (wait > 0)
+      throw new OciError('TooManyRequests', 'too many failed logins; retry later', undefined, {
+        'Retry-After': String(wait),
+      });
+    if (credentials === undefined) {
+      // No credentials at all is how clients discover that auth is needed: not a failure.
+      if (authorization !== undefined) await this.throttle.failed(client, undefined);
+      return undefined;
+    }
+    if (await this.check.verify(credentials.user, credentials.password)) return credentials.user;
+    await this.throttle.failed(client, credentials.user);
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
   }
 }
 
-async function verify(password: string, stored: string): Promise<boolean> {
-  if (/^\$2[aby]\$/.test(stored)) return bcrypt.compare(password, stored.replace(/^\$2y\$/, '$2b$'));
-  if (stored.startsWith('{SHA}')) {
-    const expected = Buffer.from(stored.slice(5), 'base64');
-    const actual = createHash('sha1').update(password).digest();
-    return expected.length === actual.length && timingSafeEqual(expected, actual);
-  }
-  return false;
+function parseBasic(authorization: string | undefined): { user: string; password: string } | undefined {
+  if (authorization === undefined || !/^basic /i.test(authorization)) return undefined;
+  const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+  const separator = decoded.indexOf(':');
+  if (separator < 0) return undefined;
+  return { user: decoded.slice(0, separator), password: decoded.slice(separator + 1) };
 }

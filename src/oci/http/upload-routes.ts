@@ -52,12 +52,12 @@ export async function startUpload(context: RouteContext): Promise<void> {
   const digestParam = query.get('digest');
   if (digestParam !== null && mount === null) {
     const digest = parseDigest(digestParam);
-    await services.uploads.putWhole(name, digest, req);
+    await services.uploads.putWhole(name, digest, req, req.socket.remoteAddress);
     send(res, 201, { Location: blobLocation(name, digest.value), 'Docker-Content-Digest': digest.value });
     return;
   }
   req.resume();
-  const uploadId = await services.uploads.start(name);
+  const uploadId = await services.uploads.start(name, req.socket.remoteAddress);
   send(res, 202, {
     Location: uploadLocation(name, uploadId),
     Range: rangeHeader(0),
