@@ -5,6 +5,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
+import { SERVICE, tokenFixture, USERS } from '../../helpers/token-auth.js';
 
 /**
  * htpasswd logins on the registry (port 0): bcrypt never holds the event loop, failed logins
@@ -15,16 +16,17 @@ import { tempDir } from '../../helpers/temp-dirs.js';
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
-/** GET /v2/ from a chosen loopback address (each address is another client). */
+/** GET /v2/ (or `target`) from a chosen loopback address (each address is another client). */
 function get(
   url: string,
   authorization: string | undefined,
   localAddress = '127.0.0.1',
+  target = '/v2/',
 ): Promise<{ status: number; retryAfter: string | undefined; ms: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get(
-      `${url}/v2/`,
+      `${url}${target}`,
       { localAddress, headers: authorization ? { authorization } : {} },
       (res) => {
         res.resume();
@@ -111,5 +113,33 @@ describe('registry htpasswd logins', function () {
     for (let i = 0; i < 5; i++)
       again.push((await get(registry.url, basic('alice', 'right'), '127.0.5.1')).ms);
     expect(median(again)).to.be.below(median(wrong) / 2);
+  });
+});
+
+describe('token endpoint logins (token mode)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let registry: TestRegistry;
+  before(async () => {
+    const fixture = await tokenFixture();
+    dir = fixture.dir;
+    registry = await startTestRegistry({ authConfig: fixture.config });
+  });
+  after(async () => {
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('limits failed logins at /auth/token per client, as Basic auth on /v2/ does', async () => {
+    const token = `/auth/token?service=${SERVICE}`;
+    const bob = USERS.bob.username;
+    for (let i = 0; i < 20; i++)
+      expect((await get(registry.url, basic(bob, 'wrong'), '127.0.6.1', token)).status).to.equal(401);
+    const blocked = await get(registry.url, basic(bob, 'wrong'), '127.0.6.1', token);
+    expect(blocked.status).to.equal(429);
+    expect(Number(blocked.retryAfter)).to.be.within(1, 60);
+    expect((await get(registry.url, basic(bob, USERS.bob.password), '127.0.6.2', token)).status).to.equal(
+      200,
+    );
   });
 });
