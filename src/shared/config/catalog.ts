@@ -170,6 +170,11 @@ function readSecretText(
 function readCredentialKeys(env: Env): CredentialKey[] {
   const { text, variable } = readSecretText(env, 'CREDENTIALS_KEYS');
   if (text === undefined) return [];
+  return parseCredentialKeys(text, variable);
+}
+
+/** Parses `id:base64key` entries (comma- or line-separated, `#` comments); errors name `variable`. */
+export function parseCredentialKeys(text: string, variable: string): CredentialKey[] {
   const keys = text
     .split(/[,\n]/)
     .map((entry) => entry.trim())
