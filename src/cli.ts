@@ -3,9 +3,11 @@
  * The one entry point: `serve` (catalog API), `registry` (bundled OCI registry), `gc` (registry
  * garbage collection). Only this file hands `process.env` to the config loaders.
  */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createToken, ROLES, type Role } from './catalog/access/tokens.js';
 import { ConfigError } from './shared/config/env.js';
+import { ListenError } from './shared/server.js';
 import { CATALOG_ENV_VARS } from './shared/config/catalog.js';
 import { HEALTH_ENV_VARS } from './shared/config/health.js';
 import { MONITOR_ENV_VARS } from './shared/config/monitor.js';
@@ -14,7 +16,15 @@ import { REGISTRY_ENV_VARS } from './oci/config.js';
 const program = new Command()
   .name('aios-registry-catalog')
   .description('AIOS container registry catalog, its health checker, and a bundled OCI registry')
+  .version(packageVersion(), '-V, --version', 'print the version and exit')
   .showHelpAfterError();
+
+/** The version in package.json, which sits one level above both src/cli.ts and dist/cli.js. */
+function packageVersion(): string {
+  return (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  ).version;
+}
 
 program
   .command('serve')
@@ -140,7 +150,7 @@ function definedOnly(values: Record<string, string | undefined>): Record<string,
 }
 
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof ListenError) {
     process.stderr.write(`${error.message}\n`);
     process.exit(2);
   }

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import type { Env } from '../shared/config/env.js';
 import { loadOciConfig } from './config.js';
 import { createLogger } from '../shared/logger.js';
+import { isLoopbackHost } from '../shared/loopback.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
 import { collectGarbage } from './domain/gc.js';
@@ -17,6 +18,12 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
   const logger = createLogger('registry', config.logLevel);
   await fs.mkdir(config.storageRoot, { recursive: true });
   const app = createOciApp({ config, logger });
+  // Like the catalog's warning about missing tokens: said before listening, so a failed listen still shows it.
+  if (config.htpasswd === undefined && !isLoopbackHost(config.host))
+    logger.warn(
+      { host: config.host },
+      `no authentication configured (--htpasswd): anyone who can connect may pull${config.readOnly ? '' : ', push and delete'}`,
+    );
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,
