@@ -13,8 +13,8 @@ import { withAccessControl } from './http/access-control.js';
 import { jsonBody } from './http/json-body.js';
 import type { RequestListener } from 'node:http';
 import { withFastRead } from './http/fast-read.js';
-import { createMetricsRegistry, httpMetrics, type HttpMetrics } from './http/metrics.js';
-import { bundleOpenApi } from './http/openapi.js';
+import { createMetricsRegistry, httpMetrics, routeMatcher, type HttpMetrics } from './http/metrics.js';
+import { bundleOpenApi, routeTemplates } from './http/openapi.js';
 import { problemHandler, sendProblem } from './http/problem.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders } from './http/security-headers.js';
@@ -89,10 +89,11 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       metrics,
     });
   }
-  const http = httpMetrics(metrics, 'catalog_');
+  const openapi = bundleOpenApi(deps.schemas);
+  const http = httpMetrics(metrics, 'catalog_', { routeOf: routeMatcher(routeTemplates(openapi)) });
   const access = deps.access ?? OPEN_ACCESS;
   const headers = securityHeaders();
-  const app = createCatalogApp(deps, access, headers, registries, health, metrics, http);
+  const app = createCatalogApp(deps, openapi, access, headers, registries, health, metrics, http);
   const handler = withAccessControl(
     withFastRead(app, { registries, metrics: http, logger: deps.logger, securityHeaders: headers }),
     { ...access, securityHeaders: headers, metrics: http, logger: deps.logger },
@@ -102,6 +103,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
 
 function createCatalogApp(
   deps: CatalogDeps,
+  openapi: Record<string, unknown>,
   access: AccessDeps,
   headers: Readonly<Record<string, string>>,
   registries: RegistryService,
@@ -109,7 +111,6 @@ function createCatalogApp(
   metrics: Registry,
   http: HttpMetrics,
 ): Express {
-  const openapi = bundleOpenApi(deps.schemas);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -18,8 +18,40 @@ export interface HttpMetrics {
   readonly middleware: RequestHandler;
 }
 
+export interface HttpMetricsOptions {
+  /**
+   * The route template of a path, for requests answered before the router matched a route (a
+   * malformed or oversized body is refused by the body parser in front of the routes): they are
+   * counted under the route they were sent to, not as "unmatched".
+   */
+  readonly routeOf?: (path: string) => string | undefined;
+}
+
+/**
+ * Matches paths against Express-style route templates (`/container_registry/:registry_id`);
+ * answers the first template that matches.
+ */
+export function routeMatcher(templates: readonly string[]): (path: string) => string | undefined {
+  const patterns = templates.map((template) => ({
+    template,
+    regex: new RegExp(
+      `^${template
+        .split('/')
+        .map((segment) =>
+          segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+        )
+        .join('/')}/?$`,
+    ),
+  }));
+  return (path) => patterns.find(({ regex }) => regex.test(path))?.template;
+}
+
 /** Counts requests and measures latency by method, route template and status. */
-export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
+export function httpMetrics(
+  registry: Registry,
+  prefix: string,
+  options: HttpMetricsOptions = {},
+): HttpMetrics {
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({
     name: `${prefix}http_requests_total`,
@@ -63,7 +95,8 @@ export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
     middleware: (req, res, next) => {
       track(req.method, res, () => {
         const routePath = (req.route as { path?: unknown } | undefined)?.path;
-        return typeof routePath === 'string' ? `${req.baseUrl}${routePath}` : 'unmatched';
+        if (typeof routePath === 'string') return `${req.baseUrl}${routePath}`;
+        return options.routeOf?.(req.path) ?? 'unmatched';
       });
       next();
     },

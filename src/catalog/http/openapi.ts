@@ -59,3 +59,10 @@ export function bundleOpenApi(schemas: SchemaSet, file: string = OPENAPI_PATH): 
   const { components: _components, ...rest } = doc;
   return { ...(walk(rest, undefined) as Record<string, Json>), components: walk(components, undefined) };
 }
+
+/** The paths an OpenAPI document describes, as Express route templates (`{id}` becomes `:id`). */
+export function routeTemplates(doc: Record<string, Json>): string[] {
+  return Object.keys((doc.paths ?? {}) as Record<string, Json>).map((path) =>
+    path.replace(/\{([^}]+)\}/g, ':$1'),
+  );
+}
