@@ -88,7 +88,7 @@ program
     );
   });
 
-program
+const registry = program
   .command('registry')
   .description('Serve the bundled OCI registry (OCI Distribution Specification v1.1)')
   .option('--host <host>', 'listen address (env REGISTRY_HOST, default 0.0.0.0)')
@@ -118,6 +118,27 @@ program
       });
     },
   );
+
+const htpasswd = registry
+  .command('htpasswd')
+  .description('Manage the users of an htpasswd file (Basic auth)');
+htpasswd
+  .command('add')
+  .description(
+    'Add a user, or set a new password for one, in an htpasswd file (bcrypt); the password is read from standard input, or asked for twice at a terminal',
+  )
+  .argument('<user>', 'user name (no spaces or ":")')
+  .option('--file <file>', 'htpasswd file, created with mode 0600 when missing', 'htpasswd')
+  .action(async function (this: Command, user: string, options: { file: string }) {
+    const { addHtpasswdUser, readPassword, HtpasswdInputError } = await import('./oci/htpasswd-file.js');
+    try {
+      const { replaced } = addHtpasswdUser(options.file, user, await readPassword());
+      process.stderr.write(`${replaced ? 'updated' : 'added'} ${user} in ${options.file}\n`);
+    } catch (error) {
+      if (error instanceof HtpasswdInputError) return this.error(`error: ${error.message}`);
+      throw error;
+    }
+  });
 
 program
   .command('gc')
