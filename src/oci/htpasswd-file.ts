@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import bcrypt from 'bcryptjs';
 
 /** bcrypt's cost factor: Apache's `htpasswd -B` default is 5; 10 is what current guidance asks for. */
@@ -80,10 +80,11 @@ async function askHidden(
 ): Promise<string> {
   const rl = createInterface({ input, output, terminal: true });
   output.write(prompt);
-  // readline echoes what is typed through this method; silencing it hides the password.
+  // readline (the callback API's Interface) echoes what is typed through this method; silencing
+  // it hides the password.
   (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
   try {
-    return await rl.question('');
+    return await new Promise<string>((resolve) => rl.question('', resolve));
   } finally {
     rl.close();
     output.write('\n');

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { OciLayoutWriter } from '../../helpers/registry-oci-layout.js';
 import {
@@ -70,6 +71,47 @@ describe('registry htpasswd add', function () {
     expect(empty.code).to.equal(1);
     expect(empty.stderr).to.match(/^error: password must not be empty/);
     expect(await fs.readFile(file, 'utf8')).to.equal(before);
+  });
+
+  it('at a terminal, asks twice without echoing the password', async () => {
+    const ttyFile = path.join(work, 'htpasswd-tty');
+    const command = [
+      process.execPath,
+      '--import',
+      'tsx',
+      CLI,
+      'registry',
+      'htpasswd',
+      'add',
+      'tty',
+      '--file',
+      ttyFile,
+    ]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    // util-linux `script` runs the command on a pseudo-terminal, as a person's shell would.
+    const child = spawn('script', ['-qfc', command, '/dev/null'], {
+      env: { PATH: process.env.PATH ?? '', TERM: 'dumb' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let screen = '';
+    let answered = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      screen += chunk.toString();
+      const prompts = screen.split(/Password: /i).length - 1;
+      while (answered < prompts) {
+        answered += 1;
+        child.stdin.write('t3rminal-pw\r');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.stdin.end();
+    expect(code).to.equal(0);
+    expect(answered).to.equal(2);
+    expect(screen).to.include(`added tty in ${ttyFile}`);
+    expect(screen).to.not.include('t3rminal-pw');
+    const [, hash] = (await fs.readFile(ttyFile, 'utf8')).trim().split(':');
+    expect(bcrypt.compareSync('t3rminal-pw', hash!)).to.equal(true);
   });
 
   it('is accepted by the bundled registry: skopeo pushes with the new password, the old one is refused', async () => {
