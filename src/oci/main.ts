@@ -34,11 +34,11 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
         });
   const app = createOciApp({ config, logger, driver, tokenMode: token?.tokenMode });
   // Like the catalog's warning about missing tokens: said before listening, so a failed listen still shows it.
-  // Token mode (--auth-config) is authentication too: every request then needs a token.
+  // Token mode (--auth-config) is authentication too: its namespaces decide who may do what.
   if (config.htpasswd === undefined && config.authConfig === undefined && !isLoopbackHost(config.host))
     logger.warn(
       { host: config.host },
-      `no authentication configured (--htpasswd or --auth-config): anyone who can connect may pull${config.readOnly ? '' : ', push and delete'}`,
+      `no authentication configured (--htpasswd): anyone who can connect may pull${config.readOnly ? '' : ', push and delete'}`,
     );
   const server = await listen(app.handler, {
     host: config.host,

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { stringify } from 'yaml';
 import { REPO_ROOT } from '../helpers/registry.js';
 import { spawnCli } from '../helpers/spawn-cli.js';
+import { tokenFixture } from '../helpers/token-auth.js';
 
 const VERSION = (
   JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -66,7 +68,7 @@ describe('CLI: version and start-up errors', function () {
     });
   });
 
-  it('registry: warns when it would listen beyond loopback without authentication, not on loopback', async () => {
+  it('registry: warns when it would listen beyond loopback without authentication, not on loopback nor in token mode', async () => {
     // 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails locally, nothing is sent anywhere.
     const exposed = spawnCli(['registry', '--host', '192.0.2.1', '--port', '0', '--storage-root', dir], {});
     expect((await exposed.exited).code).to.equal(2);
@@ -77,6 +79,28 @@ describe('CLI: version and start-up errors', function () {
     expect(exposed.stderr().trim()).to.equal(
       'cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (choose another with --host)',
     );
+
+    // Token mode (--auth-config) is authentication: the same exposed address, no warning.
+    const fixture = await tokenFixture();
+    try {
+      const authConfig = path.join(fixture.dir, 'auth.yaml');
+      await writeFile(authConfig, stringify(fixture.config));
+      const tokenMode = spawnCli(
+        [
+          'registry',
+          ...['--host', '192.0.2.1', '--port', '0'],
+          ...['--storage-root', path.join(fixture.dir, 'storage'), '--auth-config', authConfig],
+        ],
+        {},
+      );
+      expect((await tokenMode.exited).code).to.equal(2);
+      expect(tokenMode.logs.filter((line) => line.level === 40)).to.deep.equal([]);
+      expect(tokenMode.stderr().trim()).to.equal(
+        'cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (choose another with --host)',
+      );
+    } finally {
+      await rm(fixture.dir, { recursive: true, force: true });
+    }
 
     const local = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0', '--storage-root', dir], {});
     try {
