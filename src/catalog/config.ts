@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../shared/loopback.js';
 import { parseTokenEntries, type TokenEntry } from './access/tokens.js';
 import {
   ConfigError,
@@ -104,7 +104,7 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
   const access = readAccess(env);
   // A tokens file turns access control on even while it lists no token (AccessPolicy).
   const open = access.tokens.length === 0 && access.tokensFile === undefined;
-  if (open && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
+  if (open && !isLoopbackHost(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
     throw new ConfigError(
       'HOST',
       `is ${host}, not a loopback address, and no API tokens are configured: set API_TOKENS or API_TOKENS_FILE, or ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) to serve without access control`,
@@ -130,13 +130,6 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
     },
     queryMaxTimeMs: readInt(env, 'QUERY_MAX_TIME_MS', 5_000, 10, 600_000),
   });
-}
-
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  return bare === '::1';
 }
 
 function readAccess(env: Env): AccessConfig {
@@ -184,6 +177,11 @@ function readSecretText(
 function readCredentialKeys(env: Env): CredentialKey[] {
   const { text, variable } = readSecretText(env, 'CREDENTIALS_KEYS');
   if (text === undefined) return [];
+  return parseCredentialKeys(text, variable);
+}
+
+/** Parses `id:base64key` entries (comma- or line-separated, `#` comments); errors name `variable`. */
+export function parseCredentialKeys(text: string, variable: string): CredentialKey[] {
   const keys = text
     .split(/[,\n]/)
     .map((entry) => entry.trim())

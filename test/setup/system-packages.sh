@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah)
-# when they are missing. As root it installs them; otherwise it names what to install and fails.
+# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah,
+# chromium for the browser tests) when they are missing. As root it installs them; otherwise it names
+# what to install and fails.
 set -euo pipefail
 
 declare -A needed=(
@@ -8,6 +9,7 @@ declare -A needed=(
   [docker-registry]=docker-registry
   [openssl]=openssl
   [buildah]=buildah
+  [chromium]=chromium
 )
 missing=()
 for command in "${!needed[@]}"; do
