@@ -14,7 +14,6 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -99,7 +98,13 @@ export class Uploads {
    * Appends a chunk. With `range`, the chunk must start exactly at the current offset (else 416,
    * as the spec requires for out-of-order chunks). Returns the new offset.
    */
-  async append(name: string, uploadId: string, body: Readable, range?: ChunkRange): Promise<number> {
+  async append(
+    name: string,
+    uploadId: string,
+    body: Readable,
+    range?: ChunkRange,
+    declaredLength?: number,
+  ): Promise<number> {
     const session = await this.session(name, uploadId);
     if (session.busy)
       throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
@@ -108,7 +113,7 @@ export class Uploads {
     }
     session.busy = true;
     try {
-      return await this.write(uploadId, session, body);
+      return await this.write(uploadId, session, body, declaredLength);
     } finally {
       session.busy = false;
     }
@@ -124,6 +129,7 @@ export class Uploads {
     digest: Digest,
     body?: Readable,
     range?: ChunkRange,
+    declaredLength?: number,
   ): Promise<void> {
     const session = await this.session(name, uploadId);
     if (session.busy)
@@ -133,7 +139,7 @@ export class Uploads {
     }
     session.busy = true;
     try {
-      if (body !== undefined) await this.write(uploadId, session, body);
+      if (body !== undefined) await this.write(uploadId, session, body, declaredLength);
       const actual =
         session.hash !== undefined && digest.algorithm === 'sha256'
           ? session.hash.digest('hex')
@@ -153,10 +159,10 @@ export class Uploads {
   }
 
   /** Monolithic upload (`POST ?digest=`): start, one chunk, finish. */
-  async putWhole(name: string, digest: Digest, body: Readable): Promise<void> {
+  async putWhole(name: string, digest: Digest, body: Readable, declaredLength?: number): Promise<void> {
     const uploadId = await this.start(name);
     try {
-      await this.finish(name, uploadId, digest, body);
+      await this.finish(name, uploadId, digest, body, undefined, declaredLength);
     } catch (error) {
       await this.discard(uploadId);
       throw error;
@@ -241,10 +247,16 @@ export class Uploads {
   /**
    * Streams `body` to the upload file at the session offset, hashing as it goes. Refused with 429
    * when the repository already has its limit of requests streaming, and with 413 (the upload
-   * discarded) when the blob would pass the size limit: up front from Content-Length; a body sent
-   * without a length is counted as it arrives and cut off (the connection closes) at the limit.
+   * discarded) when the blob would pass the size limit: up front from `declaredLength` (the
+   * request's Content-Length, passed in by the HTTP layer); a body sent without a length is
+   * counted as it arrives and cut off (the connection closes) at the limit.
    */
-  private async write(uploadId: string, session: Session, body: Readable): Promise<number> {
+  private async write(
+    uploadId: string,
+    session: Session,
+    body: Readable,
+    declaredLength = 0,
+  ): Promise<number> {
     const active = this.streaming.get(session.name) ?? 0;
     if (active >= this.limits.maxConcurrentPerRepository) {
       throw new OciError(
@@ -254,9 +266,7 @@ export class Uploads {
         { 'Retry-After': RETRY_AFTER_SECONDS },
       );
     }
-    // The body is the request in the app (unit tests may pass a plain stream without headers).
-    const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length'] ?? 0);
-    if (session.offset + declared > this.limits.maxBytes) return this.tooLarge(uploadId);
+    if (session.offset + declaredLength > this.limits.maxBytes) return this.tooLarge(uploadId);
     this.streaming.set(session.name, active + 1);
     const { stream, done } = await this.driver.appendStream(uploadDataPath(uploadId), session.offset);
     const hash = session.hash;
