@@ -84,6 +84,7 @@ program
   .option('--host <host>', 'listen address (env REGISTRY_HOST, default 0.0.0.0)')
   .option('--port <port>', 'listen port (env REGISTRY_PORT, default 5000)')
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--storage-url <url>', 's3://BUCKET/PREFIX: store content in S3 instead (env REGISTRY_STORAGE_URL)')
   .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
   .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
   .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
@@ -92,6 +93,7 @@ program
       host?: string;
       port?: string;
       storageRoot?: string;
+      storageUrl?: string;
       htpasswd?: string;
       readOnly?: boolean;
     }) => {
@@ -102,6 +104,7 @@ program
           REGISTRY_HOST: options.host,
           REGISTRY_PORT: options.port,
           REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_STORAGE_URL: options.storageUrl,
           REGISTRY_HTPASSWD: options.htpasswd,
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
         }),
@@ -113,24 +116,33 @@ program
   .command('gc')
   .description('Remove registry blobs and manifests no longer reachable from any tag (safe while serving)')
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--storage-url <url>', 's3://BUCKET/PREFIX: store content in S3 instead (env REGISTRY_STORAGE_URL)')
   .option('--dry-run', 'print what would be removed, remove nothing')
   .option(
     '--grace-period <seconds>',
     'keep anything newer than this, to protect pushes in flight (env REGISTRY_GC_GRACE_PERIOD_SECONDS, default 3600)',
   )
-  .action(async (options: { storageRoot?: string; dryRun?: boolean; gracePeriod?: string }) => {
+  .action(async (options: GcCliOptions) => {
     const { runGc } = await import('./oci/main.js');
     await runGc(
       {
         ...process.env,
         ...definedOnly({
           REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_STORAGE_URL: options.storageUrl,
           REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
         }),
       },
       { dryRun: options.dryRun === true },
     );
   });
+
+interface GcCliOptions {
+  storageRoot?: string;
+  storageUrl?: string;
+  dryRun?: boolean;
+  gracePeriod?: string;
+}
 
 /** Flags override environment variables; an unset flag leaves the variable alone. */
 function definedOnly(values: Record<string, string | undefined>): Record<string, string> {

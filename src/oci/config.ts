@@ -9,6 +9,8 @@ import {
   type Env,
   type LogLevel,
 } from '../shared/config/env.js';
+import { STORAGE_ENV_VARS, readS3Settings } from './storage-config.js';
+import type { S3Settings } from './storage/s3-driver.js';
 
 /** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
 export interface OciConfig {
@@ -20,6 +22,8 @@ export interface OciConfig {
   readonly port: number;
   /** Root of the content-addressed storage (the PV in Kubernetes: /var/lib/registry). */
   readonly storageRoot: string;
+  /** S3 storage instead of `storageRoot` when `REGISTRY_STORAGE_URL` is set (storage-config.ts). */
+  readonly s3: S3Settings | undefined;
   /** Apache htpasswd file (bcrypt); when set, every /v2/ request needs Basic auth. */
   readonly htpasswd: string | undefined;
   /** Refuse every write (405 UNSUPPORTED), e.g. while `gc` runs without a grace period. */
@@ -59,6 +63,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_REQUEST_TIMEOUT_MS',
   'REGISTRY_SHUTDOWN_TIMEOUT_MS',
   'REGISTRY_GC_GRACE_PERIOD_SECONDS',
+  ...STORAGE_ENV_VARS,
 ] as const;
 
 export function loadOciConfig(env: Env): OciConfig {
@@ -66,6 +71,7 @@ export function loadOciConfig(env: Env): OciConfig {
     host: readString(env, 'REGISTRY_HOST', '0.0.0.0'),
     port: readInt(env, 'REGISTRY_PORT', 5000, 0, 65535),
     storageRoot: readString(env, 'REGISTRY_STORAGE_ROOT', './data/registry'),
+    s3: readS3Settings(env),
     htpasswd: readOptionalString(env, 'REGISTRY_HTPASSWD'),
     readOnly: readBool(env, 'REGISTRY_READ_ONLY', false),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),

@@ -9,14 +9,14 @@ import { createLogger } from '../shared/logger.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
 import { collectGarbage } from './domain/gc.js';
-import { FsDriver } from './storage/fs-driver.js';
+import { createStorageDriver, describeStorage } from './storage/create-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
 export async function runRegistry(env: Env): Promise<RunningServer> {
   const config = loadOciConfig(env);
   const logger = createLogger('registry', config.logLevel);
-  await fs.mkdir(config.storageRoot, { recursive: true });
-  const app = createOciApp({ config, logger });
+  if (config.s3 === undefined) await fs.mkdir(config.storageRoot, { recursive: true });
+  const app = createOciApp({ config, logger, driver: createStorageDriver(config) });
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,
@@ -31,7 +31,7 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
     {
       url: server.url,
       port: server.port,
-      storageRoot: config.storageRoot,
+      storage: describeStorage(config),
       readOnly: config.readOnly,
       auth: config.htpasswd !== undefined,
     },
@@ -83,9 +83,9 @@ export async function runGc(
   const gracePeriodSeconds = flags.gracePeriodSeconds ?? config.gcGracePeriodSeconds;
   const verb = flags.dryRun ? 'would remove' : 'removed';
   out(
-    `gc: storage ${config.storageRoot}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
+    `gc: storage ${describeStorage(config)}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
   );
-  const report = await collectGarbage(new FsDriver(config.storageRoot), {
+  const report = await collectGarbage(createStorageDriver(config), {
     dryRun: flags.dryRun,
     gracePeriodMs: gracePeriodSeconds * 1000,
     progress: (message, details) => {

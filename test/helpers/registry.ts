@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { createOciApp, type OciApp } from '../../src/oci/app.js';
+import type { StorageDriver } from '../../src/oci/storage/driver.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -38,6 +39,8 @@ export interface TestRegistryOptions {
   readonly maxConcurrentUploadsPerRepo?: number;
   readonly readOnlyUsers?: readonly string[];
   readonly now?: () => number;
+  /** Storage other than a temp directory (the S3 driver on a test bucket). */
+  readonly driver?: StorageDriver;
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -60,6 +63,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     },
     logger: pino({ level: 'silent' }),
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.driver === undefined ? {} : { driver: options.driver }),
   });
   const server = await listen(app.handler, { host: '127.0.0.1', port: 0 });
   return {

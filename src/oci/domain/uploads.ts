@@ -8,6 +8,9 @@
  *               client's digest; data fsynced; renamed to blobs/<alg>/..; linked into the repo
  *   cancel   -> the upload directory is removed
  *
+ * Upload state lives in storage (info + data), never only in memory: any registry process on the
+ * same storage continues any upload, so replicas need no sticky sessions and no shared secret.
+ *
  * Nothing is visible under blobs/ before the digest is verified, and the final rename is atomic,
  * so a process killed at any point leaves either no blob or a complete one. Two clients pushing
  * the same blob both rename identical bytes onto the same path: both succeed.
@@ -180,11 +183,13 @@ export class Uploads {
     for (const uploadId of await this.driver.list(UPLOADS_DIR)) {
       const session = this.sessions.get(uploadId);
       if (session?.busy) continue;
-      const [dir, data] = await Promise.all([
+      // Object stores have no directory mtimes: the info file dates a session without data.
+      const [dir, info, data] = await Promise.all([
         this.driver.stat(uploadDir(uploadId)),
+        this.driver.stat(uploadInfoPath(uploadId)),
         this.driver.stat(uploadDataPath(uploadId)),
       ]);
-      const lastTouched = Math.max(dir?.mtimeMs ?? 0, data?.mtimeMs ?? 0);
+      const lastTouched = Math.max(dir?.mtimeMs ?? 0, info?.mtimeMs ?? 0, data?.mtimeMs ?? 0);
       if (this.now() - lastTouched > maxAgeMs) {
         await this.discard(uploadId);
         purged += 1;
@@ -215,25 +220,35 @@ export class Uploads {
     this.sessions.delete(uploadId);
   }
 
-  /** The session of `uploadId` in `name`; rebuilt from disk after a restart. */
+  /**
+   * The session of `uploadId` in `name`, from storage: its info names the repository and the data
+   * size is the offset, so any process (a restart, another replica on the same storage) continues
+   * any upload. The in-memory session only carries the running hash, kept while the offset in
+   * storage is still the one it hashed up to (another replica appending, or a failed chunk,
+   * changes it; then `finish` re-reads the bytes).
+   */
   private async session(name: string, uploadId: string): Promise<Session> {
     const unknown = () => new OciError('BlobUploadUnknown', undefined, { uploadId });
     if (!UPLOAD_ID.test(uploadId)) throw unknown();
     const known = this.sessions.get(uploadId);
-    if (known !== undefined) {
+    if (known?.busy === true) {
       if (known.name !== name) throw unknown();
-      return known;
+      return known; // the caller refuses the overlapping chunk
     }
-    const raw = await this.driver.readFile(uploadInfoPath(uploadId));
+    const [raw, data] = await Promise.all([
+      this.driver.readFile(uploadInfoPath(uploadId)),
+      this.driver.stat(uploadDataPath(uploadId)),
+    ]);
     let info: UploadInfo;
     try {
       info = JSON.parse(raw?.toString('utf8') ?? '') as UploadInfo;
     } catch {
+      this.sessions.delete(uploadId); // cancelled or completed elsewhere
       throw unknown();
     }
     if (info.name !== name) throw unknown();
-    const data = await this.driver.stat(uploadDataPath(uploadId));
     const size = data?.size ?? 0;
+    if (known !== undefined && known.offset === size) return known;
     const session: Session = {
       name,
       hash: size === 0 ? createHash('sha256') : undefined,
