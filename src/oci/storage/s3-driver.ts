@@ -85,7 +85,8 @@ export class S3Driver implements StorageDriver {
       region: settings.region,
       ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
       forcePathStyle: settings.forcePathStyle,
-      ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
+      // A copy: the SDK annotates the credentials object, and config objects are frozen.
+      ...(settings.credentials === undefined ? {} : { credentials: { ...settings.credentials } }),
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
