@@ -87,7 +87,8 @@ export class Uploads {
   async start(name: string): Promise<string> {
     const uploadId = randomUUID();
     const info: UploadInfo = { name, startedAt: this.now() };
-    await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info));
+    // Not fsynced (as Distribution): a session lost in a crash is one the client restarts.
+    await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info), { durable: false });
     this.sessions.set(uploadId, { name, hash: createHash('sha256'), offset: 0, busy: false });
     return uploadId;
   }

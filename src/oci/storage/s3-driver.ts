@@ -148,7 +148,8 @@ export class S3Driver implements StorageDriver {
   }
 
   async writeFile(path: string, content: Uint8Array | string): Promise<void> {
-    // One PUT is atomic on S3: readers see the old object or the new one.
+    // One PUT is atomic and durable on S3 (`durable: false` changes nothing): readers see the
+    // old object or the new one.
     await this.client.send(
       new PutObjectCommand({
         Bucket: this.bucket,
