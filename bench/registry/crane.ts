@@ -35,6 +35,8 @@ const crane = installGoTool('crane');
 
 interface Server {
   readonly label: string;
+  /** What the server printed (its failure, when a measurement fails). */
+  output(): string;
   readonly host: string;
   readonly pid: number;
   stop(): Promise<void>;
@@ -47,7 +49,13 @@ function cpuMs(pid: number): number {
 }
 
 function rssMiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0; // the server exited; the measurement reports it
+  }
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return Number(match?.[1] ?? 0) / 1024;
 }
 
@@ -148,6 +156,7 @@ async function startOurs(env: Record<string, string>): Promise<Server> {
   const url = new URL(String(line.url));
   return {
     label: 'ours',
+    output: () => cli.stderr(),
     host: url.host,
     pid: cli.child.pid!,
     stop: async () => {
@@ -172,6 +181,7 @@ async function startDistribution3(storage: string): Promise<Server> {
   await waitForHttp(`http://127.0.0.1:${port}/v2/`);
   return {
     label: 'distribution 3.1.2',
+    output: () => handle.output(),
     host: `127.0.0.1:${port}`,
     pid: handle.child.pid!,
     stop: async () => {
@@ -212,9 +222,12 @@ async function measure(
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(server.pid))), 25);
   let cpu = cpuMs(server.pid);
   let started = performance.now();
-  await run(crane, ['--insecure', 'push', big, ref(`big${round}`)]);
+  try {
+    await run(crane, ['--insecure', 'push', big, ref(`big${round}`)]);
+  } finally {
+    clearInterval(sampler);
+  }
   let seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
   figures.peakRssMiB = Math.max(figures.peakRssMiB, peak);
   figures.pushMiBs.push(SIZE_MB / seconds);
   figures.pushCpuMsPerMiB.push((cpuMs(server.pid) - cpu) / SIZE_MB);
@@ -264,9 +277,8 @@ function table(title: string, ours: Figures, theirs: Figures): string {
   const lines = [`${title}`, '| figure | ours | distribution 3.1.2 | ratio |', '| --- | --- | --- | --- |'];
   for (const [label, a, b, better, digits] of rows) {
     const ratio = better === 'higher' ? a / b : b / a;
-    lines.push(
-      `| ${label} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'} |`,
-    );
+    const show = (value: number) => (Number.isFinite(value) && value > 0 ? value.toFixed(digits) : '-');
+    lines.push(`| ${label} | ${show(a)} | ${show(b)} | ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'} |`);
   }
   return lines.join('\n');
 }
@@ -291,19 +303,30 @@ async function compare(
     idleRssMiB: 0,
   });
   const results: [Figures, Figures] = [figures(), figures()];
+  const failures: [string | undefined, string | undefined] = [undefined, undefined];
+  const servers = [ours, theirs] as const;
   try {
     for (let round = 0; round < ROUNDS; round += 1) {
       const order = round % 2 === 0 ? [0, 1] : [1, 0];
-      for (const index of order)
-        await measure([ours, theirs][index]!, round, big, bigDigest, small, work, results[index]!);
+      for (const index of order) {
+        if (failures[index] !== undefined) continue;
+        try {
+          await measure(servers[index]!, round, big, bigDigest, small, work, results[index]!);
+        } catch (error) {
+          // One side failing (Distribution's s3-aws on some S3 servers) still leaves the other's rows.
+          const said = servers[index]!.output().trim().split('\n').at(-1) ?? '';
+          failures[index] = `${(error as Error).message.split('\n')[0]} -- server: ${said.slice(0, 400)}`;
+        }
+      }
     }
-  } catch (error) {
-    return `${title}\n(failed: ${(error as Error).message.split('\n').slice(0, 3).join(' ')})`;
   } finally {
     await ours.stop();
     await theirs.stop();
   }
-  return table(title, results[0], results[1]);
+  const notes = failures.flatMap((failure, i) =>
+    failure === undefined ? [] : [`${servers[i]!.label} failed: ${failure}`],
+  );
+  return [table(title, results[0], results[1]), ...notes].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -339,10 +362,10 @@ async function main(): Promise<void> {
       console.log(`\n${fsTable}`);
     }
     if (args.only !== 'fs') {
-      s3 = await startS3Server({ backend: 'fs' });
+      s3 = await startS3Server();
       const server = s3;
       const s3Table = await compare(
-        'S3 (gofakes3 v1.2.0, fs backend, loopback)',
+        'S3 (gofakes3 v1.2.0, in memory, loopback)',
         async () => {
           const ours = await server.bucket('ours');
           const theirs = await server.bucket();

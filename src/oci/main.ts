@@ -16,7 +16,9 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
   const config = loadOciConfig(env);
   const logger = createLogger('registry', config.logLevel);
   if (config.s3 === undefined) await fs.mkdir(config.storageRoot, { recursive: true });
-  const app = createOciApp({ config, logger, driver: createStorageDriver(config) });
+  const driver = createStorageDriver(config);
+  await driver.checkAccess?.();
+  const app = createOciApp({ config, logger, driver });
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,

@@ -27,7 +27,7 @@ export interface TestS3Server {
 export async function startS3Server(options: { backend?: 'memory' | 'fs' } = {}): Promise<TestS3Server> {
   const binary = installGoTool('gofakes3');
   const port = await freePort();
-  const args = ['-host', `127.0.0.1:${port}`, '-backend', options.backend ?? 'memory', '-autobucket'];
+  const args = ['-host', `127.0.0.1:${port}`, '-backend', options.backend ?? 'memory'];
   if (options.backend === 'fs') args.push('-fs.path', await tempDir('gofakes3-'), '-fs.create');
   const handle = startChild(binary, args);
   const endpoint = `http://127.0.0.1:${port}`;

@@ -65,4 +65,6 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Removes empty directories from `path` upwards, stopping at `stopAt` or at the first non-empty one. */
   pruneEmptyDirectories(path: string, stopAt: string): Promise<void>;
+  /** Fails when the storage cannot be used at all (a missing bucket, refused credentials); checked at start. */
+  checkAccess?(): Promise<void>;
 }

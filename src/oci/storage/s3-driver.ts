@@ -61,8 +61,10 @@ const PART_QUEUE = 2;
 /** Parallel requests of one bulk delete. */
 const DELETE_CONCURRENCY = 16;
 
+/** A missing key; a missing bucket is not "missing content" but a configuration error. */
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (e.name === 'NoSuchBucket') return false;
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
 }
 
@@ -94,6 +96,23 @@ export class S3Driver implements StorageDriver {
         httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 128 }),
       },
     });
+  }
+
+  /**
+   * Fails unless the bucket exists and these credentials may list it: called once at start, so
+   * a wrong bucket or key stops the registry instead of looking like an empty one.
+   */
+  async checkAccess(): Promise<void> {
+    try {
+      await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }),
+      );
+    } catch (error) {
+      const e = error as { name?: string; message?: string };
+      throw new Error(`S3 bucket ${this.bucket} is not usable: ${e.name ?? 'error'}: ${e.message ?? ''}`, {
+        cause: error,
+      });
+    }
   }
 
   private key(path: string): string {

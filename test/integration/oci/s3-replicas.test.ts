@@ -42,6 +42,16 @@ describe('registry replicas on one S3 bucket', function () {
   });
   after(async () => s3?.stop());
 
+  it('refuse to start on a bucket that does not exist, instead of serving an empty registry', async () => {
+    const cli = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0'], {
+      ...env,
+      REGISTRY_STORAGE_URL: 's3://no-such-bucket/registry',
+    });
+    const exit = await cli.exited;
+    expect(exit.code).to.equal(1);
+    expect(cli.stderr()).to.include('S3 bucket no-such-bucket is not usable: NoSuchBucket');
+  });
+
   it('serve the same content: pushed through one, pulled from the others, listed alike', async () => {
     replicas = await startReplicas(env, 3);
     const [a, b, c] = replicas.map((replica) => replica.base) as [string, string, string];
