@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah)
+# Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah,
+# kubectl for rendering kustomize overlays offline)
 # when they are missing. As root it installs them; otherwise it names what to install and fails.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ declare -A needed=(
   [docker-registry]=docker-registry
   [openssl]=openssl
   [buildah]=buildah
+  [kubectl]=kubectl
 )
 missing=()
 for command in "${!needed[@]}"; do
