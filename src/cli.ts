@@ -3,9 +3,11 @@
  * The one entry point: `serve` (catalog API), `registry` (bundled OCI registry), `gc` (registry
  * garbage collection). Only this file hands `process.env` to the config loaders.
  */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createToken, ROLES, type Role } from './catalog/access/tokens.js';
 import { ConfigError } from './shared/config/env.js';
+import { ListenError } from './shared/server.js';
 import { CATALOG_ENV_VARS } from './catalog/config.js';
 import { HEALTH_ENV_VARS } from './catalog/health/config.js';
 import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
@@ -15,7 +17,15 @@ import { addTokenModeCommands } from './oci/auth/commands.js';
 const program = new Command()
   .name('aios-registry-catalog')
   .description('AIOS container registry catalog, its health checker, and a bundled OCI registry')
+  .version(packageVersion(), '-V, --version', 'print the version and exit')
   .showHelpAfterError();
+
+/** The version in package.json, which sits one level above both src/cli.ts and dist/cli.js. */
+function packageVersion(): string {
+  return (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  ).version;
+}
 
 program
   .command('serve')
@@ -131,6 +141,26 @@ const registry = program
   );
 
 addTokenModeCommands(registry, process.env);
+const htpasswd = registry
+  .command('htpasswd')
+  .description('Manage the users of an htpasswd file (Basic auth)');
+htpasswd
+  .command('add')
+  .description(
+    'Add a user, or set a new password for one, in an htpasswd file (bcrypt); the password is read from standard input, or asked for twice at a terminal',
+  )
+  .argument('<user>', 'user name (no spaces or ":")')
+  .option('--file <file>', 'htpasswd file, created with mode 0600 when missing', 'htpasswd')
+  .action(async function (this: Command, user: string, options: { file: string }) {
+    const { addHtpasswdUser, readPassword, HtpasswdInputError } = await import('./oci/htpasswd-file.js');
+    try {
+      const { replaced } = addHtpasswdUser(options.file, user, await readPassword());
+      process.stderr.write(`${replaced ? 'updated' : 'added'} ${user} in ${options.file}\n`);
+    } catch (error) {
+      if (error instanceof HtpasswdInputError) return this.error(`error: ${error.message}`);
+      throw error;
+    }
+  });
 
 program
   .command('gc')
@@ -189,7 +219,7 @@ function definedOnly(values: Record<string, string | undefined>): Record<string,
 }
 
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof ListenError) {
     process.stderr.write(`${error.message}\n`);
     process.exit(2);
   }

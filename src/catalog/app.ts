@@ -99,7 +99,9 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     services,
     gate: accessGate({ ...access, logger: deps.logger }),
     logger: deps.logger,
-    metrics: httpMetrics(metrics, 'catalog_'),
+    metrics: httpMetrics(metrics, 'catalog_', {
+      routeOf: (method, url) => CATALOG_ROUTE_INDEX.match(method, url)?.route.path,
+    }),
     corsOrigins: access.corsOrigins,
   });
   const app = createCatalogApp(front, services, deps);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../shared/loopback.js';
 import { parseTokenEntries, type TokenEntry } from './access/tokens.js';
 import {
   ConfigError,
@@ -99,7 +99,7 @@ export const CATALOG_ENV_VARS = [
 export function loadCatalogConfig(env: Env): CatalogConfig {
   const host = readString(env, 'HOST', '127.0.0.1');
   const access = readAccess(env);
-  if (access.tokens.length === 0 && !isLoopback(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
+  if (access.tokens.length === 0 && !isLoopbackHost(host) && !readBool(env, 'ALLOW_UNAUTHENTICATED', false)) {
     throw new ConfigError(
       'HOST',
       `is ${host}, not a loopback address, and no API tokens are configured: set API_TOKENS or API_TOKENS_FILE, or ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) to serve without access control`,
@@ -124,13 +124,6 @@ export function loadCatalogConfig(env: Env): CatalogConfig {
       keepAliveTimeoutMs: readInt(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
     },
   });
-}
-
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  return bare === '::1';
 }
 
 function readAccess(env: Env): AccessConfig {
@@ -178,6 +171,11 @@ function readSecretText(
 function readCredentialKeys(env: Env): CredentialKey[] {
   const { text, variable } = readSecretText(env, 'CREDENTIALS_KEYS');
   if (text === undefined) return [];
+  return parseCredentialKeys(text, variable);
+}
+
+/** Parses `id:base64key` entries (comma- or line-separated, `#` comments); errors name `variable`. */
+export function parseCredentialKeys(text: string, variable: string): CredentialKey[] {
   const keys = text
     .split(/[,\n]/)
     .map((entry) => entry.trim())

@@ -44,10 +44,15 @@ export class ValidationError extends CatalogError {
     super('validation', message, issues);
   }
 
-  /** A validation error whose sentence is built from its first issue. */
+  /**
+   * A validation error whose sentence is built from its first issue, the pointer kept apart from
+   * the message (`Invalid filter at /$where: operator $where is not allowed`).
+   */
   static of(issues: readonly Issue[], what: string): ValidationError {
     const first = issues[0];
-    const sentence = first ? `${what}: ${first.pointer} ${first.message}` : `${what} is invalid`;
+    const at =
+      first === undefined || first.pointer === '' || first.pointer === '/' ? '' : ` at ${first.pointer}`;
+    const sentence = first ? `${what}${at}: ${first.message}` : `${what} is invalid`;
     return new ValidationError(sentence, issues);
   }
 }

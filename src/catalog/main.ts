@@ -17,6 +17,7 @@ import { AddressPolicy } from './health/address-policy.js';
 import { HealthMonitor } from './jobs/monitor.js';
 import { createProber } from './health/probe.js';
 import type { ProbeTarget } from './model.js';
+import { credentialKeysFor } from './store/credentials-key-file.js';
 import { openStores } from './store/open-stores.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
@@ -26,8 +27,12 @@ export async function runCatalog(env: Env): Promise<void> {
   const monitorConfig = loadMonitorConfig(env);
   const logger = createLogger('catalog', config.logLevel);
   const { store, healthStore } = await openStores(config, logger);
-  const cipher = config.credentialKeys.length > 0 ? new CredentialCipher(config.credentialKeys) : undefined;
-  if (!cipher) logger.warn('CREDENTIALS_KEYS is not set: registry credentials will be refused, not stored');
+  const credentialKeys = credentialKeysFor(config, logger);
+  const cipher = credentialKeys.length > 0 ? new CredentialCipher(credentialKeys) : undefined;
+  if (!cipher)
+    logger.warn(
+      'CREDENTIALS_KEYS is not set (required with MONGODB_URI): registry credentials will be refused, not stored',
+    );
   const { access } = config;
   const policy = new AccessPolicy(access.tokens, access.anonymousRead);
   if (!policy.enabled)
@@ -103,18 +108,19 @@ function reloadOnChange(file: string, policy: AccessPolicy, logger: Logger): voi
 export async function runRotateCredentials(env: Env, options: { dryRun: boolean }): Promise<boolean> {
   const config = loadCatalogConfig({ ...env, HOST: '127.0.0.1' }); // this command listens nowhere
   const logger = createLogger('catalog', config.logLevel);
-  if (config.credentialKeys.length === 0)
+  if (config.credentialKeys.length === 0 && config.mongodbUri !== undefined)
     throw new ConfigError('CREDENTIALS_KEYS', 'must be set to rotate keys');
   const { store } = await openStores(config, logger);
   try {
+    const keys = credentialKeysFor(config, logger);
     const registries = new RegistryService({
       store,
       schemas: new SchemaSet(),
-      cipher: new CredentialCipher(config.credentialKeys),
+      cipher: new CredentialCipher(keys),
     });
     const report = await registries.resealCredentials(options);
     process.stdout.write(
-      `${JSON.stringify({ key: config.credentialKeys[0]!.id, dry_run: options.dryRun, ...report }, null, 2)}\n`,
+      `${JSON.stringify({ key: keys[0]!.id, dry_run: options.dryRun, ...report }, null, 2)}\n`,
     );
     return report.unreadable.length === 0;
   } finally {

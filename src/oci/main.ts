@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import type { Env } from '../shared/config/env.js';
 import { loadOciConfig } from './config.js';
 import { createLogger } from '../shared/logger.js';
+import { isLoopbackHost } from '../shared/loopback.js';
 import { listen, onShutdownSignal, type RunningServer } from '../shared/server.js';
 import { createOciApp } from './app.js';
 import { startTokenMode } from './auth/token-mode-runner.js';
@@ -35,6 +36,13 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
           uploadTimeoutSeconds: config.uploadTimeoutSeconds,
         });
   const app = createOciApp({ config, logger, driver, tokenMode: token?.tokenMode });
+  // Like the catalog's warning about missing tokens: said before listening, so a failed listen still shows it.
+  // Token mode (--auth-config) is authentication too: its namespaces decide who may do what.
+  if (config.htpasswd === undefined && config.authConfig === undefined && !isLoopbackHost(config.host))
+    logger.warn(
+      { host: config.host },
+      `no authentication configured (--htpasswd): anyone who can connect may pull${config.readOnly ? '' : ', push and delete'}`,
+    );
   const server = await listen(app.handler, {
     host: config.host,
     port: config.port,

@@ -26,6 +26,30 @@ export interface ListenOptions {
 
 const DEFAULT_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000 };
 
+type Where = { readonly host: string; readonly port: number };
+
+/** Why a listen failed, in words, for the errors a user causes by configuration. */
+const LISTEN_PROBLEMS: Readonly<Record<string, (where: Where) => string>> = {
+  EADDRINUSE: ({ port }) => `port ${port} is already in use (choose another with --port)`,
+  EACCES: ({ port }) =>
+    `port ${port} needs privileges this process lacks (choose one above 1023 with --port)`,
+  EADDRNOTAVAIL: ({ host }) => `${host} is not an address of this machine (choose another with --host)`,
+};
+
+/** A server could not listen (port taken, no permission, foreign address): one line for the user, no stack. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+  constructor(
+    where: Where,
+    readonly code: string,
+  ) {
+    const address = where.host.includes(':')
+      ? `[${where.host}]:${where.port}`
+      : `${where.host}:${where.port}`;
+    super(`cannot listen on ${address}: ${LISTEN_PROBLEMS[code]!(where)}`);
+  }
+}
+
 /**
  * Listens with timeouts that stop slow clients from holding sockets (slowloris), and returns a
  * handle whose `close` drains in-flight requests. Only entry points and tests call this.
@@ -44,7 +68,13 @@ export async function listen(handler: http.RequestListener, options: ListenOptio
     handler,
   );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code !== undefined && LISTEN_PROBLEMS[error.code]
+          ? new ListenError(options, error.code)
+          : error,
+      ),
+    );
     server.listen(options.port, options.host, () => {
       server.off('error', reject);
       resolve();

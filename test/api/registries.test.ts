@@ -309,6 +309,8 @@ for (const kind of STORE_KINDS) {
         ],
         ['an operator inside a value', { $set: { container_registry_metadata: { $gt: 1 } } }, /\$gt/],
         ['a body that is not an object', [1, 2], /object/],
+        ['an empty object', {}, /^Invalid update: the body is empty;/],
+        ['an empty body', undefined, /^Invalid update: the body is empty;/],
         ['removing a required field', { $unset: { container_registry_name: '' } }, /container_registry_name/],
       ];
       for (const [what, body, message] of refused) {
@@ -320,6 +322,17 @@ for (const kind of STORE_KINDS) {
           expect(await current()).to.deep.equal(before);
         });
       }
+
+      it('refuses an empty JSON body (Content-Type set, no bytes) with 400', async () => {
+        const before = await current();
+        const res = await catalog.api.put(`/container_registry/${ID}`, undefined, {
+          raw: '',
+          contentType: 'application/json',
+        });
+        expect(res.status).to.equal(400);
+        expect(res.body.error).to.match(/^Invalid update: the body is empty;/);
+        expect(await current()).to.deep.equal(before);
+      });
 
       it('answers 404 for an unknown id and creates nothing', async () => {
         const other = '11111111-1111-4111-8111-111111111111';
@@ -552,6 +565,16 @@ for (const kind of STORE_KINDS) {
           expect(res.body.error).to.match(message);
         });
       }
+
+      it('keeps the JSON pointer apart from the message in the error sentence', async () => {
+        const res = await catalog.api.post('/container_registries', { $where: 'sleep(1000)' });
+        expect(res.status).to.equal(400);
+        expect(res.body.error).to.match(
+          /^Invalid filter at \/\$where: operator \$where is not allowed \(allowed: /,
+        );
+        expect(res.body.errors[0].pointer).to.equal('/$where');
+        expect(res.body.errors[0].message).to.match(/^operator \$where is not allowed/);
+      });
 
       it('refuses bad paging parameters with 400', async () => {
         for (const query of [

@@ -15,6 +15,17 @@ export function goBinary(): string {
 }
 
 /**
+ * Says on stderr what the test run is preparing (a cold Go build is minutes of silence otherwise);
+ * call the returned function when it is done.
+ */
+export function announce(what: string): () => void {
+  const start = Date.now();
+  process.stderr.write(`test setup: ${what}...\n`);
+  return () =>
+    process.stderr.write(`test setup: ${what}: done in ${((Date.now() - start) / 1000).toFixed(1)} s\n`);
+}
+
+/**
  * Builds the Go program in `test/<name>/` into `.cache/<name>/<name>` unless the cached binary
  * was built from the same sources (go.mod, go.sum and every .go file), and returns its path.
  */
@@ -32,6 +43,7 @@ export function buildGoTool(name: string): string {
   const digest = hash.digest('hex');
   if (existsSync(binary) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) return binary;
   mkdirSync(cacheDir, { recursive: true });
+  const done = announce(`building test/${name} with Go into .cache/${name}/ (a minute or so the first time)`);
   const result = spawnSync(goBinary(), ['build', '-o', binary, '.'], {
     cwd: sourceDir,
     encoding: 'utf8',
@@ -39,6 +51,7 @@ export function buildGoTool(name: string): string {
   });
   if (result.status !== 0) throw new Error(`building test/${name} failed:\n${result.stderr}`);
   writeFileSync(stamp, digest);
+  done();
   return binary;
 }
 
@@ -63,6 +76,7 @@ export function installGoTool(name: keyof typeof GO_TOOLS): string {
   const binary = path.join(binDir, name);
   if (existsSync(binary)) return binary;
   mkdirSync(binDir, { recursive: true });
+  const done = announce(`go install ${module} into .cache/bin/`);
   const result = spawnSync(goBinary(), ['install', module], {
     encoding: 'utf8',
     env: { ...process.env, GOBIN: binDir, CGO_ENABLED: '0' },
@@ -70,5 +84,6 @@ export function installGoTool(name: keyof typeof GO_TOOLS): string {
   if (result.status !== 0 || !existsSync(binary)) {
     throw new Error(`go install ${module} failed:\n${result.stderr}`);
   }
+  done();
   return binary;
 }

@@ -1,14 +1,32 @@
+import path from 'node:path';
 import { buildFerretDb } from '../helpers/ferretdb.js';
-import { buildGoTool } from '../helpers/go-tools.js';
+import { buildGoTool, ROOT } from '../helpers/go-tools.js';
+
+/** The test files of this mocha run, relative to the repository root. */
+function filesOfRun(context: Mocha.Context): string[] {
+  let root = context.test?.parent;
+  while (root?.parent) root = root.parent;
+  return (root?.suites ?? [])
+    .map((suite) => suite.file)
+    .filter((file): file is string => file !== undefined)
+    .map((file) => path.relative(ROOT, file));
+}
 
 /**
- * Mocha root hooks: build the Go-based test tools once, before any test, with a timeout fit for a
- * cold build (about a minute on 2 cores); later runs reuse the cached binaries.
+ * Mocha root hooks: build the Go programs this run needs, once, before any test, with a timeout fit
+ * for a cold build (about a minute each on 2 cores; later runs reuse the cached binaries). Only what
+ * the run's files use is built: unit tests need no Go at all (`npm run test:unit`); FerretDB is the
+ * MongoDB of every other tier (unless MONGODB_URI points at a real one); the deploy checker serves
+ * the deploy tests. Tools used by one test file alone (conformance suite, crane, ...) are built by
+ * that file's `before` hook.
  */
 export const mochaHooks = {
   beforeAll(this: Mocha.Context) {
     this.timeout(600_000);
-    buildFerretDb();
-    buildGoTool('deploy-check');
+    const files = filesOfRun(this);
+    const outsideUnit = files.some((file) => !file.startsWith(`test${path.sep}unit${path.sep}`));
+    if (outsideUnit && !process.env.MONGODB_URI) buildFerretDb();
+    if (files.some((file) => file.startsWith(path.join('test', 'integration', 'deploy') + path.sep)))
+      buildGoTool('deploy-check');
   },
 };

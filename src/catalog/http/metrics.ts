@@ -18,8 +18,21 @@ export interface HttpMetrics {
   readonly middleware: RequestHandler;
 }
 
+export interface HttpMetricsOptions {
+  /**
+   * The route template of a path, for requests answered before the router matched a route (a
+   * malformed or oversized body is refused by the body parser in front of the routes): they are
+   * counted under the route they were sent to, not as "unmatched". `url` may carry a query.
+   */
+  readonly routeOf?: (method: string, url: string) => string | undefined;
+}
+
 /** Counts requests and measures latency by method, route template and status. */
-export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
+export function httpMetrics(
+  registry: Registry,
+  prefix: string,
+  options: HttpMetricsOptions = {},
+): HttpMetrics {
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({
     name: `${prefix}http_requests_total`,
@@ -63,7 +76,8 @@ export function httpMetrics(registry: Registry, prefix: string): HttpMetrics {
     middleware: (req, res, next) => {
       track(req.method, res, () => {
         const routePath = (req.route as { path?: unknown } | undefined)?.path;
-        return typeof routePath === 'string' ? `${req.baseUrl}${routePath}` : 'unmatched';
+        if (typeof routePath === 'string') return `${req.baseUrl}${routePath}`;
+        return options.routeOf?.(req.method, req.originalUrl) ?? 'unmatched';
       });
       next();
     },

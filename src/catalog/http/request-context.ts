@@ -50,7 +50,7 @@ export function logAccess(req: IncomingMessage, res: ServerResponse, logger: Log
 export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const id = assignRequestId(req);
-    res.setHeader('X-Request-Id', id);
+    res.setHeader('x-request-id', id); // the case the fast read path and the access gate write
     let child: Logger | undefined;
     Object.defineProperty(req, 'log', {
       get: () => (child ??= logger.child({ reqId: id })),

@@ -27,6 +27,13 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** Validates an update body; throws `ValidationError` naming the offending operator or path. */
 export function parseUpdate(body: unknown, id: string): Update {
+  if (body === undefined || (isPlainObject(body) && Object.keys(body).length === 0))
+    // As MongoDB's drivers do ("update cannot be empty"): an empty update is a client mistake,
+    // answering "updated" would hide it.
+    throw ValidationError.of(
+      [issue('/', 'the body is empty; give update operators ({"$set": {...}}) or fields to set')],
+      'Invalid update',
+    );
   if (!isPlainObject(body)) {
     throw ValidationError.of(
       [issue('/', 'must be a JSON object of update operators or fields to set')],

@@ -31,7 +31,16 @@ export const openapiDocument = ({ openapi }: CatalogServices): RequestHandler =>
     res.json(openapi);
   };
 
-export const docs = ({ openapi }: CatalogServices): RequestHandler[] => [
+// Swagger UI loads the spec from /openapi.json rather than having it inlined into
+// swagger-ui-init.js: the inlining goes through String.replace, which reads `$'` and friends in
+// schema text as replacement patterns. The URL is relative so /docs works behind a path prefix;
+// customCss is given so the page's <style> does not say "undefined"; validatorUrl null keeps
+// the browser from sending the spec to an outside validator.
+export const docs = (): RequestHandler[] => [
   ...swaggerUi.serve,
-  swaggerUi.setup(openapi, { customSiteTitle: 'AIOS container registry catalog' }),
+  swaggerUi.setup(undefined, {
+    customSiteTitle: 'AIOS container registry catalog',
+    customCss: '',
+    swaggerOptions: { url: '../openapi.json', validatorUrl: null },
+  }),
 ];
