@@ -106,6 +106,7 @@ const registry = program
   .option('--host <host>', 'listen address (env REGISTRY_HOST, default 0.0.0.0)')
   .option('--port <port>', 'listen port (env REGISTRY_PORT, default 5000)')
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--storage-url <url>', 's3://BUCKET/PREFIX: store content in S3 instead (env REGISTRY_STORAGE_URL)')
   .option('--htpasswd <file>', 'require Basic auth from this htpasswd file (env REGISTRY_HTPASSWD)')
   .option('--auth-config <file>', 'token mode: namespaces, robots, quotas (env REGISTRY_AUTH_CONFIG)')
   .option('--read-only', 'refuse pushes and deletes (env REGISTRY_READ_ONLY)')
@@ -125,6 +126,7 @@ const registry = program
       host?: string;
       port?: string;
       storageRoot?: string;
+      storageUrl?: string;
       htpasswd?: string;
       authConfig?: string;
       readOnly?: boolean;
@@ -138,6 +140,7 @@ const registry = program
           REGISTRY_HOST: options.host,
           REGISTRY_PORT: options.port,
           REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_STORAGE_URL: options.storageUrl,
           REGISTRY_HTPASSWD: options.htpasswd,
           REGISTRY_AUTH_CONFIG: options.authConfig,
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
@@ -174,6 +177,7 @@ program
   .command('gc')
   .description('Remove registry blobs and manifests no longer reachable from any tag (safe while serving)')
   .option('--storage-root <dir>', 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)')
+  .option('--storage-url <url>', 's3://BUCKET/PREFIX: store content in S3 instead (env REGISTRY_STORAGE_URL)')
   .option('--dry-run', 'print what would be removed, remove nothing')
   .option(
     '--grace-period <seconds>',
@@ -185,35 +189,37 @@ program
     '--proxy-max-bytes <bytes>',
     'keep at most this much proxied content, least recently pulled goes first (env REGISTRY_PROXY_MAX_BYTES)',
   )
-  .action(
-    async (options: {
-      storageRoot?: string;
-      dryRun?: boolean;
-      gracePeriod?: string;
-      proxy: string[];
-      proxyConfig?: string;
-      proxyMaxBytes?: string;
-    }) => {
-      const { runGc } = await import('./oci/main.js');
-      await runGc(
-        {
-          ...process.env,
-          ...definedOnly({
-            REGISTRY_STORAGE_ROOT: options.storageRoot,
-            REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
-            REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
-            REGISTRY_PROXY_CONFIG: options.proxyConfig,
-            REGISTRY_PROXY_MAX_BYTES: options.proxyMaxBytes,
-          }),
-        },
-        { dryRun: options.dryRun === true },
-      );
-    },
-  );
+  .action(async (options: GcCliOptions) => {
+    const { runGc } = await import('./oci/main.js');
+    await runGc(
+      {
+        ...process.env,
+        ...definedOnly({
+          REGISTRY_STORAGE_ROOT: options.storageRoot,
+          REGISTRY_STORAGE_URL: options.storageUrl,
+          REGISTRY_GC_GRACE_PERIOD_SECONDS: options.gracePeriod,
+          REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
+          REGISTRY_PROXY_CONFIG: options.proxyConfig,
+          REGISTRY_PROXY_MAX_BYTES: options.proxyMaxBytes,
+        }),
+      },
+      { dryRun: options.dryRun === true },
+    );
+  });
 
 /** Accumulates a repeatable option. */
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+interface GcCliOptions {
+  storageRoot?: string;
+  storageUrl?: string;
+  dryRun?: boolean;
+  gracePeriod?: string;
+  proxy: string[];
+  proxyConfig?: string;
+  proxyMaxBytes?: string;
 }
 
 /** Flags override environment variables; an unset flag leaves the variable alone. */

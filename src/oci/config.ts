@@ -10,6 +10,7 @@ import {
   type LogLevel,
 } from '../shared/config/env.js';
 import { PROXY_DEFAULTS, parseProxySpecs, resolveUpstreams, type UpstreamConfig } from './proxy/config.js';
+import { STORAGE_ENV_VARS, readS3Settings, type S3Settings } from './storage-config.js';
 
 /** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
 export interface OciConfig {
@@ -21,6 +22,8 @@ export interface OciConfig {
   readonly port: number;
   /** Root of the content-addressed storage (the PV in Kubernetes: /var/lib/registry). */
   readonly storageRoot: string;
+  /** S3 storage instead of `storageRoot` when `REGISTRY_STORAGE_URL` is set (storage-config.ts). */
+  readonly s3: S3Settings | undefined;
   /** Apache htpasswd file (bcrypt); when set, every /v2/ request needs Basic auth. */
   readonly htpasswd: string | undefined;
   /** Token mode's config file (YAML/JSON, see `auth/auth-config.ts`); excludes `htpasswd`. */
@@ -81,6 +84,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_PROXY_MAX_STALE_SECONDS',
   'REGISTRY_PROXY_UPSTREAM_TIMEOUT_MS',
   'REGISTRY_PROXY_MAX_BYTES',
+  ...STORAGE_ENV_VARS,
 ] as const;
 
 export function loadOciConfig(env: Env): OciConfig {
@@ -88,6 +92,7 @@ export function loadOciConfig(env: Env): OciConfig {
     host: readString(env, 'REGISTRY_HOST', '0.0.0.0'),
     port: readInt(env, 'REGISTRY_PORT', 5000, 0, 65535),
     storageRoot: readString(env, 'REGISTRY_STORAGE_ROOT', './data/registry'),
+    s3: readS3Settings(env),
     htpasswd: readOptionalString(env, 'REGISTRY_HTPASSWD'),
     authConfig: readOptionalString(env, 'REGISTRY_AUTH_CONFIG'),
     readOnly: readBool(env, 'REGISTRY_READ_ONLY', false),

@@ -14,14 +14,17 @@ import { Blobs } from './domain/blobs.js';
 import { Content } from './domain/content.js';
 import { collectGarbage } from './domain/gc.js';
 import { evictExpired, evictOverCap, upstreamOf } from './proxy/evict.js';
-import { FsDriver } from './storage/fs-driver.js';
+import { createStorageDriver, describeStorage } from './storage/create-driver.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
 export async function runRegistry(env: Env): Promise<RunningServer> {
   const config = loadOciConfig(env);
   const logger = createLogger('registry', config.logLevel);
-  await fs.mkdir(config.storageRoot, { recursive: true });
-  const driver = new FsDriver(config.storageRoot);
+  if (config.s3 === undefined) await fs.mkdir(config.storageRoot, { recursive: true });
+  const driver = createStorageDriver(config);
+  // Refuse to start on storage we cannot use (a missing bucket would read as empty) before
+  // token mode reads its robots and signing keys from it.
+  await driver.checkAccess?.();
   const token =
     config.authConfig === undefined
       ? undefined
@@ -54,7 +57,7 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
     {
       url: server.url,
       port: server.port,
-      storageRoot: config.storageRoot,
+      storage: describeStorage(config),
       readOnly: config.readOnly,
       auth: config.authConfig !== undefined ? 'token' : config.htpasswd !== undefined ? 'htpasswd' : 'none',
       ...(config.upstreams.length === 0
@@ -110,9 +113,9 @@ export async function runGc(
   const gracePeriodSeconds = flags.gracePeriodSeconds ?? config.gcGracePeriodSeconds;
   const verb = flags.dryRun ? 'would remove' : 'removed';
   out(
-    `gc: storage ${config.storageRoot}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
+    `gc: storage ${describeStorage(config)}, grace period ${gracePeriodSeconds}s${flags.dryRun ? ', dry run' : ''}`,
   );
-  const driver = new FsDriver(config.storageRoot);
+  const driver = createStorageDriver(config);
   if (config.upstreams.length > 0) {
     const repositories = await new Content(driver, new Blobs(driver)).repositories();
     const evicted = await evictExpired(driver, config.upstreams, repositories, { dryRun: flags.dryRun });

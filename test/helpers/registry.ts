@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { createOciApp, type OciApp } from '../../src/oci/app.js';
 import { parseAuthConfig } from '../../src/oci/auth/auth-config.js';
 import { TokenMode } from '../../src/oci/auth/token-mode.js';
+import type { StorageDriver } from '../../src/oci/storage/driver.js';
 import { FsDriver } from '../../src/oci/storage/fs-driver.js';
 import type { UpstreamConfig } from '../../src/oci/proxy/config.js';
 import { listen, type RunningServer } from '../../src/shared/server.js';
@@ -53,12 +54,14 @@ export interface TestRegistryOptions {
   readonly upstreams?: readonly UpstreamConfig[];
   /** Log level of the app (default silent). */
   readonly logLevel?: string;
+  /** Storage other than a temp directory (the S3 driver on a test bucket). */
+  readonly driver?: StorageDriver;
 }
 
 /** Starts the registry app in this process on 127.0.0.1:<free port> with a fresh storage root. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await tempDir('registry-test-'));
-  const driver = new FsDriver(root);
+  const driver = options.driver ?? new FsDriver(root);
   const logger = pino({ level: options.logLevel ?? 'silent' });
   const tokenMode =
     options.authConfig === undefined

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests start (skopeo, CNCF Distribution, openssl, buildah,
-# chromium for the browser tests) when they are missing. As root it installs them; otherwise it names
-# what to install and fails.
+# chromium for the browser tests, kubectl for rendering kustomize overlays offline) when they are
+# missing. As root it installs them; otherwise it names what to install and fails.
 set -euo pipefail
 
 declare -A needed=(
@@ -10,6 +10,7 @@ declare -A needed=(
   [openssl]=openssl
   [buildah]=buildah
   [chromium]=chromium
+  [kubectl]=kubectl
 )
 missing=()
 for command in "${!needed[@]}"; do

@@ -1,14 +1,15 @@
 /**
  * The token-mode CLI under `registry`: robot accounts (`robot create|list|rotate|delete`),
- * `quota show` and `token-key rotate`. They work on the storage root directly (as `gc` does), so
- * they run beside a serving registry, which picks the changes up within seconds.
+ * `quota show` and `token-key rotate`. They work on the storage directly (the directory or the
+ * S3 bucket of `--storage-url`, as `gc` does), so they run beside a serving registry, which picks
+ * the changes up within seconds.
  */
 import type { Command } from 'commander';
 import type { Env } from '../../shared/config/env.js';
 import { loadOciConfig } from '../config.js';
 import { Blobs } from '../domain/blobs.js';
 import { Content } from '../domain/content.js';
-import { FsDriver } from '../storage/fs-driver.js';
+import { createStorageDriver } from '../storage/create-driver.js';
 import { AUTH_CONFIG_VARIABLE, loadAuthConfig } from './auth-config.js';
 import { ConfigError } from '../../shared/config/env.js';
 import { Policy } from './policy.js';
@@ -22,6 +23,7 @@ const stderr: Out = (line) => process.stderr.write(`${line}\n`);
 
 interface RootOptions {
   storageRoot?: string;
+  storageUrl?: string;
   authConfig?: string;
 }
 
@@ -30,9 +32,10 @@ function settings(env: Env, options: RootOptions) {
   const config = loadOciConfig({
     ...env,
     ...(options.storageRoot === undefined ? {} : { REGISTRY_STORAGE_ROOT: options.storageRoot }),
+    ...(options.storageUrl === undefined ? {} : { REGISTRY_STORAGE_URL: options.storageUrl }),
     ...(options.authConfig === undefined ? {} : { REGISTRY_AUTH_CONFIG: options.authConfig }),
   });
-  return { config, driver: new FsDriver(config.storageRoot) };
+  return { config, driver: createStorageDriver(config) };
 }
 
 function requireAuthConfig(file: string | undefined) {
@@ -100,6 +103,8 @@ export async function showQuotas(env: Env, options: RootOptions, out: Out = stdo
 export function addTokenModeCommands(registry: Command, env: Env): void {
   const storageRoot = '--storage-root <dir>';
   const storageHelp = 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)';
+  const storageUrl = '--storage-url <url>';
+  const storageUrlHelp = "s3://BUCKET/PREFIX: the registry's S3 storage instead (env REGISTRY_STORAGE_URL)";
   const fail = (command: Command, error: unknown): never => {
     if (error instanceof RobotError) return command.error(`error: ${error.message}`);
     throw error;
@@ -114,6 +119,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .requiredOption('--actions <list>', 'comma-separated: pull, push, delete')
     .option('--expires-days <days>', 'refuse it after this many days (default: never)')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .action(async function (this: Command) {
       const options = this.optsWithGlobals<
         RootOptions & { name: string; namespace: string; actions: string; expiresDays?: string }
@@ -143,6 +149,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('List robot accounts with namespace, actions, expiry and last use')
     .option('--json', 'one JSON array')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .action(async function (this: Command) {
       await listRobots(env, this.optsWithGlobals<RootOptions & { json?: boolean }>());
     });
@@ -151,6 +158,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('Give a robot a new secret (printed once); the old one stops working')
     .requiredOption('--name <name>', 'robot name (with or without robot_)')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .action(async function (this: Command) {
       const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
@@ -166,6 +174,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .description('Delete a robot account')
     .requiredOption('--name <name>', 'robot name (with or without robot_)')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .action(async function (this: Command) {
       const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
@@ -182,6 +191,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .command('show')
     .description('Print bytes used and reserved per namespace, with its quota')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
     .action(async function (this: Command) {
       await showQuotas(env, this.optsWithGlobals<RootOptions>());
@@ -193,6 +203,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .command('rotate')
     .description('Replace the generated key; tokens it signed stay valid until they expire')
     .option(storageRoot, storageHelp)
+    .option(storageUrl, storageUrlHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
     .action(async function (this: Command) {
       const { config, driver } = settings(env, this.optsWithGlobals<RootOptions>());

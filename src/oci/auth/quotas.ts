@@ -2,9 +2,9 @@
  * Storage quotas per namespace (DESIGN 9). A namespace uses the bytes of the unique blobs its
  * manifests reference (manifests included) plus reservations:
  *
- *   - an open upload reserves what it has received, and what a request declares before its bytes
- *     are written (a body without Content-Length is counted as it arrives and cut off at the
- *     quota);
+ *   - an open upload reserves what it has received, and what a request declares (the
+ *     `declaredLength` the HTTP layer passes from Content-Length) before its bytes are written (a
+ *     body without one is counted as it arrives and cut off at the quota);
  *   - a finished upload keeps its reservation until a manifest references the blob (it is then
  *     counted once, as referenced) or until the upload timeout passes;
  *   - a cancelled, failed or expired upload releases its reservation at once, not at gc, so
@@ -126,26 +126,35 @@ export class QuotaLedger {
   /** `uploads` with every byte it receives reserved against the quota of its namespace. */
   guardUploads(uploads: Uploads): Uploads {
     const guarded = Object.create(uploads) as Uploads;
-    guarded.start = async (name: string) => {
+    guarded.start = async (name: string, client?: string) => {
       await this.ready;
-      const uploadId = await uploads.start(name);
+      const uploadId = await uploads.start(name, client);
       const namespace = this.policy.namespaceOf(name)?.prefix;
       if (namespace !== undefined) this.open.set(uploadId, { namespace, bytes: 0, touchedAt: this.now() });
       return uploadId;
     };
-    guarded.append = (name: string, uploadId: string, body: Readable, range?: ChunkRange) =>
-      this.receiving(uploads, name, uploadId, body, () => uploads.append(name, uploadId, body, range));
+    guarded.append = (
+      name: string,
+      uploadId: string,
+      body: Readable,
+      range?: ChunkRange,
+      declaredLength?: number,
+    ) =>
+      this.receiving(uploads, name, uploadId, body, declaredLength, () =>
+        uploads.append(name, uploadId, body, range, declaredLength),
+      );
     guarded.finish = async (
       name: string,
       uploadId: string,
       digest: Digest,
       body?: Readable,
       range?: ChunkRange,
+      declaredLength?: number,
     ) => {
-      const run = () => uploads.finish(name, uploadId, digest, body, range);
+      const run = () => uploads.finish(name, uploadId, digest, body, range, declaredLength);
       try {
         if (body === undefined) await run();
-        else await this.receiving(uploads, name, uploadId, body, run);
+        else await this.receiving(uploads, name, uploadId, body, declaredLength, run);
       } catch (error) {
         // Discarded (digest mismatch, size limit): nothing of it stays reserved.
         if (
@@ -159,10 +168,16 @@ export class QuotaLedger {
       }
       await this.settleFinished(uploadId, digest);
     };
-    guarded.putWhole = async (name: string, digest: Digest, body: Readable) => {
-      const uploadId = await guarded.start(name);
+    guarded.putWhole = async (
+      name: string,
+      digest: Digest,
+      body: Readable,
+      declaredLength?: number,
+      client?: string,
+    ) => {
+      const uploadId = await guarded.start(name, client);
       try {
-        await guarded.finish(name, uploadId, digest, body);
+        await guarded.finish(name, uploadId, digest, body, undefined, declaredLength);
       } catch (error) {
         await uploads.cancel(name, uploadId).catch(() => undefined);
         this.open.delete(uploadId);
@@ -261,12 +276,16 @@ export class QuotaLedger {
       for (const [digest, entry] of map) if (entry.expiresAt <= now) map.delete(digest);
   }
 
-  /** Runs `write` with its body's bytes reserved, then settles the reservation on the offset. */
+  /**
+   * Runs `write` with its body's bytes reserved (`declaredLength` up front, or counted as they
+   * arrive when the request declared none), then settles the reservation on the offset.
+   */
   private async receiving(
     uploads: Uploads,
     name: string,
     uploadId: string,
     body: Readable,
+    declaredLength: number | undefined,
     write: () => Promise<unknown>,
   ): Promise<number> {
     await this.ready;
@@ -277,9 +296,7 @@ export class QuotaLedger {
       upload = { namespace, bytes: await uploads.offset(name, uploadId), touchedAt: this.now() };
       this.open.set(uploadId, upload);
     }
-    const declared = Number(
-      (body as Partial<{ headers: Record<string, unknown> }>).headers?.['content-length'] ?? 0,
-    );
+    const declared = declaredLength ?? 0;
     this.reserve(namespace, declared, 'this upload sends');
     upload.bytes += declared;
     upload.touchedAt = this.now();
@@ -297,8 +314,7 @@ export class QuotaLedger {
     };
     // Node's parser stops a body at its Content-Length: only a body without one needs counting.
     // Paused first, so the listener does not start the flow before the upload pipes the body.
-    const counting =
-      (body as Partial<{ headers: Record<string, unknown> }>).headers?.['content-length'] === undefined;
+    const counting = declaredLength === undefined;
     if (counting) {
       body.pause();
       body.on('data', onData);

@@ -3,7 +3,11 @@
  * Distribution Specification v1.1. These values become path segments on disk, so nothing that
  * fails them ever reaches the storage layer (no `..`, no `%`, no absolute paths).
  */
+import { DIGEST_ALGORITHMS, type Digest, type DigestAlgorithm } from '../digest.js';
 import { OciError } from '../errors.js';
+
+// Re-exported: the domain's callers keep one import for names, tags and digests.
+export { DIGEST_ALGORITHMS, type Digest, type DigestAlgorithm };
 
 /** `<name>`: path components of lowercase alphanumerics joined by `.`, `_`, `__` or dashes. */
 export const NAME_PATTERN =
@@ -14,18 +18,6 @@ export const NAME_MAX_LENGTH = 255;
 export const TAG_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** `<digest>` = algorithm ":" encoded. */
 export const DIGEST_PATTERN = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-
-/** The digest algorithms we can verify, with the length of their lowercase hex encoding. */
-export const DIGEST_ALGORITHMS = { sha256: 64, sha512: 128 } as const;
-export type DigestAlgorithm = keyof typeof DIGEST_ALGORITHMS;
-
-/** A digest we can verify and store: `algorithm:hex`. */
-export interface Digest {
-  readonly algorithm: DigestAlgorithm;
-  readonly hex: string;
-  /** The canonical `algorithm:hex` string. */
-  readonly value: string;
-}
 
 export function validateName(name: string): string {
   if (name.length > NAME_MAX_LENGTH || !NAME_PATTERN.test(name)) {

@@ -8,13 +8,15 @@
  *               client's digest; data fsynced; renamed to blobs/<alg>/..; linked into the repo
  *   cancel   -> the upload directory is removed
  *
+ * Upload state lives in storage (info + data), never only in memory: any registry process on the
+ * same storage continues any upload, so replicas need no sticky sessions and no shared secret.
+ *
  * Nothing is visible under blobs/ before the digest is verified, and the final rename is atomic,
  * so a process killed at any point leaves either no blob or a complete one. Two clients pushing
  * the same blob both rename identical bytes onto the same path: both succeed.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -112,7 +114,8 @@ export class Uploads {
     }
     const uploadId = randomUUID();
     const info: UploadInfo = { name, startedAt: this.now() };
-    await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info));
+    // Not fsynced (as Distribution): a session lost in a crash is one the client restarts.
+    await this.driver.writeFile(uploadInfoPath(uploadId), JSON.stringify(info), { durable: false });
     this.sessions.set(uploadId, {
       name,
       ...(client === undefined ? {} : { client }),
@@ -132,7 +135,13 @@ export class Uploads {
    * Appends a chunk. With `range`, the chunk must start exactly at the current offset (else 416,
    * as the spec requires for out-of-order chunks). Returns the new offset.
    */
-  async append(name: string, uploadId: string, body: Readable, range?: ChunkRange): Promise<number> {
+  async append(
+    name: string,
+    uploadId: string,
+    body: Readable,
+    range?: ChunkRange,
+    declaredLength?: number,
+  ): Promise<number> {
     const session = await this.session(name, uploadId);
     if (session.busy)
       throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
@@ -141,7 +150,7 @@ export class Uploads {
     }
     session.busy = true;
     try {
-      return await this.write(uploadId, session, body);
+      return await this.write(uploadId, session, body, declaredLength);
     } finally {
       session.busy = false;
     }
@@ -157,6 +166,7 @@ export class Uploads {
     digest: Digest,
     body?: Readable,
     range?: ChunkRange,
+    declaredLength?: number,
   ): Promise<void> {
     const session = await this.session(name, uploadId);
     if (session.busy)
@@ -166,7 +176,7 @@ export class Uploads {
     }
     session.busy = true;
     try {
-      if (body !== undefined) await this.write(uploadId, session, body);
+      if (body !== undefined) await this.write(uploadId, session, body, declaredLength);
       const actual =
         session.hash !== undefined && digest.algorithm === 'sha256'
           ? session.hash.digest('hex')
@@ -186,10 +196,16 @@ export class Uploads {
   }
 
   /** Monolithic upload (`POST ?digest=`): start, one chunk, finish. */
-  async putWhole(name: string, digest: Digest, body: Readable, client?: string): Promise<void> {
+  async putWhole(
+    name: string,
+    digest: Digest,
+    body: Readable,
+    declaredLength?: number,
+    client?: string,
+  ): Promise<void> {
     const uploadId = await this.start(name, client);
     try {
-      await this.finish(name, uploadId, digest, body);
+      await this.finish(name, uploadId, digest, body, undefined, declaredLength);
     } catch (error) {
       await this.discard(uploadId);
       throw error;
@@ -207,11 +223,13 @@ export class Uploads {
     for (const uploadId of await this.driver.list(UPLOADS_DIR)) {
       const session = this.sessions.get(uploadId);
       if (session?.busy) continue;
-      const [dir, data] = await Promise.all([
+      // Object stores have no directory mtimes: the info file dates a session without data.
+      const [dir, info, data] = await Promise.all([
         this.driver.stat(uploadDir(uploadId)),
+        this.driver.stat(uploadInfoPath(uploadId)),
         this.driver.stat(uploadDataPath(uploadId)),
       ]);
-      const lastTouched = Math.max(dir?.mtimeMs ?? 0, data?.mtimeMs ?? 0);
+      const lastTouched = Math.max(dir?.mtimeMs ?? 0, info?.mtimeMs ?? 0, data?.mtimeMs ?? 0);
       if (this.now() - lastTouched > maxAgeMs) {
         await this.discard(uploadId);
         purged += 1;
@@ -242,25 +260,35 @@ export class Uploads {
     this.sessions.delete(uploadId);
   }
 
-  /** The session of `uploadId` in `name`; rebuilt from disk after a restart. */
+  /**
+   * The session of `uploadId` in `name`, from storage: its info names the repository and the data
+   * size is the offset, so any process (a restart, another replica on the same storage) continues
+   * any upload. The in-memory session only carries the running hash, kept while the offset in
+   * storage is still the one it hashed up to (another replica appending, or a failed chunk,
+   * changes it; then `finish` re-reads the bytes).
+   */
   private async session(name: string, uploadId: string): Promise<Session> {
     const unknown = () => new OciError('BlobUploadUnknown', undefined, { uploadId });
     if (!UPLOAD_ID.test(uploadId)) throw unknown();
     const known = this.sessions.get(uploadId);
-    if (known !== undefined) {
+    if (known?.busy === true) {
       if (known.name !== name) throw unknown();
-      return known;
+      return known; // the caller refuses the overlapping chunk
     }
-    const raw = await this.driver.readFile(uploadInfoPath(uploadId));
+    const [raw, data] = await Promise.all([
+      this.driver.readFile(uploadInfoPath(uploadId)),
+      this.driver.stat(uploadDataPath(uploadId)),
+    ]);
     let info: UploadInfo;
     try {
       info = JSON.parse(raw?.toString('utf8') ?? '') as UploadInfo;
     } catch {
+      this.sessions.delete(uploadId); // cancelled or completed elsewhere
       throw unknown();
     }
     if (info.name !== name) throw unknown();
-    const data = await this.driver.stat(uploadDataPath(uploadId));
     const size = data?.size ?? 0;
+    if (known !== undefined && known.offset === size) return known;
     const session: Session = {
       name,
       hash: size === 0 ? createHash('sha256') : undefined,
@@ -274,10 +302,16 @@ export class Uploads {
   /**
    * Streams `body` to the upload file at the session offset, hashing as it goes. Refused with 429
    * when the repository already has its limit of requests streaming, and with 413 (the upload
-   * discarded) when the blob would pass the size limit: up front from Content-Length; a body sent
-   * without a length is counted as it arrives and cut off (the connection closes) at the limit.
+   * discarded) when the blob would pass the size limit: up front from `declaredLength` (the
+   * request's Content-Length, passed in by the HTTP layer); a body sent without a length is
+   * counted as it arrives and cut off (the connection closes) at the limit.
    */
-  private async write(uploadId: string, session: Session, body: Readable): Promise<number> {
+  private async write(
+    uploadId: string,
+    session: Session,
+    body: Readable,
+    declaredLength = 0,
+  ): Promise<number> {
     const active = this.streaming.get(session.name) ?? 0;
     if (active >= this.limits.maxConcurrentPerRepository) {
       throw new OciError(
@@ -287,9 +321,7 @@ export class Uploads {
         { 'Retry-After': RETRY_AFTER_SECONDS },
       );
     }
-    // The body is the request in the app (unit tests may pass a plain stream without headers).
-    const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length'] ?? 0);
-    if (session.offset + declared > this.limits.maxBytes) return this.tooLarge(uploadId);
+    if (session.offset + declaredLength > this.limits.maxBytes) return this.tooLarge(uploadId);
     this.streaming.set(session.name, active + 1);
     const { stream, done } = await this.driver.appendStream(uploadDataPath(uploadId), session.offset);
     const hash = session.hash;

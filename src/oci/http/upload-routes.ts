@@ -27,6 +27,12 @@ function checkChunkLength(req: IncomingMessage, range: ChunkRange | undefined): 
   }
 }
 
+/** The request's Content-Length, when it sent one (the domain checks size limits against it). */
+function declaredLength(req: IncomingMessage): number | undefined {
+  const length = header(req, 'content-length');
+  return length === undefined ? undefined : Number(length);
+}
+
 function hasBody(req: IncomingMessage): boolean {
   const length = header(req, 'content-length');
   return (length !== undefined && Number(length) > 0) || header(req, 'transfer-encoding') !== undefined;
@@ -52,7 +58,7 @@ export async function startUpload(context: RouteContext): Promise<void> {
   const digestParam = query.get('digest');
   if (digestParam !== null && mount === null) {
     const digest = parseDigest(digestParam);
-    await services.uploads.putWhole(name, digest, req, req.socket.remoteAddress);
+    await services.uploads.putWhole(name, digest, req, declaredLength(req), req.socket.remoteAddress);
     send(res, 201, { Location: blobLocation(name, digest.value), 'Docker-Content-Digest': digest.value });
     return;
   }
@@ -70,7 +76,7 @@ export async function patchUpload(context: RouteContext): Promise<void> {
   const { req, res, name, param: uploadId, services } = context;
   const range = parseContentRange(header(req, 'content-range'));
   checkChunkLength(req, range);
-  const offset = await services.uploads.append(name, uploadId, req, range);
+  const offset = await services.uploads.append(name, uploadId, req, range, declaredLength(req));
   send(res, 202, {
     Location: uploadLocation(name, uploadId),
     Range: rangeHeader(offset),
@@ -88,7 +94,7 @@ export async function finishUpload(context: RouteContext): Promise<void> {
   checkChunkLength(req, range);
   const body = hasBody(req) ? req : undefined;
   if (body === undefined) req.resume();
-  await services.uploads.finish(name, uploadId, digest, body, range);
+  await services.uploads.finish(name, uploadId, digest, body, range, declaredLength(req));
   send(res, 201, { Location: blobLocation(name, digest.value), 'Docker-Content-Digest': digest.value });
 }
 

@@ -22,6 +22,12 @@ export interface ReadableFile {
   close(): Promise<void>;
 }
 
+/** Options of {@link StorageDriver.writeFile}. */
+export interface WriteOptions {
+  /** Default true: the content survives a crash once the write resolves. */
+  readonly durable?: boolean;
+}
+
 /**
  * The storage seam of the registry: a small byte-level interface over slash-separated paths
  * relative to the storage root (see `layout.ts` for what lives where). The registry logic never
@@ -35,8 +41,12 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo | undefined>;
   /** Whole content of a small file, or `undefined` when it does not exist. */
   readFile(path: string): Promise<Buffer | undefined>;
-  /** Atomically replaces `path` with `content` (temp file, fsync, rename, fsync directory). */
-  writeFile(path: string, content: Uint8Array | string): Promise<void>;
+  /**
+   * Atomically replaces `path` with `content` (temp file, fsync, rename, fsync directory). With
+   * `durable: false` the fsyncs are skipped: still atomic, but a crash may lose it (for state a
+   * client can recreate, such as a new upload session).
+   */
+  writeFile(path: string, content: Uint8Array | string, options?: WriteOptions): Promise<void>;
   /** Creates an empty file if missing and sets its mtime to now (links). */
   touch(path: string): Promise<void>;
   /** Sets the mtime of an existing file to now; false (and nothing created) when it is missing. */
@@ -55,4 +65,6 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Removes empty directories from `path` upwards, stopping at `stopAt` or at the first non-empty one. */
   pruneEmptyDirectories(path: string, stopAt: string): Promise<void>;
+  /** Fails when the storage cannot be used at all (a missing bucket, refused credentials); checked at start. */
+  checkAccess?(): Promise<void>;
 }

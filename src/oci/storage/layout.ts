@@ -22,7 +22,7 @@
  * Mtimes matter: `gc` keeps anything younger than its grace period, and a manifest push
  * refreshes the blobs, links and child revisions it references (never creating a blob).
  */
-import type { Digest } from '../domain/names.js';
+import type { Digest } from '../digest.js';
 
 export const BLOBS_DIR = 'blobs';
 export const REPOSITORIES_DIR = 'repositories';
