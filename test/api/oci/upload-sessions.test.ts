@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import { loadOciConfig } from '../../../src/oci/config.js';
 import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { requestToken, tokenFixture, USERS } from '../../helpers/token-auth.js';
 
 /** Open upload sessions are capped per repository and per client (429 + Retry-After), and idle ones expire. */
 
@@ -9,9 +11,11 @@ function startUpload(
   url: string,
   name: string,
   localAddress = '127.0.0.1',
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; location?: string; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/v2/${name}/blobs/uploads/`, { method: 'POST', localAddress }, (res) => {
+    const options = { method: 'POST', localAddress, headers };
+    const req = http.request(`${url}/v2/${name}/blobs/uploads/`, options, (res) => {
       res.resume();
       res.on('end', () =>
         resolve({
@@ -72,5 +76,30 @@ describe('registry upload session caps', function () {
     clock += 2 * 3600 * 1000;
     expect(await registry.app.purgeStaleUploads()).to.equal(20);
     expect((await startUpload(registry.url, 'caps/a')).status).to.equal(202);
+  });
+});
+
+describe('registry upload session caps in token mode', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let registry: TestRegistry;
+  before(async () => {
+    const fixture = await tokenFixture();
+    dir = fixture.dir;
+    registry = await startTestRegistry({ authConfig: fixture.config, maxUploadSessionsPerClient: 3 });
+  });
+  after(async () => {
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('counts the sessions of a client through the quota wrapper too', async () => {
+    const { token } = await requestToken(registry.url, USERS.alice, ['repository:home/alice/app:pull,push']);
+    const headers = { authorization: `Bearer ${token}` };
+    for (let i = 0; i < 3; i++)
+      expect((await startUpload(registry.url, 'home/alice/app', '127.0.0.1', headers)).status).to.equal(202);
+    const refused = await startUpload(registry.url, 'home/alice/app', '127.0.0.1', headers);
+    expect(refused.status).to.equal(429);
+    expect(refused.retryAfter).to.not.equal(undefined);
   });
 });
