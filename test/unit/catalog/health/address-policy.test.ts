@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
-import { parseChallenge } from '../../../src/catalog/health/www-authenticate.js';
-import { loadHealthConfig } from '../../../src/catalog/health/config.js';
-import { ConfigError } from '../../../src/shared/config/env.js';
+import { AddressPolicy } from '../../../../src/catalog/health/address-policy.js';
+import { parseChallenge } from '../../../../src/catalog/health/www-authenticate.js';
+import { loadHealthConfig } from '../../../../src/catalog/health/config.js';
+import { ConfigError } from '../../../../src/shared/config/env.js';
 
 describe('probe address policy', () => {
   const defaults = new AddressPolicy({ allow: [], deny: [] });

@@ -4,8 +4,8 @@ import {
   compareBy,
   compileFilter,
   InvalidUpdateError,
-} from '../../src/catalog/language/mongo-semantics.js';
-import type { Update } from '../../src/catalog/language/update-language.js';
+} from '../../../../src/catalog/language/mongo-semantics.js';
+import type { Update } from '../../../../src/catalog/language/update-language.js';
 
 /**
  * Each case states what MongoDB does (its documented behaviour for the operator) and checks

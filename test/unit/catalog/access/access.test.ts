@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { AccessPolicy } from '../../src/catalog/access/policy.js';
-import { requirementOf } from '../../src/catalog/routes/table.js';
-import { createToken, parseTokenEntries } from '../../src/catalog/access/tokens.js';
-import { loadCatalogConfig } from '../../src/catalog/config.js';
-import { ConfigError } from '../../src/shared/config/env.js';
+import { AccessPolicy } from '../../../../src/catalog/access/policy.js';
+import { requirementOf } from '../../../../src/catalog/routes/table.js';
+import { createToken, parseTokenEntries } from '../../../../src/catalog/access/tokens.js';
+import { loadCatalogConfig } from '../../../../src/catalog/config.js';
+import { ConfigError } from '../../../../src/shared/config/env.js';
 
 describe('access: what each request needs', () => {
   const cases: Array<[string, string, string, boolean]> = [

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
-import { ConfigError } from '../../src/shared/config/env.js';
-import { loadCatalogConfig } from '../../src/catalog/config.js';
+import { CredentialCipher } from '../../../../src/catalog/domain/credential-cipher.js';
+import { ConfigError } from '../../../../src/shared/config/env.js';
+import { loadCatalogConfig } from '../../../../src/catalog/config.js';
 
 const ID = 'b3c38f52-8f2e-43a3-9aa9-bd9a4c75e509';
 

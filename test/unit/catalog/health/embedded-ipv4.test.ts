@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
+import { AddressPolicy } from '../../../../src/catalog/health/address-policy.js';
 
 /** The probe's address policy on IPv6 forms that carry an IPv4 address (test/fixtures/hostile/addresses.json). */
 const corpus = JSON.parse(
-  readFileSync(new URL('../../fixtures/hostile/addresses.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../../fixtures/hostile/addresses.json', import.meta.url), 'utf8'),
 ) as { refused: string[]; allowed: string[]; refusedEvenIfLoopbackAllowed: string[] };
 
 describe('probe address policy: IPv6 forms embedding IPv4', () => {

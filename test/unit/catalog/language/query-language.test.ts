@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { ValidationError } from '../../src/catalog/errors.js';
+import { ValidationError } from '../../../../src/catalog/errors.js';
 import {
   FIELD_OPERATORS,
   LOGICAL_OPERATORS,
   parseFilter,
   parseSort,
-} from '../../src/catalog/language/query-language.js';
-import { parseUpdate } from '../../src/catalog/language/update-language.js';
+} from '../../../../src/catalog/language/query-language.js';
+import { parseUpdate } from '../../../../src/catalog/language/update-language.js';
 
 function refusal(run: () => unknown): ValidationError {
   try {
