@@ -37,6 +37,11 @@ const MAX_RETRIES_429 = 3;
 
 export class CrawlClient {
   requests = 0;
+  /** Platforms of config blobs already read in this crawl, by digest. */
+  readonly configs = new Map<
+    string,
+    Promise<{ os: string; architecture: string; variant?: string } | undefined>
+  >();
   readonly origin: string;
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly tokens = new Map<string, Promise<string | undefined>>();

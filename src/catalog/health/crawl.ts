@@ -320,7 +320,13 @@ async function readManifest(
   const size = (config?.size ?? 0) + layers.reduce((sum, layer) => sum + layer.size, 0);
   const platforms: ImagePlatform[] = [];
   if (config && /image\.config|container\.image/.test(config.mediaType) && followChildren) {
-    const platform = await readConfigPlatform(client, repository, config.digest);
+    // Content-addressed: one read per config digest and crawl, whatever the repository.
+    let platformRead = client.configs.get(config.digest);
+    if (!platformRead) {
+      platformRead = readConfigPlatform(client, repository, config.digest);
+      client.configs.set(config.digest, platformRead);
+    }
+    const platform = await platformRead;
     if (platform) platforms.push({ ...platform, digest });
   }
   return { digest, media_type: mediaType, platforms, size };
