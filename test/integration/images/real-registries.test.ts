@@ -135,6 +135,10 @@ describe('image index on real registries', function () {
     ).to.deep.equal(['team/app']);
     const last = await catalog.api.get(`/container_registry/${oursId}/crawl`);
     expect(last.body.data).to.deep.equal(report);
+    const metrics = (await catalog.api.get('/metrics')).text;
+    expect(metrics).to.match(/catalog_crawl_duration_seconds_count\{complete="true"\} 1/);
+    expect(metrics).to.match(/catalog_crawl_requests_total [1-9]/);
+    expect(metrics).to.include(`catalog_image_records{registry_id="${oursId}"} 3`);
   });
 
   it('crawls Distribution without a referrers API: fallback and cosign tags counted, not listed', async () => {
@@ -188,6 +192,11 @@ describe('image index on real registries', function () {
     const candidates = after.body.data.candidates as Array<{ container_registry_id: string; status: string }>;
     expect(candidates.at(-1)!.container_registry_id).to.equal(distributionId);
     expect(candidates[0]!.status).to.equal('healthy');
+    // health= narrows a query to registries of that last status.
+    const healthyOnly = await images(catalog, { repository: 'team/app', tag: '1.0' }, '?health=healthy');
+    expect(healthyOnly.map((r) => r.container_registry_id)).to.deep.equal([oursId]);
+    const downOnly = await images(catalog, { repository: 'team/app' }, '?health=unreachable,unhealthy');
+    expect(downOnly.map((r) => r.container_registry_id)).to.deep.equal([distributionId]);
     // A crawl of a registry that is down is partial and removes nothing.
     const failed = await crawl(catalog, distributionId);
     expect(failed.complete).to.equal(false);
