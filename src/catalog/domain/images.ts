@@ -14,7 +14,7 @@ import type {
 } from '../model.js';
 import { QueryRejectedError } from '../store/collection.js';
 import type { HealthStore } from '../store/health-store.js';
-import { imageId, type ImageStore } from '../store/image-store.js';
+import { imageId, PLATFORM_KEYS, type ImageStore } from '../store/image-store.js';
 import { parseId, parsePage, type Page } from './parameters.js';
 import { probeTargetOf } from './probe-target.js';
 import type { RegistryService } from './registries.js';
@@ -343,10 +343,8 @@ function resolveFilter(request: ResolveRequest): { filter: Filter; reference: st
     const parts = typeof request.platform === 'string' ? request.platform.split('/') : [];
     if (parts.length < 2 || parts.length > 3 || parts.some((part) => !/^[\w.-]{1,64}$/.test(part)))
       throw bad('/platform', 'must be os/architecture[/variant], e.g. linux/arm64');
-    const [os, architecture, variant] = parts;
-    conditions.push({
-      platforms: { $elemMatch: { os, architecture, ...(variant ? { variant } : {}) } },
-    });
+    // One platform entry must match os, architecture (and variant): kept as keys in the store.
+    conditions.push({ [PLATFORM_KEYS]: parts.join('/') });
   }
   if (request.signed) conditions.push({ 'referrers.signatures': { $gt: 0 } });
   return { filter: conditions.length === 1 ? conditions[0]! : { $and: conditions }, reference };

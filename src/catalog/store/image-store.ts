@@ -8,8 +8,20 @@ import type { Collection, DocumentDatabase, FindOptions } from './collection.js'
  * indexes, never a scan.
  */
 
-/** A stored image record: the record plus its id (`<registry>|<repository>|<tag or @digest>`). */
-type StoredImage = ContainerImage & { readonly image_id: string };
+/**
+ * A stored image record: the record plus its id (`<registry>|<repository>|<tag or @digest>`) and
+ * its platforms as `os/arch` and `os/arch/variant` keys (indexed; `$elemMatch` on field
+ * conditions is not available on FerretDB). Neither is part of the record clients see.
+ */
+type StoredImage = ContainerImage & { readonly image_id: string; readonly platform_keys: string[] };
+
+/** The stored field a platform filter uses: `{[PLATFORM_KEYS]: "linux/arm64"}` (see `platformKey`). */
+export const PLATFORM_KEYS = 'platform_keys';
+
+/** `os/architecture[/variant]`, as `GET /resolve_image?platform=` takes it. */
+export function platformKey(platform: { os: string; architecture: string; variant?: string }): string {
+  return [platform.os, platform.architecture, ...(platform.variant ? [platform.variant] : [])].join('/');
+}
 
 interface ClaimDocument {
   readonly claim: string;
@@ -50,6 +62,12 @@ export class ImageStore {
           { field: 'repository', kind: 'column', column: 'repository' },
           { field: 'tag', kind: 'column', column: 'tag' },
           { field: 'digest', kind: 'column', column: 'digest' },
+          {
+            field: PLATFORM_KEYS,
+            kind: 'multi',
+            column: 'platform',
+            table: `${prefix}container_image_platforms`,
+          },
         ],
       }),
       await database.collection<CrawlReport>(`${prefix}crawl_reports`, {
@@ -82,7 +100,11 @@ export class ImageStore {
     const counts: SeenCounts = { added: 0, updated: 0 };
     for (const record of records) {
       const id = imageId(record);
-      const stored: StoredImage = { image_id: id, ...record };
+      const platformKeys = record.platforms.flatMap((platform) => [
+        `${platform.os}/${platform.architecture}`,
+        ...(platform.variant ? [platformKey(platform)] : []),
+      ]);
+      const stored: StoredImage = { image_id: id, ...record, platform_keys: [...new Set(platformKeys)] };
       for (let attempt = 0; attempt < 20; attempt++) {
         const current = await this.images.get(id);
         if (!current) {
@@ -154,7 +176,7 @@ export class ImageStore {
   }
 }
 
-function toRecord({ image_id: _id, ...record }: StoredImage): ContainerImage {
+function toRecord({ image_id: _id, platform_keys: _keys, ...record }: StoredImage): ContainerImage {
   return record;
 }
 

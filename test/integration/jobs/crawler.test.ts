@@ -108,6 +108,19 @@ describe('image crawler job across replicas (two jobs on one FerretDB/MongoDB)',
     expect(catalogRequests()).to.equal(1);
     const report = await a!.opened.imageStore.report(healthy.container_registry_id);
     expect(report).to.include({ complete: true, repositories: 1, tags: 1 });
+    // The records on MongoDB/FerretDB answer the resolver and dotted queries like SQLite does.
+    const resolved = await b!.catalog.images!.resolve({ reference: 'team/app:1.0', platform: 'linux/amd64' });
+    expect(resolved.candidates.map((c) => c.container_registry_id)).to.deep.equal([
+      healthy.container_registry_id,
+    ]);
+    const page = { limit: 10, skip: 0, sort: [] as const };
+    const arm = await b!.catalog.images!.query({ 'platforms.architecture': 'arm64' }, page);
+    expect(arm.total).to.equal(0);
+    const unsigned = await b!.catalog.images!.query(
+      { 'referrers.signatures': 0, repository: 'team/app' },
+      page,
+    );
+    expect(unsigned.total).to.equal(1);
     for (const skipped of [disabled, unhealthy, neverProbed])
       expect(await a!.opened.imageStore.report(skipped.container_registry_id)).to.equal(undefined);
 
