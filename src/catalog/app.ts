@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { SchemaSet } from '../shared/schemas.js';
 import type { CredentialCipher } from './domain/credential-cipher.js';
 import { HealthService } from './domain/health-service.js';
+import { ImageService, type CrawlFunction } from './domain/images.js';
 import { RegistryService } from './domain/registries.js';
 import type { ProbeTarget } from './model.js';
 import type { HealthReport } from './model.js';
@@ -18,6 +19,7 @@ import { problemHandler, sendProblem } from './http/problem.js';
 import type { CatalogServices } from './routes/services.js';
 import { CATALOG_ROUTE_INDEX } from './routes/table.js';
 import type { HealthStore } from './store/health-store.js';
+import type { ImageStore } from './store/image-store.js';
 import type { RegistryStore } from './store/registry-store.js';
 
 export interface CatalogDeps {
@@ -34,6 +36,8 @@ export interface CatalogDeps {
   };
   /** Access control, rate limits and CORS; without it: open, unlimited, no CORS (tests). */
   readonly access?: AccessDeps;
+  /** The image index and its crawler; without it the image routes are absent. */
+  readonly images?: { readonly store: ImageStore; readonly crawl: CrawlFunction };
 }
 
 export interface AccessDeps {
@@ -58,6 +62,7 @@ export interface Catalog {
   readonly app: Express;
   readonly registries: RegistryService;
   readonly health: HealthService | undefined;
+  readonly images: ImageService | undefined;
   readonly metrics: Registry;
 }
 
@@ -86,9 +91,20 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       metrics,
     });
   }
+  const images =
+    deps.images &&
+    new ImageService({
+      store: deps.images.store,
+      registries,
+      healthStore: deps.health?.store,
+      crawl: deps.images.crawl,
+      logger: deps.logger,
+      metrics,
+    });
   const services: CatalogServices = {
     registries,
     health,
+    images,
     ping: () => deps.store.ping(),
     metrics,
     openapi: bundleOpenApi(deps.schemas),
@@ -105,7 +121,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     corsOrigins: access.corsOrigins,
   });
   const app = createCatalogApp(front, services, deps);
-  return { handler: front.listener(app), app, registries, health, metrics };
+  return { handler: front.listener(app), app, registries, health, images, metrics };
 }
 
 /** The Express app: the front door's prelude, JSON bodies, every route of the table, the envelope for errors. */

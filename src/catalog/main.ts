@@ -5,6 +5,9 @@ import { loadCatalogConfig } from './config.js';
 import { ConfigError, type Env } from '../shared/config/env.js';
 import { loadHealthConfig } from './health/config.js';
 import { loadMonitorConfig } from './jobs/config.js';
+import { loadCrawlConfig } from './jobs/crawl-config.js';
+import { CrawlerJob } from './jobs/crawler.js';
+import { createCrawler } from './health/crawl.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { SchemaSet } from '../shared/schemas.js';
 import { listen, onShutdownSignal } from '../shared/server.js';
@@ -26,8 +29,9 @@ export async function runCatalog(env: Env): Promise<void> {
   const config = loadCatalogConfig(env);
   const healthConfig = loadHealthConfig(env);
   const monitorConfig = loadMonitorConfig(env);
+  const crawlConfig = loadCrawlConfig(env);
   const logger = createLogger('catalog', config.logLevel);
-  const { store, healthStore } = await openStores(config, logger);
+  const { store, healthStore, imageStore } = await openStores(config, logger);
   const credentialKeys = credentialKeysFor(config, logger);
   const cipher = credentialKeys.length > 0 ? new CredentialCipher(credentialKeys) : undefined;
   if (!cipher)
@@ -52,9 +56,12 @@ export async function runCatalog(env: Env): Promise<void> {
       'no API tokens configured (API_TOKENS, API_TOKENS_FILE): access control is off, anyone who can connect may read and write',
     );
   if (access.tokensFile !== undefined) reloadOnChange(access.tokensFile, policy, logger);
-  const prober = createProber({
-    policy: AddressPolicy.fromConfig(healthConfig),
-    defaultTimeoutMs: healthConfig.probeTimeoutMs,
+  const addressPolicy = AddressPolicy.fromConfig(healthConfig);
+  const prober = createProber({ policy: addressPolicy, defaultTimeoutMs: healthConfig.probeTimeoutMs });
+  // The crawler goes through the same address policy, DNS guard and TLS settings as the probe.
+  const crawl = createCrawler({
+    policy: addressPolicy,
+    limits: { ...crawlConfig, requestTimeoutMs: healthConfig.probeTimeoutMs },
   });
   // One bound on outbound requests, whoever asks (the monitor, or clients' on-demand checks).
   const outbound = pLimit(healthConfig.probeMaxConcurrent);
@@ -67,6 +74,7 @@ export async function runCatalog(env: Env): Promise<void> {
     cipher,
     health: { store: healthStore, probe, historySize: monitorConfig.historySize },
     access: { policy, ...access },
+    images: { store: imageStore, crawl },
   });
   const server = await listen(catalog.handler, {
     host: config.host,
@@ -87,8 +95,22 @@ export async function runCatalog(env: Env): Promise<void> {
         })
       : undefined;
   monitor?.start();
+  const crawler =
+    crawlConfig.enabled && catalog.images
+      ? new CrawlerJob({
+          registries: store,
+          healthStore,
+          imageStore,
+          images: catalog.images,
+          config: crawlConfig,
+          logger,
+          owner: `${hostname()}:${process.pid}`,
+        })
+      : undefined;
+  crawler?.start();
   onShutdownSignal(logger, async () => {
     if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
+    await crawler?.stop();
     await monitor?.stop();
     await server.close(config.shutdownTimeoutMs);
     await store.close();

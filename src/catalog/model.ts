@@ -64,3 +64,54 @@ export interface ProbeTarget {
   caBundle?: string;
   credentials?: { username?: string; password?: string; token?: string };
 }
+
+/** One platform of an image (an index lists one per child; a single image has one entry). */
+export interface ImagePlatform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  digest: string;
+}
+
+/** Referrer counts of an image: signatures, SBOMs, attestations and anything else. */
+export interface ImageReferrers {
+  signatures: number;
+  sboms: number;
+  attestations: number;
+  other: number;
+  artifact_types: string[];
+}
+
+/** An image record (DESIGN.md section 8): what one registry holds under one repository and tag. */
+export interface ContainerImage {
+  container_registry_id: string;
+  repository: string;
+  /** Null for an untagged digest. */
+  tag: string | null;
+  digest: string;
+  media_type: string;
+  platforms: ImagePlatform[];
+  /** Bytes of config and layers; for an index, the sum over the children that were read. */
+  size: number;
+  pull_reference: string;
+  referrers: ImageReferrers;
+  first_seen: string;
+  last_seen: string;
+  source: 'crawl' | 'event';
+}
+
+/** What one crawl of a registry did (`POST|GET /container_registry/<id>/crawl`). */
+export interface CrawlReport {
+  container_registry_id: string;
+  started_at: string;
+  repositories: number;
+  tags: number;
+  added: number;
+  updated: number;
+  removed: number;
+  requests: number;
+  errors: string[];
+  /** True when every listing and manifest was read: only then are unseen records removed. */
+  complete: boolean;
+  duration_ms: number;
+}

@@ -5,7 +5,7 @@ import { AccessPolicy } from '../../src/catalog/access/policy.js';
 import { createToken, parseTokenEntries, type Role } from '../../src/catalog/access/tokens.js';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
 import { createProber } from '../../src/catalog/health/probe.js';
-import { startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import { loopbackCrawler, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 
 /** A prober whose address policy refuses every target: health checks answer without a packet sent. */
 const refuseAll = createProber({
@@ -87,6 +87,36 @@ const ROUTES: RouteCase[] = [
     call: (c, headers) => c.api.get('/container_registries/health', { headers }),
   },
   {
+    name: 'POST /container_images (query)',
+    needs: 'read',
+    expected: 200,
+    call: (c, headers) => c.api.post('/container_images', { repository: 'team/app' }, { headers }),
+  },
+  {
+    name: 'GET /resolve_image (nobody holds it: 404 once allowed)',
+    needs: 'read',
+    expected: 404,
+    call: (c, headers) => c.api.get('/resolve_image?reference=team/app:1.0', { headers }),
+  },
+  {
+    name: 'GET /container_registry/<id>/images',
+    needs: 'read',
+    expected: 200,
+    call: (c, headers, id) => c.api.get(`/container_registry/${id}/images`, { headers }),
+  },
+  {
+    name: 'POST /container_registry/<id>/crawl',
+    needs: 'write',
+    expected: 200,
+    call: (c, headers, id) => c.api.post(`/container_registry/${id}/crawl`, undefined, { headers }),
+  },
+  {
+    name: 'GET /container_registry/<id>/crawl (never crawled: 404 once allowed)',
+    needs: 'read',
+    expected: 404,
+    call: (c, headers, id) => c.api.get(`/container_registry/${id}/crawl`, { headers }),
+  },
+  {
     name: 'GET /openapi.json',
     needs: 'read',
     expected: 200,
@@ -151,6 +181,8 @@ for (const anonymousRead of [false, true]) {
       );
       catalog = await startCatalog('embedded', {
         probe: refuseAll,
+        // The registry is 127.0.0.1:9 (nothing listens): a crawl is refused at once, partial.
+        crawl: loopbackCrawler({ requestTimeoutMs: 1000 }),
         access: { policy, rateLimitPerSecond: 0, healthCheckRateLimitPerMinute: 0, corsOrigins: [] },
       });
     });

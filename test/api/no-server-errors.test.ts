@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import { loopbackCrawler, STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 import { FUZZ_KEYS } from '../helpers/fuzz-vocabulary.js';
 
 /**
@@ -26,6 +26,8 @@ const routes = [
   'PUT <id>',
   'POST /container_registries',
   'POST /container_registries?sort=-container_registry_metadata.a',
+  'POST /container_images',
+  'POST /container_images?sort=-platforms.architecture,tag',
 ];
 
 for (const kind of STORE_KINDS) {
@@ -34,7 +36,7 @@ for (const kind of STORE_KINDS) {
     let catalog: TestCatalog;
     let id: string;
     before(async () => {
-      catalog = await startCatalog(kind);
+      catalog = await startCatalog(kind, { crawl: loopbackCrawler() });
       const created = await catalog.api.post('/container_registry', {
         container_registry_name: 'fuzz',
         container_registry_public_url: 'http://fuzz.example.test',

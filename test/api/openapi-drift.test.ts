@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Express } from 'express';
 import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
 import { createProber } from '../../src/catalog/health/probe.js';
-import { startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import { loopbackCrawler, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 import { OpenApiValidator } from '../helpers/openapi-validator.js';
 
 interface Layer {
@@ -35,7 +35,7 @@ describe('openapi.yaml and the routes', () => {
       policy: new AddressPolicy({ allow: [], deny: [] }),
       defaultTimeoutMs: 1000,
     });
-    catalog = await startCatalog('embedded', { probe });
+    catalog = await startCatalog('embedded', { probe, crawl: loopbackCrawler() });
   });
   after(async () => {
     await catalog.stop();

@@ -15,6 +15,9 @@ import type { ReplaceMode } from '../../src/catalog/config.js';
 import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
+import type { ImageStore } from '../../src/catalog/store/image-store.js';
+import type { CrawlFunction } from '../../src/catalog/domain/images.js';
+import { createCrawler, type CrawlerLimits } from '../../src/catalog/health/crawl.js';
 import { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
 import { openRepositories } from '../../src/catalog/store/open-stores.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
@@ -32,6 +35,7 @@ export interface TestStore {
   readonly database: DocumentDatabase;
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
+  readonly imageStore: ImageStore;
   cleanup(): Promise<void>;
 }
 
@@ -80,12 +84,15 @@ export interface StartOptions {
   logger?: Logger;
   /** Access control, rate limits, CORS (open and unlimited by default). */
   access?: AccessDeps;
+  /** Enables the image index with this crawler (see `loopbackCrawler`). */
+  crawl?: CrawlFunction;
 }
 
 export interface TestCatalog {
   readonly api: ApiClient;
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
+  readonly imageStore: ImageStore;
   readonly catalog: Catalog;
   stop(): Promise<void>;
 }
@@ -94,7 +101,7 @@ export interface TestCatalog {
 export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, healthStore, cleanup } = await openTestStore(kind);
+  const { store, healthStore, imageStore, cleanup } = await openTestStore(kind);
   const catalog = createCatalog({
     store,
     schemas,
@@ -107,8 +114,16 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
       historySize: options.historySize ?? 50,
     },
     access: options.access,
+    images: options.crawl && { store: imageStore, crawl: options.crawl },
   });
-  return { api: new ApiClient(catalog.handler, validator), store, healthStore, catalog, stop: cleanup };
+  return {
+    api: new ApiClient(catalog.handler, validator),
+    store,
+    healthStore,
+    imageStore,
+    catalog,
+    stop: cleanup,
+  };
 }
 
 /** A catalog with health checks and its background monitor (not started), probing loopback registries. */
@@ -138,4 +153,22 @@ export function createMonitoredCatalog(
     clock: options.clock,
   });
   return { catalog, monitor };
+}
+
+/** The crawler limits tests use unless they say otherwise (small, so a misbehaving registry ends fast). */
+export const TEST_CRAWL_LIMITS: CrawlerLimits = {
+  concurrencyPerRegistry: 4,
+  requestBudget: 2_000,
+  timeoutMs: 20_000,
+  maxManifestBytes: 4 * 1024 * 1024,
+  maxRetryAfterMs: 5_000,
+  requestTimeoutMs: 5_000,
+};
+
+/** A crawler allowed to reach loopback only (127.0.0.0/8, ::1), as `HEALTH_PROBE_ALLOW` would allow it. */
+export function loopbackCrawler(limits: Partial<CrawlerLimits> = {}): CrawlFunction {
+  return createCrawler({
+    policy: new AddressPolicy({ allow: ['127.0.0.0/8', '::1/128'], deny: [] }),
+    limits: { ...TEST_CRAWL_LIMITS, ...limits },
+  });
 }

@@ -6,6 +6,7 @@ import type { HealthReport, HealthStatus } from '../model.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { HealthRecord } from '../model.js';
 import type { ContainerRegistry } from '../model.js';
+import { probeTargetOf } from './probe-target.js';
 import type { RegistryService } from './registries.js';
 
 export const HEALTH_STATUSES: readonly HealthStatus[] = ['healthy', 'unhealthy', 'unreachable', 'refused'];
@@ -106,24 +107,7 @@ export class HealthService {
   }
 
   private targetOf(document: ContainerRegistry): ProbeTarget {
-    const config = document.container_registry_config;
-    let credentials: Record<string, string> | undefined;
-    try {
-      credentials = this.deps.registries.openCredentials(document);
-    } catch (error) {
-      this.deps.logger.warn(
-        { registryId: document.container_registry_id, err: (error as Error).message },
-        'stored credentials cannot be opened; probing without them',
-      );
-    }
-    return {
-      url: document.container_registry_public_url,
-      timeoutMs:
-        typeof config.health_check_timeout_ms === 'number' ? config.health_check_timeout_ms : undefined,
-      insecureSkipTlsVerify: config.insecure_skip_tls_verify === true,
-      caBundle: typeof config.ca_bundle === 'string' ? config.ca_bundle : undefined,
-      credentials: credentials && Object.keys(credentials).length > 0 ? credentials : undefined,
-    };
+    return probeTargetOf(document, this.deps.registries, this.deps.logger);
   }
 }
 

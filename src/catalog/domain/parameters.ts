@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors.js';
-import { parseSort } from '../language/query-language.js';
+import { parseSort, type PathCheck } from '../language/query-language.js';
 import type { SortSpec } from '../model.js';
 
 /** The request parameters every use case shares: a registry id from the path, and paging. */
@@ -26,14 +26,17 @@ export function parseId(raw: string): string {
   return id;
 }
 
-/** Parses `limit`, `skip` and `sort` query parameters. */
-export function parsePage(query: { limit?: unknown; skip?: unknown; sort?: unknown }): Page {
+/** Parses `limit`, `skip` and `sort` query parameters (`sort` over registry fields unless `checkPath` says). */
+export function parsePage(
+  query: { limit?: unknown; skip?: unknown; sort?: unknown },
+  checkPath?: PathCheck,
+): Page {
   const limit = parseCount(query.limit, 'limit', PAGE_LIMITS.defaultLimit, 1, PAGE_LIMITS.maxLimit);
   const skip = parseCount(query.skip, 'skip', 0, 0, PAGE_LIMITS.maxSkip);
   if (query.sort !== undefined && typeof query.sort !== 'string') {
     throw ValidationError.of([{ pointer: '/sort', message: 'must be given once' }], 'Invalid sort');
   }
-  return { limit, skip, sort: parseSort(query.sort) };
+  return { limit, skip, sort: parseSort(query.sort, checkPath) };
 }
 
 function parseCount(value: unknown, name: string, fallback: number, min: number, max: number): number {

@@ -37,6 +37,9 @@ function get(
     deadline: AbortSignal;
     maxBodyBytes: number;
     target: ProbeTarget;
+    /** GET unless given (the crawler sends HEAD for manifests). */
+    method?: 'GET' | 'HEAD';
+    userAgent?: string;
   },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -48,8 +51,12 @@ function get(
     const secure = url.protocol === 'https:';
     if (!secure && url.protocol !== 'http:') return reject(new Error(`unsupported scheme ${url.protocol}`));
     const req = (secure ? https : http).request(url, {
-      method: 'GET',
-      headers: { accept: 'application/json', 'user-agent': 'aios-registry-catalog-health/1', ...headers },
+      method: options.method ?? 'GET',
+      headers: {
+        accept: 'application/json',
+        'user-agent': options.userAgent ?? 'aios-registry-catalog-health/1',
+        ...headers,
+      },
       lookup: options.lookup,
       agent: false,
       signal: options.deadline,

@@ -53,10 +53,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Validates a filter body and returns it typed; throws `ValidationError` naming the first problem. */
-export function parseFilter(body: unknown): Filter {
+/** Checks one field path; the problem as a sentence, or undefined (field-paths.ts, image-fields.ts). */
+export type PathCheck = (path: string) => string | undefined;
+
+/**
+ * Validates a filter body and returns it typed; throws `ValidationError` naming the first problem.
+ * `checkPath` says which fields exist (registry documents unless given).
+ */
+export function parseFilter(body: unknown, checkPath: PathCheck = checkFieldPath): Filter {
   if (body === undefined || body === null) return {};
-  const checker = new FilterChecker();
+  const checker = new FilterChecker(checkPath);
   if (!isPlainObject(body)) {
     throw ValidationError.of(
       [issue('/', 'must be a JSON object (a MongoDB-style filter)')],
@@ -89,6 +95,8 @@ class FilterChecker {
   readonly issues: Issue[] = [];
   private nodes = 0;
 
+  constructor(private readonly checkPath: PathCheck = checkFieldPath) {}
+
   private fail(pointer: string, message: string): void {
     if (this.issues.length < 20) this.issues.push(issue(pointer || '/', message));
   }
@@ -111,7 +119,7 @@ class FilterChecker {
         }
         this.logical(key, value, at, depth);
       } else {
-        const problem = checkFieldPath(key);
+        const problem = this.checkPath(key);
         if (problem) {
           this.fail(at, `field "${key}" ${problem}`);
           continue;
@@ -291,7 +299,7 @@ function unknownOperator(op: string): string {
 }
 
 /** Parses `sort=field,-other`: at most four keys, each a queryable path. */
-export function parseSort(sort: string | undefined): SortSpec {
+export function parseSort(sort: string | undefined, checkPath: PathCheck = checkFieldPath): SortSpec {
   if (sort === undefined || sort.trim() === '') return [];
   const keys = sort.split(',').map((key) => key.trim());
   const issues: Issue[] = [];
@@ -301,7 +309,7 @@ export function parseSort(sort: string | undefined): SortSpec {
   const spec = keys.map((key): readonly [string, 1 | -1] => {
     const descending = key.startsWith('-');
     const path = descending || key.startsWith('+') ? key.slice(1) : key;
-    const problem = checkFieldPath(path);
+    const problem = checkPath(path);
     if (problem) issues.push(issue('/sort', `"${path}" ${problem}`));
     return [path, descending ? -1 : 1];
   });

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { HealthService } from '../domain/health-service.js';
+import type { ImageService } from '../domain/images.js';
 import type { RegistryService } from '../domain/registries.js';
 
 /** What the route handlers are built from (one set per app, see app.ts). */
@@ -7,6 +8,8 @@ export interface CatalogServices {
   readonly registries: RegistryService;
   /** Absent when health checking is off: the health routes are then not registered. */
   readonly health: HealthService | undefined;
+  /** Absent without an image index: the image routes are then not registered. */
+  readonly images?: ImageService | undefined;
   /** Resolves when the store answers (`/readyz`). */
   readonly ping: () => Promise<void>;
   readonly metrics: Registry;

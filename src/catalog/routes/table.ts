@@ -9,6 +9,7 @@ import {
   readRegistryFast,
   updateRegistry,
 } from './registries.js';
+import { crawlRegistry, lastCrawl, queryImages, registryImages, resolveImage } from './images.js';
 import type { CatalogServices } from './services.js';
 import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from './system.js';
 
@@ -16,6 +17,7 @@ import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from '.
 const VERIFY = /(^|&)verify(=(true|1)?)?(&|$)/;
 const verifyProbes = (query: string): RateLimit => (VERIFY.test(query) ? 'health-check' : 'client');
 const withHealth = (services: CatalogServices) => services.health !== undefined;
+const withImages = (services: CatalogServices) => services.images !== undefined;
 
 /**
  * Every route of the catalog, in one table: Express registration (with 405 for other methods),
@@ -82,6 +84,47 @@ export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
     rateLimit: 'client',
     handler: healthStatuses,
     available: withHealth,
+  },
+  {
+    method: 'POST',
+    path: '/container_images',
+    role: 'read',
+    rateLimit: 'client',
+    handler: queryImages,
+    available: withImages,
+  },
+  {
+    method: 'GET',
+    path: '/resolve_image',
+    role: 'read',
+    rateLimit: 'client',
+    handler: resolveImage,
+    available: withImages,
+  },
+  {
+    method: 'GET',
+    path: '/container_registry/:registry_id/images',
+    role: 'read',
+    rateLimit: 'client',
+    handler: registryImages,
+    available: withImages,
+  },
+  {
+    method: 'POST',
+    path: '/container_registry/:registry_id/crawl',
+    role: 'write',
+    // A crawl sends many requests out: limited like on-demand health checks.
+    rateLimit: 'health-check',
+    handler: crawlRegistry,
+    available: withImages,
+  },
+  {
+    method: 'GET',
+    path: '/container_registry/:registry_id/crawl',
+    role: 'read',
+    rateLimit: 'client',
+    handler: lastCrawl,
+    available: withImages,
   },
   { method: 'GET', path: '/healthz', role: 'public', rateLimit: 'none', handler: liveness },
   { method: 'GET', path: '/readyz', role: 'public', rateLimit: 'none', handler: readiness },

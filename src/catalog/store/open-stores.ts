@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { DocumentDatabase } from './collection.js';
 import { EmbeddedDatabase } from './embedded-collection.js';
 import { HealthStore } from './health-store.js';
+import { ImageStore } from './image-store.js';
 import { MongoDatabase } from './mongo-collection.js';
 import { DEFAULT_SCAN_BUDGET } from './scan-budget.js';
 import { openRegistryStore, type RegistryStore } from './registry-store.js';
@@ -11,6 +12,7 @@ export interface OpenedStores {
   readonly database: DocumentDatabase;
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
+  readonly imageStore: ImageStore;
 }
 
 /**
@@ -50,7 +52,12 @@ export async function openRepositories(
 ): Promise<OpenedStores> {
   try {
     const store = await openRegistryStore(database, registries);
-    return { database, store, healthStore: await HealthStore.open(database, prefix) };
+    return {
+      database,
+      store,
+      healthStore: await HealthStore.open(database, prefix),
+      imageStore: await ImageStore.open(database, prefix),
+    };
   } catch (error) {
     await database.close();
     throw error;

@@ -1,0 +1,192 @@
+import type { ContainerImage, CrawlReport, Filter } from '../model.js';
+import type { Collection, DocumentDatabase, FindOptions } from './collection.js';
+
+/**
+ * The image index (DESIGN.md section 8): image records, the last crawl report of each registry,
+ * and the crawler's slot claims, as typed repositories on generic collections (collection.ts),
+ * so both backends share them. Lookups by repository, tag, digest and registry use the declared
+ * indexes, never a scan.
+ */
+
+/**
+ * A stored image record: the record plus its id (`<registry>|<repository>|<tag or @digest>`) and
+ * its platforms as `os/arch` and `os/arch/variant` keys (indexed; `$elemMatch` on field
+ * conditions is not available on FerretDB). Neither is part of the record clients see.
+ */
+type StoredImage = ContainerImage & { readonly image_id: string; readonly platform_keys: string[] };
+
+/** The stored field a platform filter uses: `{[PLATFORM_KEYS]: "linux/arm64"}` (see `platformKey`). */
+export const PLATFORM_KEYS = 'platform_keys';
+
+/** `os/architecture[/variant]`, as `GET /resolve_image?platform=` takes it. */
+export function platformKey(platform: { os: string; architecture: string; variant?: string }): string {
+  return [platform.os, platform.architecture, ...(platform.variant ? [platform.variant] : [])].join('/');
+}
+
+interface ClaimDocument {
+  readonly claim: string;
+  readonly registry_id: string;
+  readonly slot: number;
+  readonly owner: string;
+}
+
+/** What writing the records of one crawl changed. */
+export interface SeenCounts {
+  added: number;
+  updated: number;
+}
+
+const PAGE = 1_000;
+
+/** The id of a record: one per (registry, repository, tag), or per untagged digest. */
+export function imageId(
+  image: Pick<ContainerImage, 'container_registry_id' | 'repository' | 'tag' | 'digest'>,
+): string {
+  return `${image.container_registry_id}|${image.repository}|${image.tag ?? `@${image.digest}`}`;
+}
+
+export class ImageStore {
+  private constructor(
+    private readonly images: Collection<StoredImage>,
+    private readonly reports: Collection<CrawlReport>,
+    private readonly claims: Collection<ClaimDocument>,
+  ) {}
+
+  /** Opens `<prefix>container_images`, `<prefix>crawl_reports` and `<prefix>crawl_claims`. */
+  static async open(database: DocumentDatabase, prefix: string): Promise<ImageStore> {
+    return new ImageStore(
+      await database.collection<StoredImage>(`${prefix}container_images`, {
+        idField: 'image_id',
+        indexes: [
+          { field: 'container_registry_id', kind: 'column', column: 'registry_id' },
+          { field: 'repository', kind: 'column', column: 'repository' },
+          { field: 'tag', kind: 'column', column: 'tag' },
+          { field: 'digest', kind: 'column', column: 'digest' },
+          {
+            field: PLATFORM_KEYS,
+            kind: 'multi',
+            column: 'platform',
+            table: `${prefix}container_image_platforms`,
+          },
+        ],
+      }),
+      await database.collection<CrawlReport>(`${prefix}crawl_reports`, {
+        idField: 'container_registry_id',
+        indexes: [],
+      }),
+      await database.collection<ClaimDocument>(`${prefix}crawl_claims`, {
+        idField: 'claim',
+        indexes: [
+          { field: 'registry_id', kind: 'column', column: 'registry_id' },
+          { field: 'slot', kind: 'column', column: 'slot' },
+        ],
+      }),
+    );
+  }
+
+  async find(filter: Filter, options: FindOptions): Promise<ContainerImage[]> {
+    return (await this.images.find(filter, options)).map(toRecord);
+  }
+
+  async count(filter: Filter): Promise<number> {
+    return this.images.count(filter);
+  }
+
+  /**
+   * Writes the records one crawl saw: new ones are added, changed ones updated (keeping
+   * `first_seen`), unchanged ones only get a fresh `last_seen`.
+   */
+  async writeSeen(records: readonly ContainerImage[]): Promise<SeenCounts> {
+    const counts: SeenCounts = { added: 0, updated: 0 };
+    for (const record of records) {
+      const id = imageId(record);
+      const platformKeys = record.platforms.flatMap((platform) => [
+        `${platform.os}/${platform.architecture}`,
+        ...(platform.variant ? [platformKey(platform)] : []),
+      ]);
+      const stored: StoredImage = { image_id: id, ...record, platform_keys: [...new Set(platformKeys)] };
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const current = await this.images.get(id);
+        if (!current) {
+          const created = await this.images.createMany([stored]);
+          if (created.has(id)) {
+            counts.added++;
+            break;
+          }
+          continue;
+        }
+        const next = { ...stored, first_seen: current.document.first_seen };
+        const result = await this.images.replaceIfVersion(next, current.version);
+        if (result.status === 'conflict') continue;
+        if (changed(current.document, next)) counts.updated++;
+        break;
+      }
+    }
+    return counts;
+  }
+
+  /** Removes the records of `registryId` from crawls whose ids are not in `seen`; returns how many. */
+  async removeUnseen(registryId: string, seen: ReadonlySet<string>): Promise<number> {
+    const stale: string[] = [];
+    for (let skip = 0; ; skip += PAGE) {
+      const page = await this.images.find(
+        { container_registry_id: registryId, source: 'crawl' },
+        { sort: [], skip, limit: PAGE },
+      );
+      for (const image of page) if (!seen.has(image.image_id)) stale.push(image.image_id);
+      if (page.length < PAGE) break;
+    }
+    for (const id of stale) await this.images.delete(id);
+    return stale.length;
+  }
+
+  /** Drops every record and the crawl report of a deleted registry. */
+  async forget(registryId: string): Promise<void> {
+    await this.images.deleteMany({ container_registry_id: registryId });
+    await this.reports.delete(registryId);
+  }
+
+  async saveReport(report: CrawlReport): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const current = await this.reports.get(report.container_registry_id);
+      if (!current) {
+        if ((await this.reports.createMany([report])).size === 1) return;
+        continue;
+      }
+      const result = await this.reports.replaceIfVersion(report, current.version);
+      if (result.status !== 'conflict') return;
+    }
+  }
+
+  async report(registryId: string): Promise<CrawlReport | undefined> {
+    return (await this.reports.get(registryId))?.document;
+  }
+
+  /** Claims the crawls of `registryIds` for their slot; exactly one caller per (registry, slot) wins. */
+  async claim(claims: ReadonlyArray<{ id: string; slot: number }>, owner: string): Promise<Set<string>> {
+    const won = await this.claims.createMany(
+      claims.map(({ id, slot }) => ({ claim: `${id}:${slot}`, registry_id: id, slot, owner })),
+    );
+    return new Set(claims.filter(({ id, slot }) => won.has(`${id}:${slot}`)).map(({ id }) => id));
+  }
+
+  /** Forgets the claims of `registryId` for slots before `beforeSlot`. */
+  async pruneClaims(registryId: string, beforeSlot: number): Promise<void> {
+    await this.claims.deleteMany({ registry_id: registryId, slot: { $lt: beforeSlot } });
+  }
+}
+
+function toRecord({ image_id: _id, platform_keys: _keys, ...record }: StoredImage): ContainerImage {
+  return record;
+}
+
+function changed(before: ContainerImage, after: ContainerImage): boolean {
+  return (
+    before.digest !== after.digest ||
+    before.media_type !== after.media_type ||
+    before.size !== after.size ||
+    before.pull_reference !== after.pull_reference ||
+    JSON.stringify(before.platforms) !== JSON.stringify(after.platforms) ||
+    JSON.stringify(before.referrers) !== JSON.stringify(after.referrers)
+  );
+}
