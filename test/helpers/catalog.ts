@@ -80,6 +80,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Access control, rate limits, CORS (open and unlimited by default). */
   access?: AccessDeps;
+  /** A MongoDB store on this database of the test server (already filled, say) instead of a fresh one. */
+  mongoDatabase?: string;
 }
 
 export interface TestCatalog {
@@ -94,7 +96,10 @@ export interface TestCatalog {
 export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, healthStore, cleanup } = await openTestStore(kind);
+  const { store, healthStore, cleanup } =
+    options.mongoDatabase !== undefined
+      ? await openMongoTestStore(options.mongoDatabase)
+      : await openTestStore(kind);
   const catalog = createCatalog({
     store,
     schemas,

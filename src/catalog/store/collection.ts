@@ -36,8 +36,16 @@ export interface IndexSpec {
 
 /** What a kind of document declares to be stored. */
 export interface CollectionSpec {
-  /** The field holding the document's id (a string; MongoDB `_id`, SQLite primary key). */
+  /** The field holding the document's id (a string; MongoDB `_id` by default, SQLite primary key). */
   readonly idField: string;
+  /**
+   * How the MongoDB backend keys documents. `id` (default): `_id` is the id. `field`: the id
+   * stays an ordinary field under a unique index and `_id` is whatever the writer gave (an
+   * ObjectId the driver assigns for ours): the original AIOS service's layout, so both services
+   * read each other's documents. Documents without the field whose `_id` is a string (written
+   * in the `id` layout) are migrated at open by copying `_id` into the field. SQLite ignores it.
+   */
+  readonly mongoKey?: 'id' | 'field';
   readonly indexes: readonly IndexSpec[];
 }
 

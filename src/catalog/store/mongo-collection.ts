@@ -2,6 +2,7 @@ import {
   MongoBulkWriteError,
   MongoClient,
   MongoServerError,
+  type ObjectId,
   type Collection as MongoNativeCollection,
   type Db,
   type Document,
@@ -23,10 +24,12 @@ import {
 } from './collection.js';
 
 /**
- * MongoDB backend (official driver). In each collection `_id` is the document's id and
- * `_version` the internal compare-and-swap counter, never returned. Works on standalone
- * servers, replica sets and sharded clusters (`_id` is a fine shard key; nothing here needs
- * transactions).
+ * MongoDB backend (official driver). In each collection the document's id is `_id` (spec
+ * `mongoKey: 'id'`) or an ordinary field under a unique index beside a server-side `_id`
+ * (`mongoKey: 'field'`, the original AIOS layout); `_version` is the internal compare-and-swap
+ * counter, never returned, and absent from documents another writer made (read as version 0,
+ * the first replace adds it). Works on standalone servers, replica sets and sharded clusters
+ * (nothing here needs transactions).
  *
  * A replace-if-version is one conditional `replaceOne({_id, _version})` where the server makes
  * it atomic (MongoDB: a document's filter and write are one operation). FerretDB 1.24 does not
@@ -68,10 +71,14 @@ export class MongoDatabase implements DocumentDatabase {
 
   async collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>> {
     const native = this.db.collection<StoredShape>(name);
-    await ensureIndexes(
-      native,
-      spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
-    );
+    const byField = spec.mongoKey === 'field';
+    // Before the unique index: documents still keyed by `_id` have no id field yet, and more
+    // than one of them would be duplicates (null) under it.
+    if (byField) await migrateIdIntoField(native, spec.idField);
+    await ensureIndexes(native, [
+      ...(byField ? [{ key: { [spec.idField]: 1 }, name: spec.idField, unique: true }] : []),
+      ...spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
+    ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
     return new MongoCollection<T>(native, claims, spec);
@@ -100,8 +107,10 @@ interface VersionClaim {
 const CLAIM_TTL_MS = 30_000;
 
 interface StoredShape {
-  _id: string;
-  _version: number;
+  /** The id (`mongoKey: 'id'`), or an ObjectId (or anything another writer chose) under `field`. */
+  _id?: string | ObjectId;
+  /** Missing on documents another service wrote: version 0. */
+  _version?: number;
   [field: string]: unknown;
 }
 
@@ -111,6 +120,8 @@ const NAMESPACE_NOT_FOUND = 26;
 
 class MongoCollection<T extends object> implements Collection<T> {
   private readonly idField: string;
+  /** The id is an ordinary field (the original AIOS layout) rather than `_id`. */
+  private readonly byField: boolean;
 
   constructor(
     private readonly collection: MongoNativeCollection<StoredShape>,
@@ -119,6 +130,12 @@ class MongoCollection<T extends object> implements Collection<T> {
     spec: CollectionSpec,
   ) {
     this.idField = spec.idField;
+    this.byField = spec.mongoKey === 'field';
+  }
+
+  /** The filter selecting the document with this id. */
+  private key(id: string): Record<string, unknown> {
+    return this.byField ? { [this.idField]: id } : { _id: id };
   }
 
   async create(document: T): Promise<Versioned<T>> {
@@ -153,8 +170,8 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async get(id: string): Promise<Versioned<T> | undefined> {
-    const stored = await this.collection.findOne({ _id: id });
-    return stored ? { document: this.fromStored(stored), version: stored._version } : undefined;
+    const stored = await this.collection.findOne(this.key(id));
+    return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
@@ -174,15 +191,18 @@ class MongoCollection<T extends object> implements Collection<T> {
       }
     }
     if (replaced) return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
-    return (await this.collection.countDocuments({ _id: id }, { limit: 1 })) > 0
+    return (await this.collection.countDocuments(this.key(id), { limit: 1 })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
   }
 
   /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
   private async conditionalReplace(id: string, document: T, expectedVersion: number): Promise<boolean> {
+    // Version 0 is a document without `_version` (written by another service); the replacement
+    // has no `_id`, so the server keeps the one it has.
+    const version = expectedVersion === 0 ? { $exists: false } : expectedVersion;
     const result = await this.collection
-      .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
+      .replaceOne({ ...this.key(id), _version: version }, this.toStored(document, expectedVersion + 1))
       .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
     return result.matchedCount === 1;
   }
@@ -205,7 +225,7 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async delete(id: string): Promise<boolean> {
-    return (await this.collection.deleteOne({ _id: id })).deletedCount === 1;
+    return (await this.collection.deleteOne(this.key(id))).deletedCount === 1;
   }
 
   async deleteMany(filter: Filter): Promise<void> {
@@ -213,10 +233,11 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async find(filter: Filter, options: FindOptions): Promise<T[]> {
+    const idKey = this.byField ? this.idField : '_id';
     const sort: Sort = Object.fromEntries(
-      options.sort.map(([path, direction]) => [path === this.idField ? '_id' : path, direction]),
+      options.sort.map(([path, direction]) => [path === this.idField ? idKey : path, direction]),
     );
-    if (!('_id' in sort)) (sort as Record<string, 1 | -1>)._id = 1;
+    if (!(idKey in sort)) (sort as Record<string, 1 | -1>)[idKey] = 1;
     const cursor = this.collection
       .find(this.toMongoFilter(filter))
       .sort(sort)
@@ -234,6 +255,7 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   private toStored(document: T, version: number): StoredShape {
+    if (this.byField) return { ...(document as Record<string, unknown>), _version: version };
     const { [this.idField]: id, ...fields } = document as Record<string, unknown>;
     return { _id: id as string, ...fields, _version: version };
   }
@@ -242,11 +264,13 @@ class MongoCollection<T extends object> implements Collection<T> {
   private fromStored(stored: StoredShape): T {
     const { _id, _version, ...fields } = stored;
     void _version;
+    if (this.byField) return fields as T;
     return { [this.idField]: _id, ...fields } as T;
   }
 
-  /** The stored id field is `_id`: rewrite it wherever a filter names it. */
+  /** With `mongoKey: 'id'` the stored id field is `_id`: rewrite it wherever a filter names it. */
   private toMongoFilter(filter: Filter): Record<string, unknown> {
+    if (this.byField) return filter as Record<string, unknown>;
     const rewrite = (node: unknown): unknown => {
       if (Array.isArray(node)) return node.map(rewrite);
       if (typeof node !== 'object' || node === null) return node;
@@ -259,6 +283,42 @@ class MongoCollection<T extends object> implements Collection<T> {
     };
     return rewrite(filter) as Record<string, unknown>;
   }
+}
+
+/**
+ * Moves documents written in the `id` layout (`_id` = id, no id field; earlier versions of this
+ * catalog) to the `field` layout by copying `_id` into the field, in place. Idempotent and safe
+ * with several replicas starting at once: each update is one atomic single-document write,
+ * conditional on the field still missing, and they all write the same value. The `_id` stays the
+ * string it was (never exposed; the original service looks entries up by the field too).
+ */
+async function migrateIdIntoField(
+  collection: MongoNativeCollection<StoredShape>,
+  idField: string,
+): Promise<void> {
+  const legacy = collection.find(
+    { [idField]: { $exists: false }, _id: { $type: 'string' } },
+    { projection: { _id: 1 } },
+  );
+  let batch: string[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await collection.bulkWrite(
+      batch.map((id) => ({
+        updateOne: {
+          filter: { _id: id, [idField]: { $exists: false } },
+          update: { $set: { [idField]: id } },
+        },
+      })),
+      { ordered: false },
+    );
+    batch = [];
+  };
+  for await (const { _id } of legacy) {
+    if (typeof _id === 'string') batch.push(_id);
+    if (batch.length >= 500) await flush();
+  }
+  await flush();
 }
 
 /** FerretDB answers `buildInfo` with its own `ferretdbVersion` beside the MongoDB version it mimics. */

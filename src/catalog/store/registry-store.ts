@@ -8,6 +8,8 @@ import type { CollectionSpec, DocumentDatabase, FindOptions, ReplaceResult } fro
  */
 export const REGISTRIES: CollectionSpec = {
   idField: 'container_registry_id',
+  // The original AIOS service's layout (DESIGN 4): `container_registry_id` is a field, `_id` an ObjectId.
+  mongoKey: 'field',
   indexes: [
     { field: 'container_registry_name', kind: 'column', column: 'name' },
     { field: 'container_registry_tags', kind: 'multi', table: 'registry_tags', column: 'tag' },
