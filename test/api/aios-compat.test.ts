@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { MongoClient, ObjectId, type Db } from 'mongodb';
-import { startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import { STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 import { getMongoUri } from '../helpers/mongo-server.js';
+import type { ContainerRegistry } from '../../src/catalog/model.js';
 
 /**
  * Drop-in for a running AIOS deployment (DESIGN 3-4): the catalog pointed at the original
@@ -23,7 +24,7 @@ const EIGHT = [
 ];
 
 /** What the original's `ContainerRegistry.to_dict()` returns. */
-function originalDocument(n: number, tags: string[]): Record<string, unknown> {
+function originalDocument(n: number, tags: string[]): ContainerRegistry {
   return {
     container_registry_id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
     container_registry_name: `aios-${n}`,
@@ -157,3 +158,70 @@ describe('AIOS drop-in: the original service MongoDB layout', function () {
     }
   });
 });
+
+for (const kind of STORE_KINDS) {
+  describe(`AIOS drop-in: a query without limit/skip returns every match (${kind} store)`, () => {
+    let catalog: TestCatalog;
+    const COUNT = 250;
+    before(async () => {
+      catalog = await startCatalog(kind);
+      await Promise.all(
+        Array.from({ length: COUNT }, (_, i) =>
+          catalog.store.create(originalDocument(i + 1, i % 5 < 3 ? ['common'] : ['rare'])),
+        ),
+      );
+    });
+    after(async () => {
+      await catalog.stop();
+    });
+    const ids = (body: { data: Array<{ container_registry_id: string }> }) =>
+      body.data.map((doc) => doc.container_registry_id);
+    const expected = Array.from(
+      { length: COUNT },
+      (_, i) => originalDocument(i + 1, []).container_registry_id,
+    );
+
+    it('lists all 250 in id order, streamed, with X-Total-Count and no Link', async () => {
+      const all = await catalog.api.post('/container_registries', {});
+      expect(all.status).to.equal(200);
+      expect(all.headers['x-total-count']).to.equal(String(COUNT));
+      expect(all.headers.link).to.equal(undefined);
+      expect(all.headers['transfer-encoding']).to.equal('chunked'); // written as read, not sized up front
+      expect(all.body.success).to.equal(true);
+      expect(ids(all.body)).to.deep.equal(expected);
+      expect(all.body.data[0]).to.deep.equal(originalDocument(1, ['common']));
+    });
+
+    it('returns every match of a filter, in any sort order', async () => {
+      const common = await catalog.api.post('/container_registries', { container_registry_tags: 'common' });
+      expect(common.headers['x-total-count']).to.equal('150');
+      expect(ids(common.body)).to.deep.equal(expected.filter((_, i) => i % 5 < 3));
+      const backwards = await catalog.api.post('/container_registries?sort=-container_registry_id', {});
+      expect(ids(backwards.body)).to.deep.equal([...expected].reverse());
+      const byName = await catalog.api.post('/container_registries?sort=-container_registry_name', {
+        container_registry_tags: { $in: ['rare'] },
+      });
+      const rare = expected.filter((_, i) => i % 5 >= 3);
+      expect(byName.body.data).to.have.length(100);
+      expect(
+        byName.body.data.map((doc: { container_registry_name: string }) => doc.container_registry_name),
+      ).to.deep.equal(
+        rare
+          .map((_, i) => `aios-${expected.indexOf(rare[i]!) + 1}`)
+          .sort()
+          .reverse(),
+      );
+    });
+
+    it('pages as before when limit or skip is given', async () => {
+      const page = await catalog.api.post('/container_registries?limit=10', {});
+      expect(ids(page.body)).to.deep.equal(expected.slice(0, 10));
+      expect(page.headers['x-total-count']).to.equal(String(COUNT));
+      expect(page.headers.link).to.include('skip=10');
+      const skipped = await catalog.api.post('/container_registries?skip=240', {});
+      expect(ids(skipped.body)).to.deep.equal(expected.slice(240)); // skip alone: the default page of 100
+      const invalid = await catalog.api.post('/container_registries', { $where: 'x' });
+      expect(invalid.status).to.equal(400);
+    });
+  });
+}

@@ -10,7 +10,7 @@ import {
   UnprocessableError,
   ValidationError,
 } from '../errors.js';
-import type { ContainerRegistry, StoredRegistry } from '../model.js';
+import type { ContainerRegistry, Filter, SortSpec, StoredRegistry } from '../model.js';
 import { DocumentRejectedError, DuplicateIdError, QueryRejectedError } from '../store/collection.js';
 import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
 import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
@@ -28,7 +28,7 @@ import {
   touchesCredentials,
 } from './credentials.js';
 import { etagMatches } from './etags.js';
-import { parseId, type Page } from './parameters.js';
+import { PAGE_LIMITS, parseId, type Page } from './parameters.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
 export type ReachabilityCheck = (document: ContainerRegistry) => Promise<string | undefined>;
@@ -180,16 +180,45 @@ export class RegistryService {
     page: Page,
     onlyIds?: readonly string[],
   ): Promise<{ items: ContainerRegistry[]; total: number }> {
-    const parsed = parseFilter(body);
-    const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
-    const filter = !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };
+    const filter = filterOf(body, onlyIds);
     try {
       const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
       return { items, total };
     } catch (error) {
-      if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
-      throw error;
+      throw asInvalidFilter(error);
     }
+  }
+
+  /**
+   * Every match of a filter (the query without `limit`/`skip`, as the original AIOS service
+   * answered it), read from the store in batches as the caller consumes `items`. More matches
+   * than `PAGE_LIMITS.maxUnpaged` is refused up front (a 400 asking for paging) rather than cut
+   * short silently; entries created between the count and the read are cut at the cap.
+   */
+  async queryAll(
+    body: unknown,
+    sort: SortSpec,
+    onlyIds?: readonly string[],
+  ): Promise<{ items: AsyncIterable<ContainerRegistry>; total: number }> {
+    const filter = filterOf(body, onlyIds);
+    const total = await this.store
+      .count(filter)
+      .catch((error: unknown) => Promise.reject(asInvalidFilter(error)));
+    if (total > PAGE_LIMITS.maxUnpaged) {
+      throw ValidationError.of(
+        [{ pointer: '/limit', message: `required when more than ${PAGE_LIMITS.maxUnpaged} entries match` }],
+        `The filter matches ${total} entries, more than the ${PAGE_LIMITS.maxUnpaged} a query without limit and skip returns; page with limit and skip`,
+      );
+    }
+    const store = this.store;
+    const items = async function* () {
+      try {
+        yield* store.stream(filter, { sort, limit: PAGE_LIMITS.maxUnpaged });
+      } catch (error) {
+        throw asInvalidFilter(error);
+      }
+    };
+    return { items: items(), total };
   }
 
   /**
@@ -258,6 +287,20 @@ export interface ResealReport {
   scanned: number;
   readonly resealed: string[];
   readonly unreadable: string[];
+}
+
+/** The filter of a query, restricted to `onlyIds` when given (e.g. registries of a given health). */
+function filterOf(body: unknown, onlyIds: readonly string[] | undefined): Filter {
+  const parsed = parseFilter(body);
+  const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
+  return !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };
+}
+
+/** A filter the database refused is the client's to change: 400 with the database's reason. */
+function asInvalidFilter(error: unknown): unknown {
+  return error instanceof QueryRejectedError
+    ? new ValidationError(`Invalid filter: ${error.message}`)
+    : error;
 }
 
 /** A document the database cannot store is the client's to change: 400 with the database's reason. */

@@ -56,6 +56,11 @@ export interface FindOptions {
   readonly limit: number;
 }
 
+export interface StreamOptions {
+  readonly sort: SortSpec;
+  readonly limit: number;
+}
+
 export type ReplaceResult<T> =
   | { readonly status: 'replaced'; readonly stored: Versioned<T> }
   | { readonly status: 'conflict' }
@@ -78,6 +83,11 @@ export interface Collection<T> {
   /** Deletes every document matching `filter`. */
   deleteMany(filter: Filter): Promise<void>;
   find(filter: Filter, options: FindOptions): Promise<T[]>;
+  /**
+   * Every match in `sort` order (id last), at most `limit`, read from the database in batches as
+   * the caller consumes them: for answers too large to hold whole (the unpaged query).
+   */
+  stream(filter: Filter, options: StreamOptions): AsyncIterable<T>;
   count(filter: Filter): Promise<number>;
 }
 

@@ -11,6 +11,7 @@ import {
   type FindOptions,
   type IndexSpec,
   type ReplaceResult,
+  type StreamOptions,
   type Versioned,
 } from './collection.js';
 
@@ -70,6 +71,9 @@ interface IndexCondition {
 type MultiStrategy = 'walk' | 'list';
 
 const NAME = /^[a-z_][a-z0-9_]*$/;
+
+/** Rows read per step of a streamed answer. */
+const STREAM_BATCH = 1000;
 
 class EmbeddedCollection<T extends object> implements Collection<T> {
   private readonly statements;
@@ -232,6 +236,35 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     const matches = this.matching(filter);
     matches.sort(compareBy(options.sort, this.idField));
     return matches.slice(options.skip, options.skip + options.limit) as T[];
+  }
+
+  async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
+    if (!options.sort.every(([field]) => field === this.idField)) {
+      // Another order needs every match at hand to sort (as `find` does); the answer is still
+      // written out as it is consumed.
+      yield* await this.find(filter, { sort: options.sort, skip: 0, limit: options.limit });
+      return;
+    }
+    // In id order: one walk over the primary key, a batch of rows per step (each step is one
+    // synchronous read, so writers interleave between steps), each row tested with mingo.
+    const descending = options.sort[0]?.[1] === -1;
+    const step = this.prepared<{ id: string; doc: string }>(
+      `SELECT id, doc FROM ${this.table} WHERE id ${descending ? '<' : '>'} ? ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${STREAM_BATCH}`,
+    );
+    const test = compileFilter(filter);
+    let after = descending ? '\uffff' : '';
+    let left = options.limit;
+    for (;;) {
+      const rows = step.all(after);
+      for (const row of rows) {
+        const document = JSON.parse(row.doc) as Doc;
+        if (!test(document)) continue;
+        yield document as T;
+        if (--left === 0) return;
+      }
+      if (rows.length < STREAM_BATCH) return;
+      after = rows[rows.length - 1]!.id;
+    }
   }
 
   async count(filter: Filter): Promise<number> {

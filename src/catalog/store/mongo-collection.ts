@@ -20,6 +20,7 @@ import {
   type DocumentDatabase,
   type FindOptions,
   type ReplaceResult,
+  type StreamOptions,
   type Versioned,
 } from './collection.js';
 
@@ -113,6 +114,9 @@ interface StoredShape {
   _version?: number;
   [field: string]: unknown;
 }
+
+/** Documents per round trip of a streamed answer. */
+const STREAM_BATCH = 1000;
 
 const DUPLICATE_KEY = 11000;
 const BAD_VALUE = 2;
@@ -233,17 +237,39 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async find(filter: Filter, options: FindOptions): Promise<T[]> {
-    const idKey = this.byField ? this.idField : '_id';
-    const sort: Sort = Object.fromEntries(
-      options.sort.map(([path, direction]) => [path === this.idField ? idKey : path, direction]),
-    );
-    if (!(idKey in sort)) (sort as Record<string, 1 | -1>)[idKey] = 1;
     const cursor = this.collection
       .find(this.toMongoFilter(filter))
-      .sort(sort)
+      .sort(this.toMongoSort(options.sort))
       .skip(options.skip)
       .limit(options.limit);
     return (await refusedAsQueryRejected(cursor.toArray())).map((stored) => this.fromStored(stored));
+  }
+
+  async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
+    // One cursor: the server sends batches as the caller consumes them (getMore per batch).
+    const cursor = this.collection
+      .find(this.toMongoFilter(filter))
+      .sort(this.toMongoSort(options.sort))
+      .limit(options.limit)
+      .batchSize(STREAM_BATCH);
+    try {
+      // The first batch is awaited here, so a refused filter is a QueryRejectedError, not a broken stream.
+      const first = await refusedAsQueryRejected(cursor.hasNext());
+      if (!first) return;
+      for await (const stored of cursor) yield this.fromStored(stored);
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** The sort with the id as the final tie-breaker, in stored field names. */
+  private toMongoSort(spec: FindOptions['sort']): Sort {
+    const idKey = this.byField ? this.idField : '_id';
+    const sort: Record<string, 1 | -1> = Object.fromEntries(
+      spec.map(([path, direction]) => [path === this.idField ? idKey : path, direction]),
+    );
+    if (!(idKey in sort)) sort[idKey] = 1;
+    return sort;
   }
 
   async count(filter: Filter): Promise<number> {
