@@ -1,7 +1,12 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { MongoClient, ObjectId, type Db } from 'mongodb';
-import { STORE_KINDS, startCatalog, type TestCatalog } from '../helpers/catalog.js';
+import request from 'supertest';
+import { createCatalog } from '../../src/catalog/app.js';
+import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { SchemaSet } from '../../src/shared/schemas.js';
+import { STORE_KINDS, openTestStore, startCatalog, type TestCatalog } from '../helpers/catalog.js';
 import { getMongoUri } from '../helpers/mongo-server.js';
 import type { ContainerRegistry } from '../../src/catalog/model.js';
 
@@ -225,3 +230,48 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+describe('AIOS drop-in: updates of one entry under contention (mongo store)', () => {
+  it('serializes 16 concurrent updates of one id in the process: every one applied, no compare-and-swap retry', async () => {
+    const opened = await openTestStore('mongo');
+    let conflicts = 0;
+    let replaces = 0;
+    // A spy on the real store: counts the compare-and-swap outcomes, changes nothing.
+    const store: RegistryStore = {
+      ...opened.store,
+      replaceIfVersion: async (document, version) => {
+        replaces++;
+        const result = await opened.store.replaceIfVersion(document, version);
+        if (result.status === 'conflict') conflicts++;
+        return result;
+      },
+    };
+    const catalog = createCatalog({
+      store,
+      schemas: new SchemaSet(),
+      logger: createLogger('test', 'silent'),
+      bodyLimitBytes: 1 << 20,
+    });
+    try {
+      const doc = originalDocument(42, []);
+      await opened.store.create(doc);
+      const id = doc.container_registry_id;
+      const answers = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          request(catalog.handler)
+            .put(`/container_registry/${id}`)
+            .send({ $push: { container_registry_tags: `t${i}` } }),
+        ),
+      );
+      expect(answers.map((answer) => answer.status)).to.deep.equal(Array(16).fill(200));
+      const stored = await opened.store.get(id);
+      expect(stored!.version).to.equal(17);
+      expect([...stored!.document.container_registry_tags].sort()).to.deep.equal(
+        Array.from({ length: 16 }, (_, i) => `t${i}`).sort(),
+      );
+      expect({ replaces, conflicts }).to.deep.equal({ replaces: 16, conflicts: 0 });
+    } finally {
+      await opened.cleanup();
+    }
+  });
+});

@@ -28,6 +28,7 @@ import {
   touchesCredentials,
 } from './credentials.js';
 import { etagMatches } from './etags.js';
+import { KeyedQueue } from './keyed-queue.js';
 import { PAGE_LIMITS, parseId, type Page } from './parameters.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
@@ -57,6 +58,8 @@ export class RegistryService {
   private readonly checkReachable: ReachabilityCheck | undefined;
   private readonly cipher: CredentialCipher | undefined;
   private readonly newId: () => string;
+  /** Updates of one id wait for each other in this process (compare-and-swap still guards replicas). */
+  private readonly updates = new KeyedQueue();
 
   constructor(deps: RegistryServiceDeps) {
     this.store = deps.store;
@@ -134,6 +137,14 @@ export class RegistryService {
   async update(rawId: string, body: unknown, options: { ifMatch?: string } = {}): Promise<StoredRegistry> {
     const id = parseId(rawId);
     const update = parseUpdate(body, id);
+    return this.updates.run(id, () => this.applyWithRetries(id, update, options));
+  }
+
+  private async applyWithRetries(
+    id: string,
+    update: Update,
+    options: { ifMatch?: string },
+  ): Promise<StoredRegistry> {
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const current = await this.get(id);
       if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current))
@@ -236,7 +247,7 @@ export class RegistryService {
       const batch = await this.store.find({}, { sort: [['container_registry_id', 1]], skip, limit: page });
       for (const { container_registry_id: id } of batch) {
         report.scanned++;
-        const outcome = await this.resealOne(id, cipher, options.dryRun);
+        const outcome = await this.updates.run(id, () => this.resealOne(id, cipher, options.dryRun));
         if (outcome !== 'current') report[outcome].push(id);
       }
       if (batch.length < page) return report;
