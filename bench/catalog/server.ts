@@ -29,15 +29,11 @@ async function seed(store: RegistryStore, database: DocumentDatabase): Promise<v
     const docs = Array.from({ length: Math.min(batch, count - start) }, (_, j) => documentAt(start + j));
     if (database instanceof MongoDatabase) {
       // Bench-only shortcut: FerretDB takes ~3 ms per single insert, so 100k documents go in bulk
-      // in the stored shape (_id = registry id, _version = 1) instead of one create() each.
+      // in the stored shape (the original AIOS layout: the eight fields, an ObjectId _id the
+      // driver adds, _version = 1) instead of one create() each.
       await database.db
         .collection('container_registry')
-        .insertMany(
-          docs.map(
-            ({ container_registry_id, ...fields }) =>
-              ({ _id: container_registry_id, ...fields, _version: 1 }) as never,
-          ),
-        );
+        .insertMany(docs.map((doc) => ({ ...doc, _version: 1 })));
     } else {
       for (const doc of docs) await store.create(doc);
     }

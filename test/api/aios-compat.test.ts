@@ -129,6 +129,29 @@ describe('AIOS drop-in: the original service MongoDB layout', function () {
     expect(error).to.have.property('code', 11000);
   });
 
+  it('follows an entry the original deleted and re-created (a new _id) behind our back', async () => {
+    catalog = await startCatalog('mongo', { mongoDatabase: name });
+    const doc = originalDocument(8, []);
+    expect((await catalog.api.post('/container_registry', doc)).status).to.equal(201);
+    expect((await catalog.api.get(`/container_registry/${doc.container_registry_id}`)).status).to.equal(200);
+    await db.collection(COLLECTION).deleteOne({ container_registry_id: doc.container_registry_id });
+    await db.collection(COLLECTION).insertOne({ ...doc, container_registry_name: 'recreated' });
+    const read = await catalog.api.get(`/container_registry/${doc.container_registry_id}`);
+    expect(read.body.data.container_registry_name).to.equal('recreated');
+    const updated = await catalog.api.put(`/container_registry/${doc.container_registry_id}`, {
+      container_registry_tags: ['again'],
+    });
+    expect(updated.status).to.equal(200);
+    expect(
+      (await db.collection(COLLECTION).findOne({ container_registry_id: doc.container_registry_id }))!
+        .container_registry_tags,
+    ).to.deep.equal(['again']);
+    expect((await catalog.api.delete(`/container_registry/${doc.container_registry_id}`)).status).to.equal(
+      200,
+    );
+    expect(await db.collection(COLLECTION).countDocuments({})).to.equal(0);
+  });
+
   it('migrates entries written by earlier versions of ours (_id = id) at start, idempotently', async () => {
     const legacy = [originalDocument(4, ['old']), originalDocument(5, ['old'])].map(
       ({ container_registry_id, ...fields }) => ({

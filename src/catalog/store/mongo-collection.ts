@@ -115,6 +115,9 @@ interface StoredShape {
   [field: string]: unknown;
 }
 
+/** Ids whose server `_id` is remembered (about 100 bytes each). */
+const SERVER_ID_CACHE = 100_000;
+
 /** Documents per round trip of a streamed answer. */
 const STREAM_BATCH = 1000;
 
@@ -142,9 +145,49 @@ class MongoCollection<T extends object> implements Collection<T> {
     return this.byField ? { [this.idField]: id } : { _id: id };
   }
 
+  /**
+   * `mongoKey: 'field'`: the server `_id` last seen for each id. A filter naming it beside the id
+   * (`{_id, container_registry_id}`) is answered from the `_id` index on every server, where
+   * FerretDB 1.24 (SQLite backend) scans the whole collection for a filter on another field.
+   * Never trusted alone: the id is always in the filter too, so a stale entry (the document was
+   * deleted and re-created elsewhere) matches nothing and the lookup falls back to the id.
+   */
+  private readonly serverIds = new Map<string, string | ObjectId>();
+
+  private remember(stored: StoredShape): void {
+    if (!this.byField || stored._id === undefined) return;
+    const id = stored[this.idField];
+    if (typeof id !== 'string') return;
+    if (this.serverIds.size >= SERVER_ID_CACHE && !this.serverIds.has(id)) {
+      this.serverIds.delete(this.serverIds.keys().next().value!); // the oldest
+    }
+    this.serverIds.set(id, stored._id);
+  }
+
+  /** The filter for `id`, through the remembered `_id` when there is one. */
+  private fastKey(id: string): Record<string, unknown> | undefined {
+    const serverId = this.byField ? this.serverIds.get(id) : undefined;
+    return serverId === undefined ? undefined : { _id: serverId, [this.idField]: id };
+  }
+
+  /** One document by id: through the remembered `_id` first, then by the id. */
+  private async findById(id: string): Promise<StoredShape | null> {
+    const fast = this.fastKey(id);
+    if (fast) {
+      const stored = await this.collection.findOne(fast);
+      if (stored) return stored;
+      this.serverIds.delete(id);
+    }
+    const stored = await this.collection.findOne(this.key(id));
+    if (stored) this.remember(stored);
+    return stored;
+  }
+
   async create(document: T): Promise<Versioned<T>> {
+    const stored = this.toStored(document, 1);
     try {
-      await this.collection.insertOne(this.toStored(document, 1));
+      await this.collection.insertOne(stored); // the driver sets stored._id
+      this.remember(stored);
     } catch (error) {
       if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
         throw new DuplicateIdError(this.idOf(document));
@@ -174,7 +217,7 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async get(id: string): Promise<Versioned<T> | undefined> {
-    const stored = await this.collection.findOne(this.key(id));
+    const stored = await this.findById(id);
     return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
   }
 
@@ -206,7 +249,10 @@ class MongoCollection<T extends object> implements Collection<T> {
     // has no `_id`, so the server keeps the one it has.
     const version = expectedVersion === 0 ? { $exists: false } : expectedVersion;
     const result = await this.collection
-      .replaceOne({ ...this.key(id), _version: version }, this.toStored(document, expectedVersion + 1))
+      .replaceOne(
+        { ...(this.fastKey(id) ?? this.key(id)), _version: version },
+        this.toStored(document, expectedVersion + 1),
+      )
       .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
     return result.matchedCount === 1;
   }
@@ -229,6 +275,9 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async delete(id: string): Promise<boolean> {
+    const fast = this.fastKey(id);
+    this.serverIds.delete(id);
+    if (fast && (await this.collection.deleteOne(fast)).deletedCount === 1) return true;
     return (await this.collection.deleteOne(this.key(id))).deletedCount === 1;
   }
 
@@ -242,7 +291,10 @@ class MongoCollection<T extends object> implements Collection<T> {
       .sort(this.toMongoSort(options.sort))
       .skip(options.skip)
       .limit(options.limit);
-    return (await refusedAsQueryRejected(cursor.toArray())).map((stored) => this.fromStored(stored));
+    return (await refusedAsQueryRejected(cursor.toArray())).map((stored) => {
+      this.remember(stored);
+      return this.fromStored(stored);
+    });
   }
 
   async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
@@ -256,7 +308,10 @@ class MongoCollection<T extends object> implements Collection<T> {
       // The first batch is awaited here, so a refused filter is a QueryRejectedError, not a broken stream.
       const first = await refusedAsQueryRejected(cursor.hasNext());
       if (!first) return;
-      for await (const stored of cursor) yield this.fromStored(stored);
+      for await (const stored of cursor) {
+        this.remember(stored);
+        yield this.fromStored(stored);
+      }
     } finally {
       await cursor.close();
     }
