@@ -170,12 +170,15 @@ class MongoCollection<T extends object> implements Collection<T> {
     return serverId === undefined ? undefined : { _id: serverId, [this.idField]: id };
   }
 
-  /** One document by id: through the remembered `_id` first, then by the id. */
+  /**
+   * One document by id: through the remembered `_id` first (a filter on `_id` alone, the only one
+   * FerretDB 1.24 answers from its index; the id is checked here), then by the id.
+   */
   private async findById(id: string): Promise<StoredShape | null> {
-    const fast = this.fastKey(id);
-    if (fast) {
-      const stored = await this.collection.findOne(fast);
-      if (stored) return stored;
+    const serverId = this.byField ? this.serverIds.get(id) : undefined;
+    if (serverId !== undefined) {
+      const stored = await this.collection.findOne({ _id: serverId });
+      if (stored && stored[this.idField] === id) return stored;
       this.serverIds.delete(id);
     }
     const stored = await this.collection.findOne(this.key(id));
@@ -245,6 +248,25 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
   private async conditionalReplace(id: string, document: T, expectedVersion: number): Promise<boolean> {
+    const serverId = this.byField && this.claims ? this.serverIds.get(id) : undefined;
+    if (serverId !== undefined) {
+      // Claim path with a known `_id`: FerretDB scans for any filter but `_id` alone, so check
+      // the version by `_id`, then replace by `_id` (two index lookups instead of two scans).
+      // Safe under the claim: only its holder may move the document past `expectedVersion`,
+      // and a version already moved on is seen here as a conflict.
+      const current = await this.collection.findOne(
+        { _id: serverId },
+        { projection: { _version: 1, [this.idField]: 1 } },
+      );
+      if (!current || current[this.idField] !== id || (current._version ?? 0) !== expectedVersion) {
+        if (!current || current[this.idField] !== id) this.serverIds.delete(id);
+        return false;
+      }
+      const result = await this.collection
+        .replaceOne({ _id: serverId }, this.toStored(document, expectedVersion + 1))
+        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+      return result.matchedCount === 1;
+    }
     // Version 0 is a document without `_version` (written by another service); the replacement
     // has no `_id`, so the server keeps the one it has.
     const version = expectedVersion === 0 ? { $exists: false } : expectedVersion;
@@ -425,7 +447,15 @@ async function ensureIndexes<T extends Document>(
     existing = new Set();
   }
   const missing = indexes.filter((index) => !existing.has(String(index.name)));
-  if (missing.length > 0) await collection.createIndexes(missing);
+  if (missing.length === 0) return;
+  try {
+    await collection.createIndexes(missing);
+  } catch (error) {
+    // Another replica starting at the same moment created them first (FerretDB then closes our
+    // connection rather than answering): fine if they are all there now.
+    const now = new Set((await collection.listIndexes().toArray()).map((index) => String(index.name)));
+    if (!missing.every((index) => now.has(String(index.name)))) throw error;
+  }
 }
 
 /** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */
