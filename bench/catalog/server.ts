@@ -14,7 +14,7 @@ import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { listen } from '../../src/shared/server.js';
-import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
+import { openMongoTestStore, openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
 import { AccessPolicy } from '../../src/catalog/access/policy.js';
 import { hashToken } from '../../src/catalog/access/tokens.js';
@@ -67,10 +67,19 @@ if (kind === 'express') {
     );
   });
 } else {
-  const { store, database, cleanup } = await openTestStore(kind as StoreKind);
+  const seeded = await openTestStore(kind as StoreKind);
   const started = Date.now();
-  await seed(store, database);
+  await seed(seeded.store, seeded.database);
   const seedSeconds = (Date.now() - started) / 1000;
+  const { database, cleanup } = seeded;
+  let store = seeded.store;
+  if (database instanceof MongoDatabase) {
+    // Serve from a second connection opened on the seeded database, as a catalog (re)started
+    // on an existing one is: it learns the entries' _id in the background; wait for that.
+    const serving = await openMongoTestStore(database.db.databaseName);
+    await (serving.database as MongoDatabase).warmedUp();
+    store = serving.store;
+  }
   // Steady state, not the seeding's write-ahead log: fold it into the database file.
   if (database instanceof EmbeddedDatabase) database.db.pragma('wal_checkpoint(TRUNCATE)');
   const { handler } = createCatalog({

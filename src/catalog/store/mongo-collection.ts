@@ -82,7 +82,17 @@ export class MongoDatabase implements DocumentDatabase {
     ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
-    return new MongoCollection<T>(native, claims, spec);
+    const collection = new MongoCollection<T>(native, claims, spec);
+    // In the background: start-up does not wait for a scan of the whole collection.
+    if (byField) this.warmUps.push(collection.rememberServerIds());
+    return collection;
+  }
+
+  private readonly warmUps: Array<Promise<void>> = [];
+
+  /** Resolves when every collection opened so far has learnt its documents' `_id`s (benchmarks wait for it). */
+  async warmedUp(): Promise<void> {
+    await Promise.all(this.warmUps);
   }
 
   async ping(): Promise<void> {
@@ -162,6 +172,24 @@ class MongoCollection<T extends object> implements Collection<T> {
       this.serverIds.delete(this.serverIds.keys().next().value!); // the oldest
     }
     this.serverIds.set(id, stored._id);
+  }
+
+  /**
+   * Learns the `_id` of up to SERVER_ID_CACHE documents (one scan of `_id` and id, in batches),
+   * so the first lookup of each is an index lookup too. Best effort: on any error, lookups
+   * simply fall back to the id.
+   */
+  async rememberServerIds(): Promise<void> {
+    try {
+      const cursor = this.collection
+        .find({}, { projection: { _id: 1, [this.idField]: 1 } })
+        .limit(SERVER_ID_CACHE)
+        .batchSize(STREAM_BATCH);
+      for await (const stored of cursor)
+        if (!this.serverIds.has(stored[this.idField] as string)) this.remember(stored);
+    } catch {
+      // closed or interrupted: nothing is lost but speed
+    }
   }
 
   /** The filter for `id`, through the remembered `_id` when there is one. */
