@@ -37,8 +37,8 @@ import {
  * (it queries, then writes by `_id`, so two writers of the same version could both win and one
  * update would be lost): there each replace first claims the version it will write, by
  * inserting `<id>@<version>` into `<collection>_version_claims` (a unique-key insert is atomic
- * everywhere), at the cost of more round trips (each by `_id` alone once it is known, see `conditionalReplace`). The claim is removed once the write is
- * done; a writer that died holding one is overtaken after CLAIM_TTL_MS. Which path runs is
+ * everywhere), at the cost of more round trips (each by `_id` alone once it is known, see
+ * `conditionalReplace`). The claim is removed once the write is done; a writer that died holding one is overtaken after CLAIM_TTL_MS. Which path runs is
  * detected at connect (FerretDB names itself in `buildInfo`) unless configured
  * (`MONGODB_REPLACE_MODE`).
  */
