@@ -109,6 +109,17 @@ for (const kind of values.stores.split(',')) {
         },
       ],
       [
+        // 16 connections updating the same entry: the contention row of the AIOS comparison.
+        '$set 1 id',
+        {
+          method: 'PUT',
+          next: () => ({
+            path: `/container_registry/${idAt(0)}`,
+            body: JSON.stringify({ $set: { 'container_registry_metadata.owner': `o${next++}` } }),
+          }),
+        },
+      ],
+      [
         '$in q100',
         {
           method: 'POST',

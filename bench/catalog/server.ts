@@ -14,7 +14,7 @@ import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { listen } from '../../src/shared/server.js';
-import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
+import { openMongoTestStore, openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
 import { AccessPolicy } from '../../src/catalog/access/policy.js';
 import { hashToken } from '../../src/catalog/access/tokens.js';
@@ -29,15 +29,11 @@ async function seed(store: RegistryStore, database: DocumentDatabase): Promise<v
     const docs = Array.from({ length: Math.min(batch, count - start) }, (_, j) => documentAt(start + j));
     if (database instanceof MongoDatabase) {
       // Bench-only shortcut: FerretDB takes ~3 ms per single insert, so 100k documents go in bulk
-      // in the stored shape (_id = registry id, _version = 1) instead of one create() each.
+      // in the stored shape (the original AIOS layout: the eight fields, an ObjectId _id the
+      // driver adds, _version = 1) instead of one create() each.
       await database.db
         .collection('container_registry')
-        .insertMany(
-          docs.map(
-            ({ container_registry_id, ...fields }) =>
-              ({ _id: container_registry_id, ...fields, _version: 1 }) as never,
-          ),
-        );
+        .insertMany(docs.map((doc) => ({ ...doc, _version: 1 })));
     } else {
       for (const doc of docs) await store.create(doc);
     }
@@ -71,10 +67,19 @@ if (kind === 'express') {
     );
   });
 } else {
-  const { store, database, cleanup } = await openTestStore(kind as StoreKind);
+  const seeded = await openTestStore(kind as StoreKind);
   const started = Date.now();
-  await seed(store, database);
+  await seed(seeded.store, seeded.database);
   const seedSeconds = (Date.now() - started) / 1000;
+  const { database, cleanup } = seeded;
+  let store = seeded.store;
+  if (database instanceof MongoDatabase) {
+    // Serve from a second connection opened on the seeded database, as a catalog (re)started
+    // on an existing one is: it learns the entries' _id in the background; wait for that.
+    const serving = await openMongoTestStore(database.db.databaseName);
+    await (serving.database as MongoDatabase).warmedUp();
+    store = serving.store;
+  }
   // Steady state, not the seeding's write-ahead log: fold it into the database file.
   if (database instanceof EmbeddedDatabase) database.db.pragma('wal_checkpoint(TRUNCATE)');
   const { handler } = createCatalog({

@@ -78,7 +78,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       deps.health &&
       (async (document) => {
         const report = await health!.probeOnly(document);
-        return report.status === 'healthy' ? undefined : `${report.status}: ${report.reason}`;
+        return report.status === 'healthy' ? undefined : `${report.status}: ${report.detail}`;
       }),
   });
   if (deps.health) {

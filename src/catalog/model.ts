@@ -31,11 +31,21 @@ export type SortSpec = ReadonlyArray<readonly [path: string, direction: 1 | -1]>
 /** A probe's verdict (DESIGN.md section 5). */
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unreachable' | 'refused';
 
+/**
+ * The first four members keep the original AIOS service's meanings (`url`: the public URL;
+ * `reason`: the HTTP reason phrase); `probe_url` and `detail` are ours.
+ */
 export interface HealthReport {
   reachable: boolean;
   status_code: number | null;
-  reason: string;
+  /** The HTTP reason phrase of the answer (`OK`, `Not Found`); null when nothing answered. */
+  reason: string | null;
+  /** The registry's public URL, as stored. */
   url: string;
+  /** The URL probed (`<public_url>/v2/`, after same-host redirects). */
+  probe_url: string;
+  /** Why the status is what it is, in one sentence. */
+  detail: string;
   status: HealthStatus;
   oci_compatible: boolean;
   api_version: string | null;

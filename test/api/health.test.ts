@@ -87,11 +87,15 @@ for (const kind of STORE_KINDS) {
         status_code: 200,
         status: 'healthy',
         oci_compatible: true,
-        url: `${target.url}/v2/`,
+        // The original's meanings: the public URL and the HTTP reason phrase; ours beside them.
+        url: target.url,
+        reason: 'OK',
+        probe_url: `${target.url}/v2/`,
+        detail: 'the registry answered /v2/ with 200',
       });
       const down = await catalog.api.get(`/check_container_health/${downId}`);
       expect(down.status).to.equal(200);
-      expect(down.body.data).to.include({ reachable: false, status: 'unreachable' });
+      expect(down.body.data).to.include({ reachable: false, status: 'unreachable', reason: null });
     });
 
     it('answers 404 for an unknown id and 400 for a malformed one', async () => {

@@ -6,8 +6,10 @@ export function report(status: HealthStatus, checkedAt: string): HealthReport {
   return {
     reachable: status === 'healthy' || status === 'unhealthy',
     status_code: status === 'healthy' ? 200 : null,
-    reason: status,
-    url: 'http://registry.example.test/v2/',
+    reason: status === 'healthy' ? 'OK' : null,
+    url: 'http://registry.example.test',
+    probe_url: 'http://registry.example.test/v2/',
+    detail: status,
     status,
     oci_compatible: status === 'healthy',
     api_version: status === 'healthy' ? 'registry/2.0' : null,
@@ -50,6 +52,17 @@ export function describeHealthStoreContract(
       ]);
       expect(record?.last).to.deep.equal(report('unhealthy', '2026-01-01T00:00:04Z'));
       expect(await store.get(ID_B)).to.equal(undefined);
+    });
+
+    it('reads reports stored before url/reason got the original meanings in the current shape', async () => {
+      const { probe_url, detail, ...older } = report('healthy', '2026-01-01T00:00:01Z');
+      void detail;
+      const stored = { ...older, url: probe_url, reason: 'the registry answered /v2/ with 200' };
+      await store.record(ID_A, stored as unknown as HealthReport, 3);
+      expect((await store.get(ID_A))?.last).to.deep.equal({
+        ...report('healthy', '2026-01-01T00:00:01Z'),
+        detail: 'the registry answered /v2/ with 200',
+      });
     });
 
     it('lists last statuses and forgets a removed registry', async () => {

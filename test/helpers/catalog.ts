@@ -86,6 +86,8 @@ export interface StartOptions {
   access?: AccessDeps;
   /** Enables the image index with this crawler (see `loopbackCrawler`). */
   crawl?: CrawlFunction;
+  /** A MongoDB store on this database of the test server (already filled, say) instead of a fresh one. */
+  mongoDatabase?: string;
 }
 
 export interface TestCatalog {
@@ -101,7 +103,10 @@ export interface TestCatalog {
 export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, healthStore, imageStore, cleanup } = await openTestStore(kind);
+  const { store, healthStore, imageStore, cleanup } =
+    options.mongoDatabase !== undefined
+      ? await openMongoTestStore(options.mongoDatabase)
+      : await openTestStore(kind);
   const catalog = createCatalog({
     store,
     schemas,

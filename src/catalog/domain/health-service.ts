@@ -64,7 +64,7 @@ export class HealthService {
     this.latency.observe({ status: report.status }, report.latency_ms / 1000);
     if (previous !== undefined && previous !== report.status) {
       this.deps.logger.info(
-        { registryId: id, from: previous, to: report.status, reason: report.reason },
+        { registryId: id, from: previous, to: report.status, reason: report.detail },
         'registry health changed',
       );
     }

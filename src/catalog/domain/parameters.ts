@@ -10,7 +10,16 @@ export interface Page {
   readonly sort: SortSpec;
 }
 
-export const PAGE_LIMITS = { defaultLimit: 100, maxLimit: 1000, maxSkip: 1_000_000 } as const;
+/**
+ * `maxUnpaged`: the most entries a query without `limit`/`skip` returns (it returns every match,
+ * as the original AIOS service did); far above any real catalog, it only bounds a runaway answer.
+ */
+export const PAGE_LIMITS = {
+  defaultLimit: 100,
+  maxLimit: 1000,
+  maxSkip: 1_000_000,
+  maxUnpaged: 100_000,
+} as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -24,6 +33,11 @@ export function parseId(raw: string): string {
     );
   }
   return id;
+}
+
+/** True when the query asks for a page (`limit` or `skip` given); otherwise it gets every match. */
+export function isPaged(query: { limit?: unknown; skip?: unknown }): boolean {
+  return query.limit !== undefined || query.skip !== undefined;
 }
 
 /** Parses `limit`, `skip` and `sort` query parameters (`sort` over registry fields unless `checkPath` says). */

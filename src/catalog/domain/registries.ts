@@ -11,7 +11,7 @@ import {
   UnprocessableError,
   ValidationError,
 } from '../errors.js';
-import type { ContainerRegistry, StoredRegistry } from '../model.js';
+import type { ContainerRegistry, Filter, SortSpec, StoredRegistry } from '../model.js';
 import {
   DocumentRejectedError,
   DuplicateIdError,
@@ -34,7 +34,8 @@ import {
   touchesCredentials,
 } from './credentials.js';
 import { etagMatches } from './etags.js';
-import { parseId, type Page } from './parameters.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { PAGE_LIMITS, parseId, type Page } from './parameters.js';
 
 /** Answers whether a registry about to be created is reachable; a string is the reason it is not. */
 export type ReachabilityCheck = (document: ContainerRegistry) => Promise<string | undefined>;
@@ -63,6 +64,8 @@ export class RegistryService {
   private readonly checkReachable: ReachabilityCheck | undefined;
   private readonly cipher: CredentialCipher | undefined;
   private readonly newId: () => string;
+  /** Updates of one id wait for each other in this process (compare-and-swap still guards replicas). */
+  private readonly updates = new KeyedQueue();
 
   constructor(deps: RegistryServiceDeps) {
     this.store = deps.store;
@@ -140,6 +143,14 @@ export class RegistryService {
   async update(rawId: string, body: unknown, options: { ifMatch?: string } = {}): Promise<StoredRegistry> {
     const id = parseId(rawId);
     const update = parseUpdate(body, id);
+    return this.updates.run(id, () => this.applyWithRetries(id, update, options));
+  }
+
+  private async applyWithRetries(
+    id: string,
+    update: Update,
+    options: { ifMatch?: string },
+  ): Promise<StoredRegistry> {
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const current = await this.get(id);
       if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current))
@@ -186,21 +197,45 @@ export class RegistryService {
     page: Page,
     onlyIds?: readonly string[],
   ): Promise<{ items: ContainerRegistry[]; total: number }> {
-    const parsed = parseFilter(body);
-    const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
-    const filter = !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };
+    const filter = filterOf(body, onlyIds);
     try {
       const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
       return { items, total };
     } catch (error) {
-      if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
-      if (error instanceof QueryTimeoutError)
-        throw new CatalogError(
-          'unavailable',
-          `The query took longer than the server allows (${error.maxTimeMs} ms, QUERY_MAX_TIME_MS): narrow the filter, e.g. with tags or a name, or page with a smaller limit`,
-        );
-      throw error;
+      throw asInvalidFilter(error);
     }
+  }
+
+  /**
+   * Every match of a filter (the query without `limit`/`skip`, as the original AIOS service
+   * answered it), read from the store in batches as the caller consumes `items`. More matches
+   * than `PAGE_LIMITS.maxUnpaged` is refused up front (a 400 asking for paging) rather than cut
+   * short silently; entries created between the count and the read are cut at the cap.
+   */
+  async queryAll(
+    body: unknown,
+    sort: SortSpec,
+    onlyIds?: readonly string[],
+  ): Promise<{ items: AsyncIterable<ContainerRegistry>; total: number }> {
+    const filter = filterOf(body, onlyIds);
+    const total = await this.store
+      .count(filter)
+      .catch((error: unknown) => Promise.reject(asInvalidFilter(error)));
+    if (total > PAGE_LIMITS.maxUnpaged) {
+      throw ValidationError.of(
+        [{ pointer: '/limit', message: `required when more than ${PAGE_LIMITS.maxUnpaged} entries match` }],
+        `The filter matches ${total} entries, more than the ${PAGE_LIMITS.maxUnpaged} a query without limit and skip returns; page with limit and skip`,
+      );
+    }
+    const store = this.store;
+    const items = async function* () {
+      try {
+        yield* store.stream(filter, { sort, limit: PAGE_LIMITS.maxUnpaged });
+      } catch (error) {
+        throw asInvalidFilter(error);
+      }
+    };
+    return { items: items(), total };
   }
 
   /**
@@ -218,7 +253,7 @@ export class RegistryService {
       const batch = await this.store.find({}, { sort: [['container_registry_id', 1]], skip, limit: page });
       for (const { container_registry_id: id } of batch) {
         report.scanned++;
-        const outcome = await this.resealOne(id, cipher, options.dryRun);
+        const outcome = await this.updates.run(id, () => this.resealOne(id, cipher, options.dryRun));
         if (outcome !== 'current') report[outcome].push(id);
       }
       if (batch.length < page) return report;
@@ -269,6 +304,24 @@ export interface ResealReport {
   scanned: number;
   readonly resealed: string[];
   readonly unreadable: string[];
+}
+
+/** The filter of a query, restricted to `onlyIds` when given (e.g. registries of a given health). */
+function filterOf(body: unknown, onlyIds: readonly string[] | undefined): Filter {
+  const parsed = parseFilter(body);
+  const byId = onlyIds && { container_registry_id: { $in: onlyIds } };
+  return !byId ? parsed : Object.keys(parsed).length === 0 ? byId : { $and: [parsed, byId] };
+}
+
+/** A filter the database refused is the client's to change: 400 with the database's reason. */
+function asInvalidFilter(error: unknown): unknown {
+  if (error instanceof QueryRejectedError) return new ValidationError(`Invalid filter: ${error.message}`);
+  if (error instanceof QueryTimeoutError)
+    return new CatalogError(
+      'unavailable',
+      `The query took longer than the server allows (${error.maxTimeMs} ms, QUERY_MAX_TIME_MS): narrow the filter, e.g. with tags or a name, or page with a smaller limit`,
+    );
+  return error;
 }
 
 /** A document the database cannot store is the client's to change: 400 with the database's reason. */

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { HealthReport } from '../model.js';
 import { parseChallenge } from './www-authenticate.js';
 import { headerValue, RefusedAddressError, type Answer } from './transport.js';
@@ -7,16 +8,31 @@ import { headerValue, RefusedAddressError, type Answer } from './transport.js';
 const API_VERSION = 'registry/2.0';
 
 /** The fields a verdict names; the rest of the report is filled in by `reporter`. */
-export type ReportFields = Partial<HealthReport> & Pick<HealthReport, 'status' | 'reason' | 'url'>;
+export type ReportFields = Partial<Omit<HealthReport, 'url' | 'reason'>> &
+  Pick<HealthReport, 'status' | 'detail' | 'probe_url'> & {
+    /** The answer's status line, when one came: gives `reason`. */
+    readonly status_text?: string;
+  };
 
-/** Builds reports of one probe that started at `started`, timing them with `now`. */
-export function reporter(started: number, now: () => number): (fields: ReportFields) => HealthReport {
+/**
+ * Builds reports of one probe of `publicUrl` that started at `started`, timing them with `now`.
+ * `reason` is the server's reason phrase, or the standard one for its status when it sent none
+ * (HTTP/2 has no reason phrases; some servers send an empty one).
+ */
+export function reporter(
+  publicUrl: string,
+  started: number,
+  now: () => number,
+): (fields: ReportFields) => HealthReport {
   const checkedAt = new Date(started).toISOString();
   return (fields) => ({
     reachable: fields.reachable ?? false,
     status_code: fields.status_code ?? null,
-    reason: fields.reason,
-    url: fields.url,
+    reason:
+      fields.status_code == null ? null : fields.status_text || (STATUS_CODES[fields.status_code] ?? ''),
+    url: publicUrl,
+    probe_url: fields.probe_url,
+    detail: fields.detail,
     status: fields.status,
     oci_compatible: fields.oci_compatible ?? false,
     api_version: fields.api_version ?? null,
@@ -53,32 +69,33 @@ export function classifyAnswer(
       }
     : null;
   const base = {
-    url: probeUrl.href,
+    probe_url: probeUrl.href,
     reachable: true,
     status_code: answer.status,
+    status_text: answer.statusText,
     oci_compatible: ociCompatible,
     api_version: apiVersion ?? null,
     auth,
     ...(credentialsAccepted === undefined ? {} : { credentials_accepted: credentialsAccepted }),
   };
   if (answer.status === 200 && ociCompatible) {
-    return report({ ...base, status: 'healthy', reason: 'the registry answered /v2/ with 200' });
+    return report({ ...base, status: 'healthy', detail: 'the registry answered /v2/ with 200' });
   }
   if (answer.status === 200) {
     return report({
       ...base,
       status: 'unhealthy',
-      reason: `answered 200 without "Docker-Distribution-API-Version: ${API_VERSION}": not an OCI registry`,
+      detail: `answered 200 without "Docker-Distribution-API-Version: ${API_VERSION}": not an OCI registry`,
     });
   }
   if (answer.status === 401 && challenge) {
     return report({
       ...base,
       status: 'healthy',
-      reason: `the registry is up and requires ${challenge.scheme} authentication`,
+      detail: `the registry is up and requires ${challenge.scheme} authentication`,
     });
   }
-  return report({ ...base, status: 'unhealthy', reason: `/v2/ answered HTTP ${answer.status}` });
+  return report({ ...base, status: 'unhealthy', detail: `/v2/ answered HTTP ${answer.status}` });
 }
 
 /** The verdict when no answer came: refused by the policy, timeout, DNS, connection or TLS failure. */
@@ -92,9 +109,9 @@ export function classifyFailure(
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof RefusedAddressError)
     return report({
-      url,
+      probe_url: url,
       status: 'refused',
-      reason: `refused by the probe policy: ${message}`,
+      detail: `refused by the probe policy: ${message}`,
       error: message,
     });
   if (
@@ -103,28 +120,33 @@ export function classifyFailure(
     code === 'ABORT_ERR'
   ) {
     return report({
-      url,
+      probe_url: url,
       status: 'unreachable',
-      reason: `no answer within ${timeoutMs} ms`,
+      detail: `no answer within ${timeoutMs} ms`,
       error: 'timeout',
     });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return report({ url, status: 'unreachable', reason: 'the host name does not resolve', error: code });
+    return report({
+      probe_url: url,
+      status: 'unreachable',
+      detail: 'the host name does not resolve',
+      error: code,
+    });
   if (code === 'ECONNREFUSED')
-    return report({ url, status: 'unreachable', reason: 'connection refused', error: code });
+    return report({ probe_url: url, status: 'unreachable', detail: 'connection refused', error: code });
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) || /certificate|TLS|SSL/i.test(message)) {
     return report({
-      url,
+      probe_url: url,
       status: 'unreachable',
-      reason: `TLS handshake failed: ${message}`,
+      detail: `TLS handshake failed: ${message}`,
       error: code || 'TLS',
     });
   }
   return report({
-    url,
+    probe_url: url,
     status: 'unreachable',
-    reason: `the connection failed: ${message}`,
+    detail: `the connection failed: ${message}`,
     error: code || message,
   });
 }

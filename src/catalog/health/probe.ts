@@ -35,15 +35,15 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
   const lookup = guardedLookup(deps.policy, deps.lookup ?? dns.lookup);
 
   return async (target) => {
-    const report = reporter(now(), now);
+    const report = reporter(target.url, now(), now);
     let probeUrl: URL;
     try {
       probeUrl = new URL('v2/', target.url.endsWith('/') ? target.url : `${target.url}/`);
     } catch {
       return report({
-        url: target.url,
+        probe_url: target.url,
         status: 'unhealthy',
-        reason: 'the public URL is not a valid URL',
+        detail: 'the public URL is not a valid URL',
         error: 'invalid URL',
       });
     }
@@ -65,11 +65,12 @@ export function createProber(deps: ProberDeps): (target: ProbeTarget) => Promise
               : undefined;
         if (refusal !== undefined) {
           return report({
-            url: probeUrl.href,
+            probe_url: probeUrl.href,
             reachable: true,
             status_code: answer.status,
+            status_text: answer.statusText,
             status: 'unhealthy',
-            reason: refusal,
+            detail: refusal,
           });
         }
         answer = await request(next);

@@ -23,6 +23,8 @@ export class RefusedAddressError extends Error {
 export interface Answer {
   readonly url: URL;
   readonly status: number;
+  /** The status line's reason phrase as the server sent it (`OK`, `Not Found`); may be empty. */
+  readonly statusText: string;
   readonly headers: IncomingMessage['headers'];
   readonly body: string;
 }
@@ -76,6 +78,7 @@ function get(
         resolve({
           url,
           status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? '',
           headers: res.headers,
           body: Buffer.concat(chunks).toString('utf8'),
         });

@@ -1,10 +1,10 @@
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { ContainerRegistry, StoredRegistry } from '../model.js';
 import { ValidationError } from '../errors.js';
 import type { FastAnswer } from '../http/route-table.js';
 import { toPublic } from '../domain/credentials.js';
 import { etagOf } from '../domain/etags.js';
-import { parsePage } from '../domain/parameters.js';
+import { isPaged, parsePage } from '../domain/parameters.js';
 import { parseHealthStatuses } from '../domain/health-service.js';
 import type { CatalogServices } from './services.js';
 
@@ -68,6 +68,12 @@ export const queryRegistries = ({ registries, health }: CatalogServices): Reques
     const page = parsePage(req.query);
     const statuses = parseHealthStatuses(req.query.health);
     const onlyIds = statuses && health ? await health.idsWithStatus(statuses) : undefined;
+    if (!isPaged(req.query)) {
+      const { items, total } = await registries.queryAll(req.body, page.sort, onlyIds);
+      res.set('X-Total-Count', String(total));
+      await sendEnvelopeStreamed(res, items);
+      return;
+    }
     const { items, total } = await registries.query(req.body, page, onlyIds);
     res.set('X-Total-Count', String(total));
     if (page.skip + items.length < total) {
@@ -80,6 +86,50 @@ export const queryRegistries = ({ registries, health }: CatalogServices): Reques
     }
     res.json({ success: true, data: items.map(toPublic) });
   };
+
+/** Bytes gathered before a write of a streamed answer. */
+const STREAM_CHUNK = 64 * 1024;
+
+/**
+ * `{"success":true,"data":[...]}` written as the documents come, honouring back-pressure, so a
+ * large answer is never held whole. An error before the first byte is the usual error envelope;
+ * after it, the connection is cut (the client sees a truncated body, never a short valid one).
+ */
+async function sendEnvelopeStreamed(res: Response, items: AsyncIterable<ContainerRegistry>): Promise<void> {
+  let chunk = '{"success":true,"data":[';
+  let first = true;
+  try {
+    for await (const item of items) {
+      chunk += (first ? '' : ',') + JSON.stringify(toPublic(item));
+      first = false;
+      if (chunk.length < STREAM_CHUNK) continue;
+      if (!res.headersSent) res.status(200).type('application/json');
+      const more = res.write(chunk);
+      chunk = '';
+      if (!more) await drained(res);
+      if (res.destroyed) return; // the client went away: stop reading (closes the cursor)
+    }
+  } catch (error) {
+    if (!res.headersSent) throw error;
+    res.destroy(error instanceof Error ? error : new Error(String(error)));
+    return;
+  }
+  if (!res.headersSent) res.status(200).type('application/json');
+  res.end(`${chunk}]}`);
+}
+
+/** Resolves when `res` can take more, or is closed. */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 /** What a read answers: the entity tag and the envelope with the public document. */
 function readResponse(stored: StoredRegistry): {

@@ -36,8 +36,16 @@ export interface IndexSpec {
 
 /** What a kind of document declares to be stored. */
 export interface CollectionSpec {
-  /** The field holding the document's id (a string; MongoDB `_id`, SQLite primary key). */
+  /** The field holding the document's id (a string; MongoDB `_id` by default, SQLite primary key). */
   readonly idField: string;
+  /**
+   * How the MongoDB backend keys documents. `id` (default): `_id` is the id. `field`: the id
+   * stays an ordinary field under a unique index and `_id` is whatever the writer gave (an
+   * ObjectId the driver assigns for ours): the original AIOS service's layout, so both services
+   * read each other's documents. Documents without the field whose `_id` is a string (written
+   * in the `id` layout) are migrated at open by copying `_id` into the field. SQLite ignores it.
+   */
+  readonly mongoKey?: 'id' | 'field';
   readonly indexes: readonly IndexSpec[];
 }
 
@@ -45,6 +53,11 @@ export interface FindOptions {
   /** Sort keys in priority order; the id is always the final tie-breaker. */
   readonly sort: SortSpec;
   readonly skip: number;
+  readonly limit: number;
+}
+
+export interface StreamOptions {
+  readonly sort: SortSpec;
   readonly limit: number;
 }
 
@@ -70,6 +83,11 @@ export interface Collection<T> {
   /** Deletes every document matching `filter`. */
   deleteMany(filter: Filter): Promise<void>;
   find(filter: Filter, options: FindOptions): Promise<T[]>;
+  /**
+   * Every match in `sort` order (id last), at most `limit`, read from the database in batches as
+   * the caller consumes them: for answers too large to hold whole (the unpaged query).
+   */
+  stream(filter: Filter, options: StreamOptions): AsyncIterable<T>;
   count(filter: Filter): Promise<number>;
 }
 

@@ -1,16 +1,19 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { compareBy, compileFilter } from '../language/mongo-semantics.js';
 import type { Filter } from '../model.js';
 import {
   DuplicateIdError,
+  QueryTimeoutError,
   type Collection,
   type CollectionSpec,
   type DocumentDatabase,
   type FindOptions,
   type IndexSpec,
   type ReplaceResult,
+  type StreamOptions,
   type Versioned,
 } from './collection.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
@@ -110,6 +113,9 @@ interface IndexCondition {
 type MultiStrategy = 'walk' | 'list';
 
 const NAME = /^[a-z_][a-z0-9_]*$/;
+
+/** Rows read per step of a streamed answer. */
+const STREAM_BATCH = 100;
 
 class EmbeddedCollection<T extends object> implements Collection<T> {
   private readonly statements;
@@ -274,6 +280,50 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     const matches = [...(await this.matching(filter))];
     matches.sort(compareBy(options.sort, this.idField));
     return matches.slice(options.skip, options.skip + options.limit) as T[];
+  }
+
+  async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
+    if (!options.sort.every(([field]) => field === this.idField)) {
+      // Another order needs every match at hand to sort (as `find` does); the answer is still
+      // written out as it is consumed.
+      yield* await this.find(filter, { sort: options.sort, skip: 0, limit: options.limit });
+      return;
+    }
+    // In id order: one walk over the primary key, a batch of rows per step (each step is one
+    // synchronous read, so writers interleave between steps), each row tested with mingo.
+    const descending = options.sort[0]?.[1] === -1;
+    const step = this.prepared<{ id: string; doc: string }>(
+      `SELECT id, doc FROM ${this.table} WHERE id ${descending ? '<' : '>'} ? ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${STREAM_BATCH}`,
+    );
+    const test = compileFilter(filter);
+    const { sliceMs, maxTimeMs } = this.scans.budget;
+    let after = descending ? '\uffff' : '';
+    let left = options.limit;
+    // The scan budget, counted in work only: time the consumer spends writing the answer (its
+    // back-pressure) is not the query's, as MongoDB's maxTimeMS counts server time only.
+    let worked = 0;
+    let sliceStart = performance.now();
+    for (;;) {
+      const rows = step.all(after);
+      for (const row of rows) {
+        const document = JSON.parse(row.doc) as Doc;
+        const matched = test(document);
+        const now = performance.now();
+        if (now - sliceStart >= sliceMs) {
+          worked += now - sliceStart;
+          if (worked >= maxTimeMs) throw new QueryTimeoutError(maxTimeMs);
+          await yieldToEventLoop();
+          sliceStart = performance.now();
+        }
+        if (!matched) continue;
+        worked += performance.now() - sliceStart;
+        yield document as T;
+        sliceStart = performance.now();
+        if (--left === 0) return;
+      }
+      if (rows.length < STREAM_BATCH) return;
+      after = rows[rows.length - 1]!.id;
+    }
   }
 
   async count(filter: Filter): Promise<number> {

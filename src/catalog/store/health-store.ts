@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { HealthRecord, HealthReport, HealthStatus } from '../model.js';
 import { DuplicateIdError, type Collection, type DocumentDatabase } from './collection.js';
 
@@ -77,7 +78,7 @@ export class HealthStore {
   async get(registryId: string): Promise<HealthRecord | undefined> {
     const stored = await this.histories.get(registryId);
     if (!stored || stored.document.history.length === 0) return undefined;
-    const { history } = stored.document;
+    const history = stored.document.history.map(withOriginalMeanings);
     return { registryId, last: history[0]!, history };
   }
 
@@ -136,4 +137,25 @@ async function upsert<T extends object>(
     if (result.status === 'replaced') return current.document;
   }
   throw new Error(`health record ${id} is being written by too many writers at once`);
+}
+
+/**
+ * Reports stored before `url`/`reason` got back the original AIOS meanings had the probed URL
+ * in `url` and a sentence in `reason`, and no `probe_url`/`detail`: read them in today's shape.
+ */
+function withOriginalMeanings(report: HealthReport): HealthReport {
+  if (typeof report.probe_url === 'string') return report;
+  const { reachable, status_code, reason, url, ...rest } = report as Omit<
+    HealthReport,
+    'probe_url' | 'detail'
+  >;
+  return {
+    reachable,
+    status_code,
+    reason: status_code === null ? null : (STATUS_CODES[status_code] ?? ''),
+    url: url.replace(/v2\/$/, '').replace(/(.)\/$/, '$1'),
+    probe_url: url,
+    detail: reason ?? '',
+    ...rest,
+  };
 }

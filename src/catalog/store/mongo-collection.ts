@@ -2,6 +2,7 @@ import {
   MongoBulkWriteError,
   MongoClient,
   MongoServerError,
+  type ObjectId,
   type Collection as MongoNativeCollection,
   type Db,
   type Document,
@@ -20,22 +21,25 @@ import {
   type DocumentDatabase,
   type FindOptions,
   type ReplaceResult,
+  type StreamOptions,
   type Versioned,
 } from './collection.js';
 
 /**
- * MongoDB backend (official driver). In each collection `_id` is the document's id and
- * `_version` the internal compare-and-swap counter, never returned. Works on standalone
- * servers, replica sets and sharded clusters (`_id` is a fine shard key; nothing here needs
- * transactions).
+ * MongoDB backend (official driver). In each collection the document's id is `_id` (spec
+ * `mongoKey: 'id'`) or an ordinary field under a unique index beside a server-side `_id`
+ * (`mongoKey: 'field'`, the original AIOS layout); `_version` is the internal compare-and-swap
+ * counter, never returned, and absent from documents another writer made (read as version 0,
+ * the first replace adds it). Works on standalone servers, replica sets and sharded clusters
+ * (nothing here needs transactions).
  *
  * A replace-if-version is one conditional `replaceOne({_id, _version})` where the server makes
  * it atomic (MongoDB: a document's filter and write are one operation). FerretDB 1.24 does not
  * (it queries, then writes by `_id`, so two writers of the same version could both win and one
  * update would be lost): there each replace first claims the version it will write, by
  * inserting `<id>@<version>` into `<collection>_version_claims` (a unique-key insert is atomic
- * everywhere), at the cost of two more round trips. The claim is removed once the write is
- * done; a writer that died holding one is overtaken after CLAIM_TTL_MS. Which path runs is
+ * everywhere), at the cost of more round trips (each by `_id` alone once it is known, see
+ * `conditionalReplace`). The claim is removed once the write is done; a writer that died holding one is overtaken after CLAIM_TTL_MS. Which path runs is
  * detected at connect (FerretDB names itself in `buildInfo`) unless configured
  * (`MONGODB_REPLACE_MODE`).
  */
@@ -73,13 +77,27 @@ export class MongoDatabase implements DocumentDatabase {
 
   async collection<T extends object>(name: string, spec: CollectionSpec): Promise<Collection<T>> {
     const native = this.db.collection<StoredShape>(name);
-    await ensureIndexes(
-      native,
-      spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
-    );
+    const byField = spec.mongoKey === 'field';
+    // Before the unique index: documents still keyed by `_id` have no id field yet, and more
+    // than one of them would be duplicates (null) under it.
+    if (byField) await migrateIdIntoField(native, spec.idField);
+    await ensureIndexes(native, [
+      ...(byField ? [{ key: { [spec.idField]: 1 }, name: spec.idField, unique: true }] : []),
+      ...spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
+    ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
-    return new MongoCollection<T>(native, claims, spec, this.maxTimeMs);
+    const collection = new MongoCollection<T>(native, claims, spec, this.maxTimeMs);
+    // In the background: start-up does not wait for a scan of the whole collection.
+    if (byField) this.warmUps.push(collection.rememberServerIds());
+    return collection;
+  }
+
+  private readonly warmUps: Array<Promise<void>> = [];
+
+  /** Resolves when every collection opened so far has learnt its documents' `_id`s (benchmarks wait for it). */
+  async warmedUp(): Promise<void> {
+    await Promise.all(this.warmUps);
   }
 
   async ping(): Promise<void> {
@@ -105,10 +123,18 @@ interface VersionClaim {
 const CLAIM_TTL_MS = 30_000;
 
 interface StoredShape {
-  _id: string;
-  _version: number;
+  /** The id (`mongoKey: 'id'`), or an ObjectId (or anything another writer chose) under `field`. */
+  _id?: string | ObjectId;
+  /** Missing on documents another service wrote: version 0. */
+  _version?: number;
   [field: string]: unknown;
 }
+
+/** Ids whose server `_id` is remembered (about 100 bytes each). */
+const SERVER_ID_CACHE = 100_000;
+
+/** Documents per round trip of a streamed answer. */
+const STREAM_BATCH = 1000;
 
 const DUPLICATE_KEY = 11000;
 const BAD_VALUE = 2;
@@ -116,6 +142,8 @@ const NAMESPACE_NOT_FOUND = 26;
 
 class MongoCollection<T extends object> implements Collection<T> {
   private readonly idField: string;
+  /** The id is an ordinary field (the original AIOS layout) rather than `_id`. */
+  private readonly byField: boolean;
 
   constructor(
     private readonly collection: MongoNativeCollection<StoredShape>,
@@ -125,11 +153,78 @@ class MongoCollection<T extends object> implements Collection<T> {
     private readonly maxTimeMs: number,
   ) {
     this.idField = spec.idField;
+    this.byField = spec.mongoKey === 'field';
+  }
+
+  /** The filter selecting the document with this id. */
+  private key(id: string): Record<string, unknown> {
+    return this.byField ? { [this.idField]: id } : { _id: id };
+  }
+
+  /**
+   * `mongoKey: 'field'`: the server `_id` last seen for each id. A filter naming it beside the id
+   * (`{_id, container_registry_id}`) is answered from the `_id` index on every server, where
+   * FerretDB 1.24 (SQLite backend) scans the whole collection for a filter on another field.
+   * Never trusted alone: the id is always in the filter too, so a stale entry (the document was
+   * deleted and re-created elsewhere) matches nothing and the lookup falls back to the id.
+   */
+  private readonly serverIds = new Map<string, string | ObjectId>();
+
+  private remember(stored: StoredShape): void {
+    if (!this.byField || stored._id === undefined) return;
+    const id = stored[this.idField];
+    if (typeof id !== 'string') return;
+    if (this.serverIds.size >= SERVER_ID_CACHE && !this.serverIds.has(id)) {
+      this.serverIds.delete(this.serverIds.keys().next().value!); // the oldest
+    }
+    this.serverIds.set(id, stored._id);
+  }
+
+  /**
+   * Learns the `_id` of up to SERVER_ID_CACHE documents (one scan of `_id` and id, in batches),
+   * so the first lookup of each is an index lookup too. Best effort: on any error, lookups
+   * simply fall back to the id.
+   */
+  async rememberServerIds(): Promise<void> {
+    try {
+      const cursor = this.collection
+        .find({}, { projection: { _id: 1, [this.idField]: 1 } })
+        .limit(SERVER_ID_CACHE)
+        .batchSize(STREAM_BATCH);
+      for await (const stored of cursor)
+        if (!this.serverIds.has(stored[this.idField] as string)) this.remember(stored);
+    } catch {
+      // closed or interrupted: nothing is lost but speed
+    }
+  }
+
+  /** The filter for `id`, through the remembered `_id` when there is one. */
+  private fastKey(id: string): Record<string, unknown> | undefined {
+    const serverId = this.byField ? this.serverIds.get(id) : undefined;
+    return serverId === undefined ? undefined : { _id: serverId, [this.idField]: id };
+  }
+
+  /**
+   * One document by id: through the remembered `_id` first (a filter on `_id` alone, the only one
+   * FerretDB 1.24 answers from its index; the id is checked here), then by the id.
+   */
+  private async findById(id: string): Promise<StoredShape | null> {
+    const serverId = this.byField ? this.serverIds.get(id) : undefined;
+    if (serverId !== undefined) {
+      const stored = await this.collection.findOne({ _id: serverId });
+      if (stored && stored[this.idField] === id) return stored;
+      this.serverIds.delete(id);
+    }
+    const stored = await this.collection.findOne(this.key(id));
+    if (stored) this.remember(stored);
+    return stored;
   }
 
   async create(document: T): Promise<Versioned<T>> {
+    const stored = this.toStored(document, 1);
     try {
-      await this.collection.insertOne(this.toStored(document, 1));
+      await this.collection.insertOne(stored); // the driver sets stored._id
+      this.remember(stored);
     } catch (error) {
       if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
         throw new DuplicateIdError(this.idOf(document));
@@ -159,8 +254,8 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async get(id: string): Promise<Versioned<T> | undefined> {
-    const stored = await this.collection.findOne({ _id: id });
-    return stored ? { document: this.fromStored(stored), version: stored._version } : undefined;
+    const stored = await this.findById(id);
+    return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
@@ -180,15 +275,40 @@ class MongoCollection<T extends object> implements Collection<T> {
       }
     }
     if (replaced) return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
-    return (await this.collection.countDocuments({ _id: id }, { limit: 1, maxTimeMS: this.maxTimeMs })) > 0
+    return (await this.collection.countDocuments(this.key(id), { limit: 1, maxTimeMS: this.maxTimeMs })) > 0
       ? { status: 'conflict' }
       : { status: 'missing' };
   }
 
   /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
   private async conditionalReplace(id: string, document: T, expectedVersion: number): Promise<boolean> {
+    const serverId = this.byField && this.claims ? this.serverIds.get(id) : undefined;
+    if (serverId !== undefined) {
+      // Claim path with a known `_id`: FerretDB scans for any filter but `_id` alone, so check
+      // the version by `_id`, then replace by `_id` (two index lookups instead of two scans).
+      // Safe under the claim: only its holder may move the document past `expectedVersion`,
+      // and a version already moved on is seen here as a conflict.
+      const current = await this.collection.findOne(
+        { _id: serverId },
+        { projection: { _version: 1, [this.idField]: 1 } },
+      );
+      if (!current || current[this.idField] !== id || (current._version ?? 0) !== expectedVersion) {
+        if (!current || current[this.idField] !== id) this.serverIds.delete(id);
+        return false;
+      }
+      const result = await this.collection
+        .replaceOne({ _id: serverId }, this.toStored(document, expectedVersion + 1))
+        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+      return result.matchedCount === 1;
+    }
+    // Version 0 is a document without `_version` (written by another service); the replacement
+    // has no `_id`, so the server keeps the one it has.
+    const version = expectedVersion === 0 ? { $exists: false } : expectedVersion;
     const result = await this.collection
-      .replaceOne({ _id: id, _version: expectedVersion }, this.toStored(document, expectedVersion + 1))
+      .replaceOne(
+        { ...(this.fastKey(id) ?? this.key(id)), _version: version },
+        this.toStored(document, expectedVersion + 1),
+      )
       .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
     return result.matchedCount === 1;
   }
@@ -211,7 +331,10 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async delete(id: string): Promise<boolean> {
-    return (await this.collection.deleteOne({ _id: id })).deletedCount === 1;
+    const fast = this.fastKey(id);
+    this.serverIds.delete(id);
+    if (fast && (await this.collection.deleteOne(fast)).deletedCount === 1) return true;
+    return (await this.collection.deleteOne(this.key(id))).deletedCount === 1;
   }
 
   async deleteMany(filter: Filter): Promise<void> {
@@ -219,19 +342,47 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async find(filter: Filter, options: FindOptions): Promise<T[]> {
-    const sort: Sort = Object.fromEntries(
-      options.sort.map(([path, direction]) => [path === this.idField ? '_id' : path, direction]),
-    );
-    if (!('_id' in sort)) (sort as Record<string, 1 | -1>)._id = 1;
     const cursor = this.collection
       .find(this.toMongoFilter(filter))
-      .sort(sort)
+      .sort(this.toMongoSort(options.sort))
       .skip(options.skip)
       .limit(options.limit)
       .maxTimeMS(this.maxTimeMs);
-    return (await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs)).map((stored) =>
-      this.fromStored(stored),
+    return (await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs)).map((stored) => {
+      this.remember(stored);
+      return this.fromStored(stored);
+    });
+  }
+
+  async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
+    // One cursor: the server sends batches as the caller consumes them (getMore per batch).
+    const cursor = this.collection
+      .find(this.toMongoFilter(filter))
+      .sort(this.toMongoSort(options.sort))
+      .limit(options.limit)
+      .batchSize(STREAM_BATCH)
+      .maxTimeMS(this.maxTimeMs);
+    try {
+      // The first batch is awaited here, so a refused filter is a QueryRejectedError, not a broken stream.
+      const first = await refusedAsQueryRejected(cursor.hasNext(), this.maxTimeMs);
+      if (!first) return;
+      for await (const stored of cursor) {
+        this.remember(stored);
+        yield this.fromStored(stored);
+      }
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** The sort with the id as the final tie-breaker, in stored field names. */
+  private toMongoSort(spec: FindOptions['sort']): Sort {
+    const idKey = this.byField ? this.idField : '_id';
+    const sort: Record<string, 1 | -1> = Object.fromEntries(
+      spec.map(([path, direction]) => [path === this.idField ? idKey : path, direction]),
     );
+    if (!(idKey in sort)) sort[idKey] = 1;
+    return sort;
   }
 
   async count(filter: Filter): Promise<number> {
@@ -246,6 +397,7 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   private toStored(document: T, version: number): StoredShape {
+    if (this.byField) return { ...(document as Record<string, unknown>), _version: version };
     const { [this.idField]: id, ...fields } = document as Record<string, unknown>;
     return { _id: id as string, ...fields, _version: version };
   }
@@ -254,11 +406,13 @@ class MongoCollection<T extends object> implements Collection<T> {
   private fromStored(stored: StoredShape): T {
     const { _id, _version, ...fields } = stored;
     void _version;
+    if (this.byField) return fields as T;
     return { [this.idField]: _id, ...fields } as T;
   }
 
-  /** The stored id field is `_id`: rewrite it wherever a filter names it. */
+  /** With `mongoKey: 'id'` the stored id field is `_id`: rewrite it wherever a filter names it. */
   private toMongoFilter(filter: Filter): Record<string, unknown> {
+    if (this.byField) return filter as Record<string, unknown>;
     const rewrite = (node: unknown): unknown => {
       if (Array.isArray(node)) return node.map(rewrite);
       if (typeof node !== 'object' || node === null) return node;
@@ -271,6 +425,42 @@ class MongoCollection<T extends object> implements Collection<T> {
     };
     return rewrite(filter) as Record<string, unknown>;
   }
+}
+
+/**
+ * Moves documents written in the `id` layout (`_id` = id, no id field; earlier versions of this
+ * catalog) to the `field` layout by copying `_id` into the field, in place. Idempotent and safe
+ * with several replicas starting at once: each update is one atomic single-document write,
+ * conditional on the field still missing, and they all write the same value. The `_id` stays the
+ * string it was (never exposed; the original service looks entries up by the field too).
+ */
+async function migrateIdIntoField(
+  collection: MongoNativeCollection<StoredShape>,
+  idField: string,
+): Promise<void> {
+  const legacy = collection.find(
+    { [idField]: { $exists: false }, _id: { $type: 'string' } },
+    { projection: { _id: 1 } },
+  );
+  let batch: string[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await collection.bulkWrite(
+      batch.map((id) => ({
+        updateOne: {
+          filter: { _id: id, [idField]: { $exists: false } },
+          update: { $set: { [idField]: id } },
+        },
+      })),
+      { ordered: false },
+    );
+    batch = [];
+  };
+  for await (const { _id } of legacy) {
+    if (typeof _id === 'string') batch.push(_id);
+    if (batch.length >= 500) await flush();
+  }
+  await flush();
 }
 
 /** FerretDB answers `buildInfo` with its own `ferretdbVersion` beside the MongoDB version it mimics. */
@@ -296,7 +486,15 @@ async function ensureIndexes<T extends Document>(
     existing = new Set();
   }
   const missing = indexes.filter((index) => !existing.has(String(index.name)));
-  if (missing.length > 0) await collection.createIndexes(missing);
+  if (missing.length === 0) return;
+  try {
+    await collection.createIndexes(missing);
+  } catch (error) {
+    // Another replica starting at the same moment created them first (FerretDB then closes our
+    // connection rather than answering): fine if they are all there now.
+    const now = new Set((await collection.listIndexes().toArray()).map((index) => String(index.name)));
+    if (!missing.every((index) => now.has(String(index.name)))) throw error;
+  }
 }
 
 /** Server codes that mean "this query is not acceptable" rather than "the server is in trouble". */

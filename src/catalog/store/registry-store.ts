@@ -1,6 +1,12 @@
 import { DOCUMENT_FIELDS } from '../language/field-paths.js';
 import type { ContainerRegistry, Filter, StoredRegistry } from '../model.js';
-import type { CollectionSpec, DocumentDatabase, FindOptions, ReplaceResult } from './collection.js';
+import type {
+  CollectionSpec,
+  DocumentDatabase,
+  FindOptions,
+  ReplaceResult,
+  StreamOptions,
+} from './collection.js';
 
 /**
  * The registry documents: a typed repository on one generic collection (collection.ts). The
@@ -8,6 +14,8 @@ import type { CollectionSpec, DocumentDatabase, FindOptions, ReplaceResult } fro
  */
 export const REGISTRIES: CollectionSpec = {
   idField: 'container_registry_id',
+  // The original AIOS service's layout (DESIGN 4): `container_registry_id` is a field, `_id` an ObjectId.
+  mongoKey: 'field',
   indexes: [
     { field: 'container_registry_name', kind: 'column', column: 'name' },
     { field: 'container_registry_tags', kind: 'multi', table: 'registry_tags', column: 'tag' },
@@ -27,6 +35,8 @@ export interface RegistryStore {
   /** Returns false when there was nothing to delete. */
   delete(id: string): Promise<boolean>;
   find(filter: Filter, options: FindOptions): Promise<ContainerRegistry[]>;
+  /** Every match in order, at most `limit`, read in batches as consumed (the unpaged query). */
+  stream(filter: Filter, options: StreamOptions): AsyncIterable<ContainerRegistry>;
   count(filter: Filter): Promise<number>;
   /** Resolves when the backing database answers; used by `/readyz`. */
   ping(): Promise<void>;
@@ -45,6 +55,9 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
     replaceIfVersion: (document, expectedVersion) => collection.replaceIfVersion(document, expectedVersion),
     delete: (id) => collection.delete(id),
     find: async (filter, options) => (await collection.find(filter, options)).map(inFieldOrder),
+    stream: async function* (filter, options) {
+      for await (const document of collection.stream(filter, options)) yield inFieldOrder(document);
+    },
     count: (filter) => collection.count(filter),
     ping: () => database.ping(),
     close: () => database.close(),

@@ -41,7 +41,11 @@ describe('health probe against real loopback servers', function () {
       status: 'healthy',
       oci_compatible: true,
       api_version: 'registry/2.0',
-      url: `${target.url}/v2/`,
+      // The original service's meanings: the public URL and the HTTP reason phrase.
+      url: target.url,
+      reason: 'OK',
+      probe_url: `${target.url}/v2/`,
+      detail: 'the registry answered /v2/ with 200',
       error: null,
     });
     expect(report.latency_ms).to.be.a('number');
@@ -51,8 +55,9 @@ describe('health probe against real loopback servers', function () {
 
   it('keeps a path prefix of the public URL', async () => {
     const target = await start(registryHandler);
-    await probe({ url: `${target.url}/mirror/` });
+    const report = await probe({ url: `${target.url}/mirror/` });
     expect(target.requests[0]?.url).to.equal('/mirror/v2/');
+    expect(report).to.include({ url: `${target.url}/mirror/`, probe_url: `${target.url}/mirror/v2/` });
   });
 
   it('reports a plain web page (200 without the header) as not OCI compatible', async () => {
@@ -64,7 +69,7 @@ describe('health probe against real loopback servers', function () {
       status: 'unhealthy',
       oci_compatible: false,
     });
-    expect(report.reason).to.match(/not an OCI registry/);
+    expect(report.detail).to.match(/not an OCI registry/);
   });
 
   for (const status of [404, 500]) {
@@ -76,10 +81,24 @@ describe('health probe against real loopback servers', function () {
       expect(await probe({ url: target.url })).to.include({
         reachable: true,
         status_code: status,
+        reason: status === 404 ? 'Not Found' : 'Internal Server Error',
+        url: target.url,
         status: 'unhealthy',
       });
     });
   }
+
+  it("reports the server's own reason phrase in reason, as the original's response.reason", async () => {
+    const target = await start((_req, res) => {
+      res.writeHead(503, 'Down For Maintenance', REGISTRY_HEADERS);
+      res.end('{}');
+    });
+    expect(await probe({ url: target.url })).to.include({
+      status_code: 503,
+      reason: 'Down For Maintenance',
+      detail: '/v2/ answered HTTP 503',
+    });
+  });
 
   it('reports a 401 Basic challenge as healthy, and whether stored credentials are accepted', async () => {
     const target = await start((req, res) => {
@@ -90,7 +109,7 @@ describe('health probe against real loopback servers', function () {
       res.end('{}');
     });
     const anonymous = await probe({ url: target.url });
-    expect(anonymous).to.include({ status: 'healthy', status_code: 401 });
+    expect(anonymous).to.include({ status: 'healthy', status_code: 401, reason: 'Unauthorized' });
     expect(anonymous.auth).to.deep.equal({ scheme: 'Basic', realm: 'Registry' });
     expect(anonymous).to.not.have.property('credentials_accepted');
     const good = await probe({ url: target.url, credentials });
@@ -142,6 +161,8 @@ describe('health probe against real loopback servers', function () {
       status: 'unreachable',
       error: 'timeout',
       status_code: null,
+      reason: null,
+      url: target.url,
     });
   });
 
@@ -160,7 +181,7 @@ describe('health probe against real loopback servers', function () {
     const target = await start(registryHandler, { tls });
     const strict = await probe({ url: target.url });
     expect(strict).to.include({ status: 'unreachable', reachable: false });
-    expect(strict.reason).to.match(/TLS/);
+    expect(strict.detail).to.match(/TLS/);
     expect(await probe({ url: target.url, insecureSkipTlsVerify: true })).to.include({ status: 'healthy' });
     expect(await probe({ url: target.url, caBundle: tls.cert })).to.include({ status: 'healthy' });
   });
@@ -184,7 +205,7 @@ describe('health probe against real loopback servers', function () {
     });
     const report = await probe({ url: target.url, credentials });
     expect(report).to.include({ status: 'unhealthy', status_code: 302 });
-    expect(report.reason).to.match(/another host/);
+    expect(report.detail).to.match(/another host/);
     expect(elsewhere.connections()).to.equal(0);
   });
 
@@ -196,7 +217,7 @@ describe('health probe against real loopback servers', function () {
       });
       const report = await probe({ url: target.url });
       expect(report).to.include({ status: 'unhealthy', status_code: 302 });
-      expect(report.reason).to.match(/another host/);
+      expect(report.detail).to.match(/another host/);
     });
   }
 });
@@ -234,7 +255,7 @@ describe('health probe SSRF guard (no packet leaves loopback)', () => {
   it('refuses loopback by default: the real server sees no connection', async () => {
     const report = await createProber({ policy: defaults, defaultTimeoutMs: 1000 })({ url: target.url });
     expect(report).to.include({ status: 'refused', reachable: false });
-    expect(report.reason).to.match(/loopback/);
+    expect(report.detail).to.match(/loopback/);
     expect(target.connections()).to.equal(0);
   });
 
@@ -250,7 +271,7 @@ describe('health probe SSRF guard (no packet leaves loopback)', () => {
     expect(target.connections()).to.equal(0);
     const metadata = await prober({ url: 'http://metadata.test/latest/meta-data' });
     expect(metadata).to.include({ status: 'refused', reachable: false });
-    expect(metadata.reason).to.match(/link-local/);
+    expect(metadata.detail).to.match(/link-local/);
     expect(asked).to.deep.equal(['registry.test', 'metadata.test']);
   });
 
