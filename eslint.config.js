@@ -32,11 +32,19 @@ const LAYERS = [
     '{model,errors}.ts',
     [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'access', 'config'],
   ],
-  // The bundled registry: main.ts > app.ts > http > domain > storage.
-  ['src/oci', 'http/**', ['app', 'main']],
-  ['src/oci', 'domain/**', ['app', 'main', 'http']],
-  ['src/oci', 'storage/**', ['app', 'main', 'http', 'domain']],
-  ['src/oci', '{config,errors,digest,storage-config}.ts', ['app', 'main', 'http', 'domain', 'storage']],
+  // The bundled registry: main.ts > app.ts > auth (token mode, logins: in front of the routes) > http
+  // > proxy (the pull-through cache) > domain > storage > config, errors, digest.
+  ['src/oci', 'auth/**', ['app', 'main']],
+  ['src/oci', 'http/**', ['app', 'main', 'auth']],
+  ['src/oci', 'proxy/**', ['app', 'main', 'auth', 'http']],
+  ['src/oci', 'domain/**', ['app', 'main', 'auth', 'http', 'proxy']],
+  ['src/oci', 'storage/**', ['app', 'main', 'auth', 'http', 'proxy', 'domain']],
+  // config.ts reads the proxy's settings through proxy/config.ts, which imports nothing above it.
+  [
+    'src/oci',
+    '{config,errors,digest,storage-config}.ts',
+    ['app', 'main', 'auth', 'http', 'domain', 'storage'],
+  ],
 ];
 const restrict = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 const layerRules = LAYERS.map(([server, files, above, ignores = []]) => ({

@@ -17,7 +17,7 @@ import { OciError } from './errors.js';
 import { deleteBlob, getBlob } from './http/blob-routes.js';
 import { send, type OciServices, type RouteHandler } from './http/context.js';
 import { listReferrers, listRepositories, listTags } from './http/discovery-routes.js';
-import { Htpasswd } from './http/htpasswd.js';
+import { Htpasswd } from './auth/htpasswd.js';
 import { deleteManifest, getManifest, putManifest } from './http/manifest-routes.js';
 import { OciMetrics } from './http/metrics.js';
 import { PROXY_ROUTES } from './http/proxy-routes.js';

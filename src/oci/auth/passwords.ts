@@ -4,7 +4,7 @@
  * check (password-check.ts) runs bcrypt on worker threads and throttles failed logins per client
  * and per user, so the token endpoint gets the same protection as Basic auth on `/v2/`.
  */
-import { Htpasswd } from '../http/htpasswd.js';
+import { Htpasswd } from './htpasswd.js';
 
 /** Checks `Authorization: Basic ...` against the users; the user name when valid. */
 export interface PasswordCheck {

@@ -2,7 +2,7 @@
  * Basic authentication against an Apache htpasswd file, as CNCF Distribution's `htpasswd` auth:
  * bcrypt entries (`$2y$`, `$2a$`, `$2b$`), plus `{SHA}` for old files. The password check itself
  * (worker threads, equal cost for unknown users, a short success cache) and the throttling of
- * failed logins live in ../auth/password-check.ts.
+ * failed logins live in password-check.ts.
  */
 import { readFileSync } from 'node:fs';
 import { OciError } from '../errors.js';
@@ -12,7 +12,7 @@ import {
   HtpasswdCheck,
   LoginThrottle,
   type LoginLimits,
-} from '../auth/password-check.js';
+} from './password-check.js';
 
 export class Htpasswd {
   private readonly pool = new BcryptPool();
