@@ -15,6 +15,7 @@ import { Content } from './domain/content.js';
 import { collectGarbage } from './domain/gc.js';
 import { evictExpired, evictOverCap, upstreamOf } from './proxy/evict.js';
 import { createStorageDriver, describeStorage } from './storage/create-driver.js';
+import { formatBytes } from '../shared/format-bytes.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
 export async function runRegistry(env: Env): Promise<RunningServer> {
@@ -87,17 +88,6 @@ export interface GcFlags {
   readonly dryRun: boolean;
   /** Overrides REGISTRY_GC_GRACE_PERIOD_SECONDS. */
   readonly gracePeriodSeconds?: number;
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 /**

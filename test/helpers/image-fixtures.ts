@@ -18,6 +18,11 @@ export interface Pushed {
   readonly bytes: Buffer;
 }
 
+/** An OCI descriptor (media type, digest, size) of `bytes`. */
+function descriptor(mediaType: string, bytes: Buffer): { mediaType: string; digest: string; size: number } {
+  return { mediaType, digest: sha256(bytes), size: bytes.length };
+}
+
 export async function putManifest(
   url: string,
   repository: string,
@@ -50,14 +55,8 @@ export async function pushPlatformImage(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: [
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length },
-      ],
+      config: descriptor('application/vnd.oci.image.config.v1+json', config),
+      layers: [descriptor('application/vnd.oci.image.layer.v1.tar', layer)],
     }),
   );
   await putManifest(url, repository, tag ?? sha256(manifest), manifest, OCI_MANIFEST);
@@ -113,8 +112,8 @@ export async function pushReferrer(
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       artifactType,
-      config: { mediaType: EMPTY, digest: sha256(empty), size: empty.length },
-      layers: [{ mediaType: artifactType, digest: sha256(payload), size: payload.length }],
+      config: descriptor(EMPTY, empty),
+      layers: [descriptor(artifactType, payload)],
       subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.bytes.length },
     }),
   );
@@ -163,16 +162,10 @@ export async function pushCosignSignatureTag(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(empty),
-        size: empty.length,
-      },
+      config: descriptor('application/vnd.oci.image.config.v1+json', empty),
       layers: [
         {
-          mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
-          digest: sha256(payload),
-          size: payload.length,
+          ...descriptor('application/vnd.dev.cosign.simplesigning.v1+json', payload),
           annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ' },
         },
       ],

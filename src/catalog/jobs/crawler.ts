@@ -2,11 +2,11 @@ import pLimit from 'p-limit';
 import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { crawlConfigOf, type ImageService } from '../domain/images.js';
-import type { ContainerRegistry } from '../model.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { ImageStore } from '../store/image-store.js';
 import type { RegistryStore } from '../store/registry-store.js';
 import type { CrawlConfig } from './crawl-config.js';
+import { claimRegistryPages, PeriodicJob } from './periodic-job.js';
 
 export interface CrawlerJobDeps {
   readonly registries: RegistryStore;
@@ -20,7 +20,6 @@ export interface CrawlerJobDeps {
   readonly clock?: Clock;
 }
 
-const PAGE = 500;
 /** How often the job looks for registries due (a registry's interval may be shorter than the default). */
 const TICK_MS = 60_000;
 
@@ -31,28 +30,20 @@ const TICK_MS = 60_000;
  * probe was healthy and whose `crawl.enabled` is not false are crawled.
  */
 export class CrawlerJob {
-  private cancelTimer: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-  private started = false;
-  private halted = false;
   private readonly clock: Clock;
+  private readonly job: PeriodicJob;
 
   constructor(private readonly deps: CrawlerJobDeps) {
     this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.job = new PeriodicJob(this.clock, () => this.pass());
   }
 
   start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.halted = false;
-    this.schedule(0);
+    this.job.start();
   }
 
   async stop(): Promise<void> {
-    this.started = false;
-    this.halted = true;
-    this.cancelTimer?.();
-    await this.running;
+    await this.job.stop();
   }
 
   /** One pass: claims every due, healthy registry and crawls the ones this replica won. */
@@ -60,30 +51,31 @@ export class CrawlerJob {
     const { registries, healthStore, imageStore, config, owner } = this.deps;
     const statuses = await healthStore.lastStatuses();
     const now = this.clock.now();
-    const won: Array<{ document: ContainerRegistry; slot: number }> = [];
     let due = 0;
-    for (let skip = 0; !this.halted; skip += PAGE) {
-      const page = await registries.find({}, { sort: [['container_registry_id', 1]], skip, limit: PAGE });
-      const candidates = page.flatMap((document) => {
-        const crawl = crawlConfigOf(document);
-        if (!crawl.enabled) return [];
-        if (statuses.get(document.container_registry_id)?.status !== 'healthy') return [];
-        const interval = crawl.intervalMs ?? config.intervalMs;
-        return [{ document, slot: Math.floor(now / interval) * interval }];
-      });
-      due += candidates.length;
-      const claimed = await imageStore.claim(
-        candidates.map(({ document, slot }) => ({ id: document.container_registry_id, slot })),
-        owner,
-      );
-      won.push(...candidates.filter(({ document }) => claimed.has(document.container_registry_id)));
-      if (page.length < PAGE) break;
-    }
+    const won = await claimRegistryPages(
+      registries,
+      () => this.job.halted,
+      async (page) => {
+        const candidates = page.flatMap((document) => {
+          const crawl = crawlConfigOf(document);
+          if (!crawl.enabled) return [];
+          if (statuses.get(document.container_registry_id)?.status !== 'healthy') return [];
+          const interval = crawl.intervalMs ?? config.intervalMs;
+          return [{ document, slot: Math.floor(now / interval) * interval }];
+        });
+        due += candidates.length;
+        const claimed = await imageStore.claim(
+          candidates.map(({ document, slot }) => ({ id: document.container_registry_id, slot })),
+          owner,
+        );
+        return candidates.filter(({ document }) => claimed.has(document.container_registry_id));
+      },
+    );
     const limit = pLimit(config.concurrentRegistries);
     await Promise.all(
       won.map(({ document, slot }) =>
         limit(async () => {
-          if (this.halted) return;
+          if (this.job.halted) return;
           try {
             await this.deps.images.crawl(document);
           } catch (error) {
@@ -96,14 +88,13 @@ export class CrawlerJob {
     return { claimed: won.length, due };
   }
 
-  private schedule(delayMs: number): void {
-    this.cancelTimer = this.clock.after(delayMs, () => {
-      this.running = this.sweep()
-        .then(({ claimed, due }) => this.deps.logger.debug({ claimed, due }, 'crawl sweep done'))
-        .catch((error: unknown) => this.deps.logger.error({ err: error }, 'crawl sweep failed'))
-        .finally(() => {
-          if (this.started) this.schedule(Math.min(TICK_MS, this.deps.config.intervalMs));
-        });
-    });
+  private async pass(): Promise<number> {
+    try {
+      const { claimed, due } = await this.sweep();
+      this.deps.logger.debug({ claimed, due }, 'crawl sweep done');
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'crawl sweep failed');
+    }
+    return Math.min(TICK_MS, this.deps.config.intervalMs);
   }
 }

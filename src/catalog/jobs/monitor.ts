@@ -6,6 +6,7 @@ import type { HealthService } from '../domain/health-service.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { RegistryStore } from '../store/registry-store.js';
 import type { ContainerRegistry } from '../model.js';
+import { claimRegistryPages, PeriodicJob } from './periodic-job.js';
 
 export interface MonitorDeps {
   readonly registries: RegistryStore;
@@ -19,8 +20,6 @@ export interface MonitorDeps {
   readonly clock?: Clock;
 }
 
-const PAGE = 500;
-
 /**
  * Probes every registry once per interval, cluster-wide. Time is cut into slots of one interval;
  * at each slot every replica walks the registries and claims each one for the slot in the
@@ -30,30 +29,21 @@ const PAGE = 500;
  * I/O, so API requests are never blocked behind it.
  */
 export class HealthMonitor {
-  private cancelTimer: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-  private started = false;
-  /** Set by stop(): probes not yet begun are skipped. */
-  private halted = false;
   private readonly clock: Clock;
+  private readonly job: PeriodicJob;
 
   constructor(private readonly deps: MonitorDeps) {
     this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.job = new PeriodicJob(this.clock, () => this.pass());
   }
 
   start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.halted = false;
-    this.schedule(0);
+    this.job.start();
   }
 
   /** Stops scheduling and waits for the sweep in progress to finish its probes. */
   async stop(): Promise<void> {
-    this.started = false;
-    this.halted = true;
-    this.cancelTimer?.();
-    await this.running;
+    await this.job.stop();
   }
 
   currentSlot(): number {
@@ -62,7 +52,7 @@ export class HealthMonitor {
 
   /** Resolves when the sweep in progress, if any, is done and the next one is scheduled. */
   async idle(): Promise<void> {
-    await this.running;
+    await this.job.idle();
   }
 
   /** One pass over every registry for `slot`: claims, then probes what this replica won. */
@@ -71,18 +61,19 @@ export class HealthMonitor {
     let seen = 0;
     // Claim first, then probe: every probe of the slot starts as early as the limit allows, so a
     // sweep lasts about one timeout however many registries hang.
-    const won: ContainerRegistry[] = [];
-    for (let skip = 0; !this.halted; skip += PAGE) {
-      const page = await registries.find({}, { sort: [['container_registry_id', 1]], skip, limit: PAGE });
-      seen += page.length;
-      const claimed = await healthStore.claim(
-        page.map((document) => document.container_registry_id),
-        slot,
-        owner,
-      );
-      won.push(...page.filter((document) => claimed.has(document.container_registry_id)));
-      if (page.length < PAGE) break;
-    }
+    const won = await claimRegistryPages(
+      registries,
+      () => this.job.halted,
+      async (page) => {
+        seen += page.length;
+        const claimed = await healthStore.claim(
+          page.map((document) => document.container_registry_id),
+          slot,
+          owner,
+        );
+        return page.filter((document) => claimed.has(document.container_registry_id));
+      },
+    );
     const limit = pLimit(config.concurrency);
     // Jitter spreads the starts; a waiting probe does not hold a concurrency slot.
     const probes = won.map(async (document) => {
@@ -96,7 +87,7 @@ export class HealthMonitor {
   }
 
   private async probe(document: ContainerRegistry): Promise<void> {
-    if (this.halted) return;
+    if (this.job.halted) return;
     try {
       await this.deps.health.probeAndRecord(document);
     } catch (error) {
@@ -107,17 +98,16 @@ export class HealthMonitor {
     }
   }
 
-  private schedule(delayMs: number): void {
-    this.cancelTimer = this.clock.after(delayMs, () => {
-      const slot = this.currentSlot();
-      this.running = this.sweep(slot)
-        .then(({ claimed, seen }) => this.deps.logger.debug({ slot, claimed, seen }, 'health sweep done'))
-        .catch((error: unknown) => this.deps.logger.error({ err: error }, 'health sweep failed'))
-        .finally(() => {
-          if (!this.started) return;
-          const nextSlotAt = (slot + 1) * this.deps.config.intervalMs;
-          this.schedule(Math.max(0, nextSlotAt - this.clock.now()));
-        });
-    });
+  /** One scheduled sweep; the next one waits for the start of the following slot. */
+  private async pass(): Promise<number> {
+    const slot = this.currentSlot();
+    try {
+      const { claimed, seen } = await this.sweep(slot);
+      this.deps.logger.debug({ slot, claimed, seen }, 'health sweep done');
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'health sweep failed');
+    }
+    const nextSlotAt = (slot + 1) * this.deps.config.intervalMs;
+    return Math.max(0, nextSlotAt - this.clock.now());
   }
 }

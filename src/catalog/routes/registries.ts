@@ -7,6 +7,7 @@ import { etagOf } from '../domain/etags.js';
 import { isPaged, parsePage } from '../domain/parameters.js';
 import { parseHealthStatuses } from '../domain/health-service.js';
 import type { CatalogServices } from './services.js';
+import { drained } from '../../shared/drained.js';
 
 /** The AIOS routes. Thin: parse the HTTP parts, call one service method, answer in the envelope. */
 
@@ -116,19 +117,6 @@ async function sendEnvelopeStreamed(res: Response, items: AsyncIterable<Containe
   }
   if (!res.headersSent) res.status(200).type('application/json');
   res.end(`${chunk}]}`);
-}
-
-/** Resolves when `res` can take more, or is closed. */
-function drained(res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** What a read answers: the entity tag and the envelope with the public document. */

@@ -12,6 +12,7 @@ import { Content } from '../domain/content.js';
 import { createStorageDriver } from '../storage/create-driver.js';
 import { AUTH_CONFIG_VARIABLE, loadAuthConfig } from './auth-config.js';
 import { ConfigError } from '../../shared/config/env.js';
+import { formatBytes } from '../../shared/format-bytes.js';
 import { Policy } from './policy.js';
 import { QuotaLedger } from './quotas.js';
 import { RobotError, RobotStore } from './robots.js';
@@ -41,17 +42,6 @@ function settings(env: Env, options: RootOptions) {
 function requireAuthConfig(file: string | undefined) {
   if (file === undefined) throw new ConfigError(AUTH_CONFIG_VARIABLE, 'is required (--auth-config FILE)');
   return loadAuthConfig(file);
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Prints robots as a table (or JSON lines with `json`). */

@@ -30,6 +30,7 @@ import {
 } from '../storage/layout.js';
 import { Blobs } from './blobs.js';
 import { Content } from './content.js';
+import { listLinks, type Link } from './links.js';
 import { parseManifest, type ParsedManifest } from './manifests.js';
 import { DIGEST_ALGORITHMS, parseDigest, type Digest } from './names.js';
 
@@ -56,28 +57,6 @@ export interface GcReport {
   readonly layerLinksRemoved: { repository: string; digest: string }[];
   readonly blobsRemoved: { digest: string; size: number }[];
   readonly bytesFreed: number;
-}
-
-interface Link {
-  readonly digest: Digest;
-  readonly mtimeMs: number;
-}
-
-async function listLinks(driver: StorageDriver, dir: string): Promise<Link[]> {
-  const links: Link[] = [];
-  for (const algorithm of await driver.list(dir)) {
-    if (!Object.hasOwn(DIGEST_ALGORITHMS, algorithm)) continue;
-    for (const hex of await driver.list(`${dir}/${algorithm}`)) {
-      const stat = await driver.stat(`${dir}/${algorithm}/${hex}`);
-      if (stat === undefined || stat.isDirectory) continue;
-      try {
-        links.push({ digest: parseDigest(`${algorithm}:${hex}`), mtimeMs: stat.mtimeMs });
-      } catch {
-        // not a link of ours: leave it alone
-      }
-    }
-  }
-  return links;
 }
 
 type MutableReport = { -readonly [K in keyof GcReport]: GcReport[K] };

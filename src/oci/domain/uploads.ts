@@ -142,13 +142,7 @@ export class Uploads {
     range?: ChunkRange,
     declaredLength?: number,
   ): Promise<number> {
-    const session = await this.session(name, uploadId);
-    if (session.busy)
-      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
-    if (range !== undefined && range.start !== session.offset) {
-      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
-    }
-    session.busy = true;
+    const session = await this.lock(name, uploadId, range);
     try {
       return await this.write(uploadId, session, body, declaredLength);
     } finally {
@@ -168,13 +162,7 @@ export class Uploads {
     range?: ChunkRange,
     declaredLength?: number,
   ): Promise<void> {
-    const session = await this.session(name, uploadId);
-    if (session.busy)
-      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
-    if (range !== undefined && range.start !== session.offset) {
-      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
-    }
-    session.busy = true;
+    const session = await this.lock(name, uploadId, range);
     try {
       if (body !== undefined) await this.write(uploadId, session, body, declaredLength);
       const actual =
@@ -193,6 +181,22 @@ export class Uploads {
     } finally {
       session.busy = false;
     }
+  }
+
+  /**
+   * Takes the session for one chunk: refuses a second chunk while one is in progress, and (with
+   * `range`) a chunk that does not start at the current offset (416, as the spec requires). The
+   * caller clears `busy` when done.
+   */
+  private async lock(name: string, uploadId: string, range: ChunkRange | undefined): Promise<Session> {
+    const session = await this.session(name, uploadId);
+    if (session.busy)
+      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
+    if (range !== undefined && range.start !== session.offset) {
+      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
+    }
+    session.busy = true;
+    return session;
   }
 
   /** Monolithic upload (`POST ?digest=`): start, one chunk, finish. */

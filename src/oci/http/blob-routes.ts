@@ -29,6 +29,22 @@ export function parseRange(
   return { start, end };
 }
 
+/**
+ * The request's `Range` against a blob of `size` bytes (`parseRange`); for an unsatisfiable one
+ * the 416 also carries the unsatisfied-range `Content-Range` (the size), as RFC 9110 asks.
+ */
+export function requestedRange(
+  context: Pick<RouteContext, 'req' | 'res'>,
+  size: number,
+): { start: number; end: number } | undefined {
+  try {
+    return parseRange(header(context.req, 'range'), size);
+  } catch (error) {
+    context.res.setHeader('Content-Range', `bytes */${size}`);
+    throw error;
+  }
+}
+
 /** Largest read per turn: big enough to amortize the thread-pool hop, small enough to stay flat. */
 const SEND_CHUNK = 2 * 1024 * 1024;
 
@@ -96,13 +112,7 @@ export async function getBlob(context: RouteContext): Promise<void> {
   try {
     const size = file.size;
     const headers = blobHeaders(digest.value);
-    let range: { start: number; end: number } | undefined;
-    try {
-      range = parseRange(header(req, 'range'), size);
-    } catch (error) {
-      res.setHeader('Content-Range', `bytes */${size}`);
-      throw error;
-    }
+    const range = requestedRange(context, size);
     const status = range === undefined ? 200 : 206;
     const start = range?.start ?? 0;
     const end = range?.end ?? size - 1;

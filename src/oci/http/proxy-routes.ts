@@ -7,8 +7,8 @@ import { MEDIA_TYPES } from '../domain/manifests.js';
 import { parseDigest, parseReference } from '../domain/names.js';
 import type { ProxyTarget, PullThroughCache } from '../proxy/pull-through-cache.js';
 import { UpstreamFailure } from '../proxy/upstream-client.js';
-import { blobHeaders, getBlob, parseRange } from './blob-routes.js';
-import { header, send, type RouteContext } from './context.js';
+import { blobHeaders, getBlob, requestedRange } from './blob-routes.js';
+import { send, type RouteContext } from './context.js';
 import { sendManifest } from './manifest-routes.js';
 
 /** A route handler of a proxied repository (`context.name` is the local name). */
@@ -45,13 +45,7 @@ async function getProxiedBlob(context: RouteContext, target: ProxyTarget, cache:
   let end = Number.MAX_SAFE_INTEGER;
   let status = 200;
   if (size !== undefined) {
-    let range: { start: number; end: number } | undefined;
-    try {
-      range = parseRange(header(req, 'range'), size);
-    } catch (error) {
-      res.setHeader('Content-Range', `bytes */${size}`);
-      throw error;
-    }
+    const range = requestedRange(context, size);
     start = range?.start ?? 0;
     end = range?.end ?? size - 1;
     if (range !== undefined) {

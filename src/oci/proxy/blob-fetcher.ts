@@ -24,6 +24,7 @@ import type { Digest } from '../domain/names.js';
 import type { ReadableFile, StorageDriver } from '../storage/driver.js';
 import { TMP_DIR, blobPath } from '../storage/layout.js';
 import { UpstreamFailure } from './upstream-client.js';
+import { drained } from '../../shared/drained.js';
 
 /** Where a flight's bytes come from and what happens once they are stored. */
 export interface FlightSource {
@@ -63,18 +64,6 @@ interface Subscriber {
   readonly res: ServerResponse;
   position: number;
   readonly end: number;
-}
-
-function waitDrain(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** One upstream fetch of one digest and the clients reading it. */
@@ -309,7 +298,7 @@ export class Flight {
         }
         if (this.state === 'done' && subscriber.position >= this.received) break;
         if (res.writableLength > LIVE_HIGH_WATER) {
-          await waitDrain(res);
+          await drained(res);
           continue;
         }
         const readable = this.state === 'done' ? this.received : Math.min(this.written, this.released);
@@ -328,7 +317,7 @@ export class Flight {
           if (bytes === 0) throw new Error('blob file shorter than expected');
           if (closed) break;
           subscriber.position += bytes;
-          if (!res.write(bytes === length ? buffer : buffer.subarray(0, bytes))) await waitDrain(res);
+          if (!res.write(bytes === length ? buffer : buffer.subarray(0, bytes))) await drained(res);
           continue;
         }
         if (this.state === 'streaming' && subscriber.position === this.released) {

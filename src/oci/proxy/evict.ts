@@ -7,8 +7,9 @@
  * "last pull" is the link's mtime. gc itself does not mark or sweep proxied repositories
  * (their untagged, digest-pulled manifests are kept until their TTL, not the grace period).
  */
+import { listLinks } from '../domain/links.js';
 import { parseManifest } from '../domain/manifests.js';
-import { DIGEST_ALGORITHMS, parseDigest, type Digest } from '../domain/names.js';
+import { parseDigest, type Digest } from '../domain/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   blobPath,
@@ -33,23 +34,6 @@ export interface EvictionReport {
   readonly manifests: { repository: string; digest: string }[];
   readonly tags: { repository: string; tag: string }[];
   readonly layerLinks: { repository: string; digest: string }[];
-}
-
-async function links(driver: StorageDriver, dir: string): Promise<{ digest: Digest; mtimeMs: number }[]> {
-  const found: { digest: Digest; mtimeMs: number }[] = [];
-  for (const algorithm of await driver.list(dir)) {
-    if (!Object.hasOwn(DIGEST_ALGORITHMS, algorithm)) continue;
-    for (const hex of await driver.list(`${dir}/${algorithm}`)) {
-      const stat = await driver.stat(`${dir}/${algorithm}/${hex}`);
-      if (stat === undefined || stat.isDirectory) continue;
-      try {
-        found.push({ digest: parseDigest(`${algorithm}:${hex}`), mtimeMs: stat.mtimeMs });
-      } catch {
-        // not a link of ours
-      }
-    }
-  }
-  return found;
 }
 
 /** The upstream whose prefix `name` lies under, if any. */
@@ -103,7 +87,7 @@ export async function evictExpired(
     if (upstream === undefined) continue;
     const cutoff = now() - upstream.ttlSeconds * 1000;
     const expired = new Set<string>();
-    for (const link of await links(driver, revisionsDir(name))) {
+    for (const link of await listLinks(driver, revisionsDir(name))) {
       if (link.mtimeMs >= cutoff) continue;
       expired.add(link.digest.value);
       report.manifests.push({ repository: name, digest: link.digest.value });
@@ -111,7 +95,7 @@ export async function evictExpired(
     }
     for (const tag of await removeTags(driver, name, expired, options.dryRun))
       report.tags.push({ repository: name, tag });
-    for (const link of await links(driver, layersDir(name))) {
+    for (const link of await listLinks(driver, layersDir(name))) {
       if (link.mtimeMs >= cutoff) continue;
       report.layerLinks.push({ repository: name, digest: link.digest.value });
       if (!options.dryRun) await driver.delete(layerLinkPath(name, link.digest));
@@ -145,7 +129,7 @@ export async function evictOverCap(
   const revisions: CachedRevision[] = [];
   for (const name of repositories) {
     if (upstreamOf(upstreams, name) === undefined) continue;
-    for (const link of await links(driver, revisionsDir(name))) {
+    for (const link of await listLinks(driver, revisionsDir(name))) {
       const blobs: Digest[] = [link.digest];
       const mediaType = (await driver.readFile(revisionLinkPath(name, link.digest)))?.toString('utf8');
       const body = await driver.readFile(blobPath(link.digest));

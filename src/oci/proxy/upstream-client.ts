@@ -167,6 +167,56 @@ export class UpstreamClient {
    * the response of any status; throws `UpstreamFailure` on timeout or connection failure.
    */
   async send(request: UpstreamRequest): Promise<Response> {
+    return this.underDeadline(request, (signal) => this.exchange(request, signal), true);
+  }
+
+  /**
+   * GETs a blob as a stream: the same auth flow and header deadline as `send`, redirects
+   * followed (Authorization dropped when one leaves the origin). The body is the caller's to read
+   * or destroy; `request.signal` aborts it.
+   */
+  async stream(request: UpstreamRequest): Promise<BlobResponse> {
+    // The caller's signal stays linked after the headers: it keeps aborting the body (the
+    // deadline covers only the headers).
+    const response = await this.underDeadline(
+      request,
+      async (signal) => {
+        let response = await this.getFollowing(request, signal);
+        if (response.statusCode === 401) {
+          const challenge = parseChallenge(response.headers['www-authenticate'] ?? null);
+          response.resume();
+          if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
+            await this.fetchToken(challenge.params, request.scope, signal);
+            response = await this.getFollowing(request, signal);
+          } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
+            this.basic = true;
+            response = await this.getFollowing(request, signal);
+          }
+        }
+        // A body error after a lost race (or before the caller reads) must not go unhandled.
+        response.on('error', () => undefined);
+        return response;
+      },
+      false,
+    );
+    const length = response.headers['content-length'];
+    return {
+      status: response.statusCode ?? 0,
+      size: length === undefined ? undefined : Number(length),
+      body: response,
+    };
+  }
+
+  /**
+   * Runs `exchange` with a signal that aborts on the request's deadline or the caller's signal;
+   * throws `UpstreamFailure` on timeout or connection failure (a caller's abort passes through).
+   * `unlinkCallerSignal` drops the link to the caller's signal once the exchange settles.
+   */
+  private async underDeadline<T>(
+    request: UpstreamRequest,
+    exchange: (signal: AbortSignal) => Promise<T>,
+    unlinkCallerSignal: boolean,
+  ): Promise<T> {
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     // The deadline rejects on its own instead of waiting for the aborted fetch to unwind, so a
@@ -179,67 +229,17 @@ export class UpstreamClient {
     });
     const onAbort = () => controller.abort();
     request.signal?.addEventListener('abort', onAbort, { once: true });
-    const exchange = this.exchange(request, controller.signal);
-    exchange.catch(() => undefined);
+    const pending = exchange(controller.signal);
+    pending.catch(() => undefined);
     try {
-      return await Promise.race([exchange, deadline]);
+      return await Promise.race([pending, deadline]);
     } catch (error) {
       if (error instanceof UpstreamFailure) throw error;
       if (request.signal?.aborted) throw error;
       throw failureOf(this.config.host, error, false);
     } finally {
       clearTimeout(timer);
-      request.signal?.removeEventListener('abort', onAbort);
-    }
-  }
-
-  /**
-   * GETs a blob as a stream: the same auth flow and header deadline as `send`, redirects
-   * followed (Authorization dropped when one leaves the origin). The body is the caller's to read
-   * or destroy; `request.signal` aborts it.
-   */
-  async stream(request: UpstreamRequest): Promise<BlobResponse> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new UpstreamFailure('timeout', this.config.host, 'no answer within the upstream timeout'));
-        controller.abort();
-      }, request.timeoutMs);
-    });
-    const onAbort = () => controller.abort();
-    request.signal?.addEventListener('abort', onAbort, { once: true });
-    const exchange = (async () => {
-      let response = await this.getFollowing(request, controller.signal);
-      if (response.statusCode === 401) {
-        const challenge = parseChallenge(response.headers['www-authenticate'] ?? null);
-        response.resume();
-        if (challenge?.scheme === 'bearer' && challenge.params.realm !== undefined) {
-          await this.fetchToken(challenge.params, request.scope, controller.signal);
-          response = await this.getFollowing(request, controller.signal);
-        } else if (challenge?.scheme === 'basic' && this.config.credentials !== undefined && !this.basic) {
-          this.basic = true;
-          response = await this.getFollowing(request, controller.signal);
-        }
-      }
-      return response;
-    })();
-    exchange.then((response) => response.on('error', () => undefined)).catch(() => undefined);
-    try {
-      const response = await Promise.race([exchange, deadline]);
-      const length = response.headers['content-length'];
-      return {
-        status: response.statusCode ?? 0,
-        size: length === undefined ? undefined : Number(length),
-        body: response,
-      };
-    } catch (error) {
-      if (error instanceof UpstreamFailure) throw error;
-      if (request.signal?.aborted) throw error;
-      throw failureOf(this.config.host, error, false);
-    } finally {
-      clearTimeout(timer);
-      // The signal keeps aborting the body after the headers: only the caller's, not the deadline's.
+      if (unlinkCallerSignal) request.signal?.removeEventListener('abort', onAbort);
     }
   }
 
