@@ -42,8 +42,8 @@ describe('health probe SSRF guard: IPv6 forms embedding IPv4', () => {
     });
     for (const name of Object.keys(table)) {
       const report = await prober({ url: `http://${name}:${port}/` });
-      expect(report.status, `${name}: ${report.reason}`).to.equal('refused');
-      expect(report.reason).to.match(/never probed|not probed/);
+      expect(report.status, `${name}: ${report.detail}`).to.equal('refused');
+      expect(report.detail).to.match(/never probed|not probed/);
     }
     for (const literal of ['[::127.0.0.1]', '[64:ff9b::127.0.0.1]', '[::ffff:0:7f00:1]']) {
       const report = await prober({ url: `http://${literal}:${port}/` });
