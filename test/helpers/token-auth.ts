@@ -5,6 +5,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
+import { RobotStore } from '../../src/oci/auth/robots.js';
+import { FsDriver } from '../../src/oci/storage/fs-driver.js';
 import { imageManifest, sha256 } from './registry.js';
 import { tempDir } from './temp-dirs.js';
 
@@ -135,4 +137,28 @@ export class TokenClient {
     await response.arrayBuffer();
     return { status: response.status, digest: sha256(manifest) };
   }
+}
+
+/**
+ * The robots of the access matrix, all of tenant alice (`home/alice/`) in the registry stored at
+ * `storageRoot`: one that may pull, one that may pull and push, and one created three days ago
+ * for one day (expired).
+ */
+export async function createMatrixRobots(
+  storageRoot: string,
+): Promise<{ pull: Credentials; push: Credentials; expired: Credentials }> {
+  const store = new RobotStore(new FsDriver(storageRoot));
+  const past = new RobotStore(new FsDriver(storageRoot), () => Date.now() - 3 * 86_400_000);
+  const credentials = ({ account, secret }: { account: string; secret: string }) => ({
+    username: account,
+    password: secret,
+  });
+  const prefix = 'home/alice/';
+  return {
+    pull: credentials(await store.create({ name: 'alice-pull', prefix, actions: ['pull'] })),
+    push: credentials(await store.create({ name: 'alice-push', prefix, actions: ['pull', 'push'] })),
+    expired: credentials(
+      await past.create({ name: 'alice-old', prefix, actions: ['pull', 'push'], expiresDays: 1 }),
+    ),
+  };
 }

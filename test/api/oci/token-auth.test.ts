@@ -6,11 +6,11 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { parseAuthConfig } from '../../../src/oci/auth/auth-config.js';
 import { GENERATED_KEY_PATH } from '../../../src/oci/auth/auth-layout.js';
-import { RobotStore } from '../../../src/oci/auth/robots.js';
 import { KeyRing } from '../../../src/oci/auth/signing-keys.js';
 import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import {
+  createMatrixRobots,
   decodeJwt,
   requestToken,
   SERVICE,
@@ -39,23 +39,8 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
   before(async () => {
     ({ dir, config } = await tokenFixture());
     registry = await startTestRegistry({ authConfig: config });
-    const store = new RobotStore(new FsDriver(registry.root));
-    for (const [name, actions] of [
-      ['alice-pull', ['pull']],
-      ['alice-push', ['pull', 'push']],
-    ] as const) {
-      const created = await store.create({ name, prefix: 'home/alice/', actions });
-      robots[name] = { username: created.account, password: created.secret };
-    }
-    // Created three days ago, valid for one day.
-    const past = new RobotStore(new FsDriver(registry.root), () => Date.now() - 3 * 86_400_000);
-    const expired = await past.create({
-      name: 'alice-old',
-      prefix: 'home/alice/',
-      actions: ['pull', 'push'],
-      expiresDays: 1,
-    });
-    robots.expired = { username: expired.account, password: expired.secret };
+    const { pull, push, expired } = await createMatrixRobots(registry.root);
+    Object.assign(robots, { 'alice-pull': pull, 'alice-push': push, expired });
     const root = new TokenClient(registry.url, USERS.root);
     for (const name of Object.values(TARGETS)) {
       expect((await root.pushImage(name, '1.0', Buffer.from(`layer of ${name}`))).status, name).to.equal(201);

@@ -8,13 +8,17 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { RobotStore } from '../../../src/oci/auth/robots.js';
-import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { installGoTool } from '../../helpers/go-tools.js';
 import { OciLayoutWriter } from '../../helpers/registry-oci-layout.js';
 import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
-import { TokenClient, tokenFixture, USERS, type Credentials } from '../../helpers/token-auth.js';
+import {
+  createMatrixRobots,
+  TokenClient,
+  tokenFixture,
+  USERS,
+  type Credentials,
+} from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -105,19 +109,7 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
     let config: Record<string, unknown>;
     ({ dir, config } = await tokenFixture());
     registry = await startTestRegistry({ authConfig: config });
-    const store = new RobotStore(new FsDriver(registry.root));
-    const pull = await store.create({ name: 'alice-pull', prefix: 'home/alice/', actions: ['pull'] });
-    robots.pull = { username: pull.account, password: pull.secret };
-    const push = await store.create({ name: 'alice-push', prefix: 'home/alice/', actions: ['pull', 'push'] });
-    robots.push = { username: push.account, password: push.secret };
-    const past = new RobotStore(new FsDriver(registry.root), () => Date.now() - 3 * 86_400_000);
-    const expired = await past.create({
-      name: 'alice-old',
-      prefix: 'home/alice/',
-      actions: ['pull', 'push'],
-      expiresDays: 1,
-    });
-    robots.expired = { username: expired.account, password: expired.secret };
+    Object.assign(robots, await createMatrixRobots(registry.root));
     const root = new TokenClient(registry.url, USERS.root);
     for (const name of Object.values(TARGETS))
       expect((await root.pushImage(name, '1.0', Buffer.from(`layer of ${name}`))).status).to.equal(201);
