@@ -92,4 +92,12 @@ export default tseslint.config(
   },
   ...serverRules,
   ...layerRules,
+  // The CLI client (src/client) reaches a catalog over its HTTP API only: no server code, src/shared alone.
+  {
+    files: ['src/client/**/*.ts'],
+    rules: restrict({
+      regex: '(^|/)(catalog|oci)/',
+      message: 'The CLI client talks to the catalog over HTTP: it imports neither server (src/shared only).',
+    }),
+  },
 );

@@ -14,6 +14,7 @@ import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
 import { CRAWL_ENV_VARS } from './catalog/jobs/crawl-config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
 import { addTokenModeCommands } from './oci/auth/commands.js';
+import { addClientCommands } from './client/commands.js';
 
 const program = new Command()
   .name('aios-registry-catalog')
@@ -229,6 +230,9 @@ function definedOnly(values: Record<string, string | undefined>): Record<string,
     Object.entries(values).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
 }
+
+// The client of a running catalog (registries, health, images): src/client/, over its JSON API.
+addClientCommands(program, process.env);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError || error instanceof ListenError) {
