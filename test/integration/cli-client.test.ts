@@ -290,42 +290,43 @@ describe('CLI client against a real catalog', function () {
 
   describe('failures: one line on stderr, an exit status scripts can use', () => {
     it('bad input is 1: bad JSON, a filter the catalog refuses, a bad flag, a bad id, a bad URL', async () => {
-      expectFailure(await cli(['registries', 'query', '{"oops"']), 1, /^error: the filter is not valid JSON/);
-      expectFailure(await cli(['registries', 'query', '{"$where": "1"}']), 1, /^error: .*\$where/);
-      expectFailure(
-        await cli(['registries', 'create', '--file', '-'], 'not json'),
-        1,
-        /standard input is not valid JSON/,
-      );
-      expectFailure(
-        await cli(['registries', 'create', '--name', 'no-url']),
-        1,
-        /^error: .*container_registry_public_url/,
-      );
-      expectFailure(await cli(['registries', 'list', '--bogus']), 1, /^error: unknown option '--bogus'/);
-      expectFailure(await cli(['registries', 'get', '../healthz']), 1, /^error: not a registry id/);
-      expectFailure(await cli(['registries', 'update', registryId]), 1, /^error: nothing to update/);
-      expectFailure(
-        await cli(['registries', 'list', '--url', 'http://user:pw@127.0.0.1:1']),
-        1,
-        /^error: --url must not carry credentials/,
-      );
-      expectFailure(
-        await cli(['registries', 'list', '--url', 'ftp://127.0.0.1']),
-        1,
-        /^error: --url must be http/,
-      );
+      const cases: Array<[string[], string | undefined, RegExp]> = [
+        [['registries', 'query', '{"oops"'], undefined, /^error: the filter is not valid JSON/],
+        [['registries', 'query', '{"$where": "1"}'], undefined, /^error: .*\$where/],
+        [['registries', 'create', '--file', '-'], 'not json', /standard input is not valid JSON/],
+        [['registries', 'create', '--name', 'no-url'], undefined, /^error: .*container_registry_public_url/],
+        [['registries', 'list', '--bogus'], undefined, /^error: unknown option '--bogus'/],
+        [
+          ['registries', 'list', '--all', '--limit', '5'],
+          undefined,
+          /^error: option '--all' cannot be used with/,
+        ],
+        [['registries', 'get', '../healthz'], undefined, /^error: not a registry id/],
+        [['registries', 'update', registryId], undefined, /^error: nothing to update/],
+        [['images', 'resolve'], undefined, /^error: give a reference or --digest/],
+        [
+          ['registries', 'list', '--url', 'http://user:pw@127.0.0.1:1'],
+          undefined,
+          /^error: --url must not carry credentials/,
+        ],
+        [['registries', 'list', '--url', 'ftp://127.0.0.1'], undefined, /^error: --url must be http/],
+      ];
+      // In parallel: each is a process of its own.
+      const runs = await Promise.all(cases.map(([args, stdin]) => cli(args, stdin)));
+      runs.forEach((run, i) => expectFailure(run, 1, cases[i]![2]));
     });
 
     it('an unknown id is 2 (get, update, delete, health); a duplicate is 5', async () => {
       const unknown = randomUUID();
-      for (const args of [
-        ['registries', 'get', unknown],
-        ['registries', 'update', unknown, '--set', 'container_registry_name=x'],
-        ['registries', 'delete', unknown],
-        ['health', unknown],
-      ])
-        expectFailure(await cli(args), 2, /^error: .*not found/i);
+      const runs = await Promise.all(
+        [
+          ['registries', 'get', unknown],
+          ['registries', 'update', unknown, '--set', 'container_registry_name=x'],
+          ['registries', 'delete', unknown],
+          ['health', unknown],
+        ].map((args) => cli(args)),
+      );
+      for (const run of runs) expectFailure(run, 2, /^error: .*not found/i);
       const duplicate = await cli([
         'registries',
         'create',
