@@ -14,7 +14,6 @@ import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
 import { CRAWL_ENV_VARS } from './catalog/jobs/crawl-config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
 import { addTokenModeCommands } from './oci/auth/commands.js';
-import { addClientCommands } from './client/commands.js';
 
 const program = new Command()
   .name('aios-registry-catalog')
@@ -232,6 +231,7 @@ function definedOnly(values: Record<string, string | undefined>): Record<string,
 }
 
 // The client of a running catalog (registries, health, images): src/client/, over its JSON API.
+const { addClientCommands } = await import('./client/commands.js');
 addClientCommands(program, process.env);
 
 program.parseAsync().catch((error: unknown) => {
