@@ -33,6 +33,9 @@ interface ListFlags extends CommonFlags {
   health?: string;
 }
 
+/** The unique key that ends the sort of a registries walk (`--all`). */
+const ID = 'container_registry_id';
+
 /** The health report exit status: the check worked, the registry is not healthy. */
 export const UNHEALTHY_EXIT_CODE = 6;
 
@@ -101,6 +104,7 @@ export function addClientCommands(
         (page) => client.queryRegistries({}, page),
         REGISTRY_COLUMNS,
         'registries',
+        ID,
       );
     }),
   );
@@ -193,6 +197,7 @@ export function addClientCommands(
         (page) => client.queryRegistries(body, page),
         REGISTRY_COLUMNS,
         'registries',
+        ID,
       );
     }),
   );
@@ -374,11 +379,13 @@ async function writeListing(
   fetchPage: (page: PageRequest) => Promise<Page<Row>>,
   columns: Column<Row>[],
   noun: string,
+  tiebreak?: string,
 ): Promise<void> {
   const start: PageRequest = {
     limit: count(flags.limit, '--limit') ?? 100,
     skip: count(flags.skip, '--skip'),
-    sort: flags.sort,
+    // Pages of one walk must not overlap or miss entries: a unique key last makes the order total.
+    sort: flags.all && tiebreak !== undefined ? withTiebreak(flags.sort, tiebreak) : flags.sort,
     health: flags.health,
   };
   const table = new TableWriter(columns);
@@ -460,6 +467,11 @@ async function filterBody(
         ? parseJsonArgument(argument, 'the filter')
         : {};
   return expectObject(filter, 'the filter');
+}
+
+function withTiebreak(sort: string | undefined, key: string): string {
+  if (sort === undefined || sort.trim() === '') return key;
+  return sort.split(',').some((part) => part.trim().replace(/^[-+]/, '') === key) ? sort : `${sort},${key}`;
 }
 
 function count(raw: string | undefined, flag: string): number | undefined {
