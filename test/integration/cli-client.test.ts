@@ -45,7 +45,8 @@ function parsed<T>(run: CliRun): T {
 }
 
 describe('CLI client against a real catalog', function () {
-  this.timeout(120_000);
+  // Each command is a process of its own (tsx compiling the CLI): slow on a loaded machine.
+  this.timeout(300_000);
   let catalog: TestCatalog;
   let server: RunningServer;
   let registry: TestRegistry;
