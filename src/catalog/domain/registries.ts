@@ -17,8 +17,9 @@ import {
   DuplicateIdError,
   QueryRejectedError,
   QueryTimeoutError,
+  type VersionedText,
 } from '../store/collection.js';
-import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
+import { decodeStored, inFieldOrder, type RegistryStore } from '../store/registry-store.js';
 import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
 import { parseFilter } from '../language/query-language.js';
 import { parseUpdate, type Update } from '../language/update-language.js';
@@ -133,6 +134,21 @@ export class RegistryService {
     const stored = await this.store.get(id);
     if (!stored) throw new NotFoundError(id);
     return stored;
+  }
+
+  /**
+   * The stored registry as JSON text with its version, unparsed on the embedded store: what the
+   * fast read caches its answer under (`decode` turns it into what `get` returns).
+   */
+  async getText(rawId: string): Promise<VersionedText> {
+    const id = parseId(rawId);
+    const stored = await this.store.getText(id);
+    if (!stored) throw new NotFoundError(id);
+    return stored;
+  }
+
+  decode(stored: VersionedText): StoredRegistry {
+    return decodeStored(stored);
   }
 
   /**

@@ -12,6 +12,12 @@ import type { Filter, SortSpec } from '../model.js';
  * compare-and-swap on an internal version, so concurrent writers never lose an update.
  */
 
+/** A document as JSON text, with its version (`Collection.getText`). */
+export interface VersionedText {
+  readonly text: string;
+  readonly version: number;
+}
+
 /** A document with the store's version counter (starts at 1, +1 per successful replace). */
 export interface Versioned<T> {
   readonly document: T;
@@ -73,6 +79,12 @@ export interface Collection<T> {
   /** Inserts each document that does not exist yet (one batch); returns the ids inserted. */
   createMany(documents: readonly T[]): Promise<Set<string>>;
   get(id: string): Promise<Versioned<T> | undefined>;
+  /**
+   * The document as JSON text with its version: the stored text where the backend keeps one (the
+   * SQLite column, no parse), else the document serialised. Equal text and version mean an equal
+   * document, so a caller may cache what it derives from a document under them (the fast read).
+   */
+  getText(id: string): Promise<VersionedText | undefined>;
   /**
    * Replaces the document with the same id if its version is still `expectedVersion`.
    * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.

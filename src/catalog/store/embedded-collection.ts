@@ -15,6 +15,7 @@ import {
   type ReplaceResult,
   type StreamOptions,
   type Versioned,
+  type VersionedText,
 } from './collection.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
 import {
@@ -227,6 +228,11 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   async get(id: string): Promise<Versioned<T> | undefined> {
     const row = this.statements.get.get(id);
     return row ? { document: JSON.parse(row.doc) as T, version: row.version } : undefined;
+  }
+
+  async getText(id: string): Promise<VersionedText | undefined> {
+    const row = this.statements.get.get(id);
+    return row ? { text: row.doc, version: row.version } : undefined;
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {

@@ -23,6 +23,7 @@ import {
   type ReplaceResult,
   type StreamOptions,
   type Versioned,
+  type VersionedText,
 } from './collection.js';
 
 /**
@@ -256,6 +257,11 @@ class MongoCollection<T extends object> implements Collection<T> {
   async get(id: string): Promise<Versioned<T> | undefined> {
     const stored = await this.findById(id);
     return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
+  }
+
+  async getText(id: string): Promise<VersionedText | undefined> {
+    const stored = await this.get(id);
+    return stored && { text: JSON.stringify(stored.document), version: stored.version };
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {

@@ -6,6 +6,7 @@ import type {
   FindOptions,
   ReplaceResult,
   StreamOptions,
+  VersionedText,
 } from './collection.js';
 
 /**
@@ -27,6 +28,8 @@ export interface RegistryStore {
   /** Inserts a new document at version 1. Throws `DuplicateIdError` when the id exists. */
   create(document: ContainerRegistry): Promise<StoredRegistry>;
   get(id: string): Promise<StoredRegistry | undefined>;
+  /** The stored JSON text and version, unparsed where the backend allows (see `decodeStored`). */
+  getText(id: string): Promise<VersionedText | undefined>;
   /** Compare-and-swap on the version: `conflict` means re-read and retry, `missing` that it is gone. */
   replaceIfVersion(
     document: ContainerRegistry,
@@ -52,6 +55,7 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
       const stored = await collection.get(id);
       return stored && { document: inFieldOrder(stored.document), version: stored.version };
     },
+    getText: (id) => collection.getText(id),
     replaceIfVersion: (document, expectedVersion) => collection.replaceIfVersion(document, expectedVersion),
     delete: (id) => collection.delete(id),
     find: async (filter, options) => (await collection.find(filter, options)).map(inFieldOrder),
@@ -62,6 +66,11 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
     ping: () => database.ping(),
     close: () => database.close(),
   };
+}
+
+/** The registry `getText` returned, as `get` returns it. */
+export function decodeStored(stored: VersionedText): StoredRegistry {
+  return { document: inFieldOrder(JSON.parse(stored.text) as ContainerRegistry), version: stored.version };
 }
 
 /** The seed's eight fields in the seed's order, whatever order the backend or an update produced. */
