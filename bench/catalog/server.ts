@@ -49,21 +49,6 @@ if (kind === 'express') {
   });
   const server = await listen(app, { host: '127.0.0.1', port: 0 });
   console.log(JSON.stringify({ url: server.url, seedSeconds: 0 }));
-} else if (kind === 'ceilh') {
-  process.once('SIGTERM', () => process.exit(0));
-  const { securityHeaders } = await import('../../src/catalog/http/security-headers.js');
-  const h = securityHeaders();
-  const body = JSON.stringify({ success: true, data: documentAt(1) });
-  const server = http.createServer((_req, res) => {
-    res.writeHead(200, { ...h, 'x-request-id': 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', etag: '"abcdefghijabcdefghijab"',
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-    });
-    res.end(body);
-  });
-  server.listen(0, '127.0.0.1', () => {
-    console.log(JSON.stringify({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seedSeconds: 0 }));
-  });
 } else if (kind === 'ceiling') {
   // Exit on SIGTERM (rather than die of it) so `node --cpu-prof` writes its profile.
   process.once('SIGTERM', () => process.exit(0));

@@ -51,6 +51,9 @@ export interface RegistryServiceDeps {
   readonly newId?: () => string;
 }
 
+/** Matches of an unpaged query read before its answer starts (see `queryAll`). */
+const UNPAGED_READ_AHEAD = 1000;
+
 /** How often an update re-reads and retries after losing a compare-and-swap race. */
 const MAX_UPDATE_ATTEMPTS = 100;
 
@@ -215,8 +218,7 @@ export class RegistryService {
   ): Promise<{ items: ContainerRegistry[]; total: number }> {
     const filter = filterOf(body, onlyIds);
     try {
-      const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
-      return { items, total };
+      return await this.store.findPage(filter, page);
     } catch (error) {
       throw asInvalidFilter(error);
     }
@@ -225,33 +227,55 @@ export class RegistryService {
   /**
    * Every match of a filter (the query without `limit`/`skip`, as the original AIOS service
    * answered it), read from the store in batches as the caller consumes `items`. More matches
-   * than `PAGE_LIMITS.maxUnpaged` is refused up front (a 400 asking for paging) rather than cut
-   * short silently; entries created between the count and the read are cut at the cap.
+   * than `maxUnpaged` (`PAGE_LIMITS.maxUnpaged` unless given) is refused up front (a 400 asking
+   * for paging) rather than cut short silently; entries created between the count and the read
+   * are cut at the cap.
+   *
+   * The first `UNPAGED_READ_AHEAD` matches are read before answering: when the stream ends
+   * there, they are the total and no count is run. A real catalog's answer is one pass over the
+   * store, where a count first was a second one (a full scan on FerretDB, issue 13).
    */
   async queryAll(
     body: unknown,
     sort: SortSpec,
     onlyIds?: readonly string[],
+    maxUnpaged: number = PAGE_LIMITS.maxUnpaged,
   ): Promise<{ items: AsyncIterable<ContainerRegistry>; total: number }> {
     const filter = filterOf(body, onlyIds);
-    const total = await this.store
-      .count(filter)
-      .catch((error: unknown) => Promise.reject(asInvalidFilter(error)));
-    if (total > PAGE_LIMITS.maxUnpaged) {
-      throw ValidationError.of(
-        [{ pointer: '/limit', message: `required when more than ${PAGE_LIMITS.maxUnpaged} entries match` }],
-        `The filter matches ${total} entries, more than the ${PAGE_LIMITS.maxUnpaged} a query without limit and skip returns; page with limit and skip`,
-      );
-    }
-    const store = this.store;
-    const items = async function* () {
-      try {
-        yield* store.stream(filter, { sort, limit: PAGE_LIMITS.maxUnpaged });
-      } catch (error) {
-        throw asInvalidFilter(error);
+    const stream = this.store.stream(filter, { sort, limit: maxUnpaged })[Symbol.asyncIterator]();
+    const head: ContainerRegistry[] = [];
+    let ended = false;
+    try {
+      while (head.length < Math.min(UNPAGED_READ_AHEAD, maxUnpaged + 1)) {
+        const next = await stream.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        head.push(next.value);
       }
-    };
-    return { items: items(), total };
+      const total = ended ? head.length : await this.store.count(filter);
+      if (total > maxUnpaged) {
+        throw ValidationError.of(
+          [{ pointer: '/limit', message: `required when more than ${maxUnpaged} entries match` }],
+          `The filter matches ${total} entries, more than the ${maxUnpaged} a query without limit and skip returns; page with limit and skip`,
+        );
+      }
+      const items = async function* () {
+        try {
+          yield* head;
+          for (let next = await stream.next(); !next.done; next = await stream.next()) yield next.value;
+        } catch (error) {
+          throw asInvalidFilter(error);
+        } finally {
+          await stream.return?.();
+        }
+      };
+      return { items: items(), total };
+    } catch (error) {
+      await stream.return?.();
+      throw asInvalidFilter(error);
+    }
   }
 
   /**

@@ -101,6 +101,11 @@ export interface Collection<T> {
    */
   stream(filter: Filter, options: StreamOptions): AsyncIterable<T>;
   count(filter: Filter): Promise<number>;
+  /**
+   * A page and the number of all matches (`find` and `count` together): one pass over the
+   * collection where the backend would scan for each (FerretDB, see mongo-collection.ts).
+   */
+  findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }>;
 }
 
 /** A backend: where collections live. */

@@ -332,6 +332,12 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     }
   }
 
+  async findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }> {
+    // A scan the indexes cannot avoid is shared by the two (`matching`).
+    const [items, total] = await Promise.all([this.find(filter, options), this.count(filter)]);
+    return { items, total };
+  }
+
   async count(filter: Filter): Promise<number> {
     if (Object.keys(filter).length === 0) return this.statements.count.get()!.n;
     const exact = this.exactIndexConditions(filter);

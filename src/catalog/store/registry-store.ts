@@ -41,6 +41,8 @@ export interface RegistryStore {
   /** Every match in order, at most `limit`, read in batches as consumed (the unpaged query). */
   stream(filter: Filter, options: StreamOptions): AsyncIterable<ContainerRegistry>;
   count(filter: Filter): Promise<number>;
+  /** A page and the number of all matches, in one pass where the backend allows. */
+  findPage(filter: Filter, options: FindOptions): Promise<{ items: ContainerRegistry[]; total: number }>;
   /** Resolves when the backing database answers; used by `/readyz`. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -63,6 +65,10 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
       for await (const document of collection.stream(filter, options)) yield inFieldOrder(document);
     },
     count: (filter) => collection.count(filter),
+    findPage: async (filter, options) => {
+      const { items, total } = await collection.findPage(filter, options);
+      return { items: items.map(inFieldOrder), total };
+    },
     ping: () => database.ping(),
     close: () => database.close(),
   };
