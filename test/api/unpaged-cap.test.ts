@@ -76,7 +76,9 @@ describe('unpaged query cap: more than 100,000 matches (embedded store, through 
   });
 
   it('still pages past the cap with limit and skip', async () => {
-    const res = await request(handler).post(`/container_registries?limit=10&skip=${CAP - 5}`).send({});
+    const res = await request(handler)
+      .post(`/container_registries?limit=10&skip=${CAP - 5}`)
+      .send({});
     expect(res.status).to.equal(200);
     expect(res.headers['x-total-count']).to.equal(String(CAP + 1));
     expect(res.body.data).to.have.length(6);

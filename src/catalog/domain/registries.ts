@@ -20,7 +20,13 @@ import {
   type VersionedText,
 } from '../store/collection.js';
 import { decodeStored, inFieldOrder, type RegistryStore } from '../store/registry-store.js';
-import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
+import {
+  applyUpdateSliced,
+  InvalidUpdateError,
+  UpdateBudgetError,
+  DEFAULT_UPDATE_BUDGET,
+} from '../language/mongo-semantics.js';
+import { Slicer } from './slicer.js';
 import { parseFilter } from '../language/query-language.js';
 import { parseUpdate, type Update } from '../language/update-language.js';
 import { CredentialCipher } from './credential-cipher.js';
@@ -170,11 +176,16 @@ export class RegistryService {
     update: Update,
     options: { ifMatch?: string },
   ): Promise<StoredRegistry> {
+    // Each step below is linear in the document (up to 1 MB): between them the event loop gets
+    // its turn once a slice's worth of work has run, so a large update is never one long stall.
+    const slicer = new Slicer(DEFAULT_UPDATE_BUDGET.sliceMs);
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const current = await this.get(id);
+      await slicer.pause();
       if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current))
         throw new PreconditionFailedError();
-      const next = applyOrRefuse(current.document, update);
+      const next = await applyOrRefuse(current.document, update);
+      await slicer.pause();
       // Stored credentials belong to the old host: never send them to a new one.
       const hostChanged =
         next.container_registry_public_url !== current.document.container_registry_public_url;
@@ -187,9 +198,11 @@ export class RegistryService {
           'The update would make the container registry invalid',
         );
       }
+      await slicer.pause();
       sealCredentials(this.cipher, next, kept);
       const ordered = inFieldOrder(next);
       if (isDeepStrictEqual(ordered, current.document)) return current;
+      await slicer.pause();
       const result = await this.store.replaceIfVersion(ordered, current.version).catch((error: unknown) => {
         throw asValidationError(error);
       });
@@ -371,14 +384,23 @@ function asValidationError(error: unknown): unknown {
     : error;
 }
 
-/** Applies the update operators; what MongoDB would refuse is a 400 naming the path. */
-function applyOrRefuse(document: ContainerRegistry, update: Update): ContainerRegistry {
+/**
+ * Applies the update operators, sliced (mongo-semantics.ts); what MongoDB would refuse is a 400
+ * naming the path, and an update needing more work than its budget a 400 saying so.
+ */
+async function applyOrRefuse(document: ContainerRegistry, update: Update): Promise<ContainerRegistry> {
   try {
-    return applyUpdate(
+    return (await applyUpdateSliced(
       document as unknown as Record<string, unknown>,
       update,
-    ) as unknown as ContainerRegistry;
+    )) as unknown as ContainerRegistry;
   } catch (error) {
+    if (error instanceof UpdateBudgetError) {
+      throw ValidationError.of(
+        [{ pointer: '/', message: error.message }],
+        `The update needs more work than the server allows (${error.maxMs} ms): change fewer elements at once, or with a simpler condition`,
+      );
+    }
     if (error instanceof InvalidUpdateError) {
       throw ValidationError.of(
         [{ pointer: `/${error.path.split('.').join('/')}`, message: error.message }],

@@ -9,6 +9,7 @@ import { isPaged, parsePage } from '../domain/parameters.js';
 import { parseHealthStatuses } from '../domain/health-service.js';
 import type { CatalogServices } from './services.js';
 import { drained } from '../../shared/drained.js';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 /** The AIOS routes. Thin: parse the HTTP parts, call one service method, answer in the envelope. */
 
@@ -66,7 +67,11 @@ export const updateRegistry = ({ registries }: CatalogServices): RequestHandler 
     const stored = await registries.update(String(req.params.registry_id), req.body, {
       ifMatch: req.headers['if-match'],
     });
-    res.set('ETag', etagOf(stored)).json({
+    const etag = etagOf(stored);
+    // The entity tag and the answer each serialise the document (up to 1 MB): other requests
+    // get their turn in between (issue 10: no update holds the event loop in one piece).
+    await yieldToEventLoop();
+    res.set('ETag', etag).json({
       success: true,
       data: { message: 'Container registry updated', container_registry: toPublic(stored.document) },
     });
