@@ -1,10 +1,17 @@
-// CPU µs per request of a bench target (utime+stime from /proc), robust to a loaded machine.
+/**
+ * CPU time per GET by id of a bench target (its process's utime + stime from /proc, in 10 ms
+ * ticks), beside the bare node:http ceiling, less sensitive than requests/s to a machine shared
+ * with other work. `ROOT` runs another checkout's targets (e.g. main, for a before/after):
+ *
+ *   node --import tsx bench/catalog/cpu-per-request.ts [requests] [rounds]
+ */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { BENCH_AUTH, idAt } from './documents.js';
-const root = process.env.ROOT ?? '/work/wt/catperf';
+const root = process.env.ROOT ?? fileURLToPath(new URL('../..', import.meta.url));
 const cpu = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000;
@@ -26,7 +33,7 @@ async function run(kind: string, amount: number) {
       requests: [
         {
           method: 'GET',
-          setupRequest: (r: any) => ({
+          setupRequest: (r) => ({
             ...r,
             path: `/container_registry/${idAt(Math.floor(Math.random() * 1000))}`,
           }),
