@@ -50,6 +50,8 @@ if (kind === 'express') {
   const server = await listen(app, { host: '127.0.0.1', port: 0 });
   console.log(JSON.stringify({ url: server.url, seedSeconds: 0 }));
 } else if (kind === 'ceiling') {
+  // Exit on SIGTERM (rather than die of it) so `node --cpu-prof` writes its profile.
+  process.once('SIGTERM', () => process.exit(0));
   const body = JSON.stringify({ success: true, data: documentAt(1) });
   const server = http.createServer((_req, res) => {
     res.writeHead(200, {

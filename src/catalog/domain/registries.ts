@@ -17,9 +17,16 @@ import {
   DuplicateIdError,
   QueryRejectedError,
   QueryTimeoutError,
+  type VersionedText,
 } from '../store/collection.js';
-import { inFieldOrder, type RegistryStore } from '../store/registry-store.js';
-import { applyUpdate, InvalidUpdateError } from '../language/mongo-semantics.js';
+import { decodeStored, inFieldOrder, type RegistryStore } from '../store/registry-store.js';
+import {
+  applyUpdateSliced,
+  InvalidUpdateError,
+  UpdateBudgetError,
+  DEFAULT_UPDATE_BUDGET,
+} from '../language/mongo-semantics.js';
+import { Slicer } from './slicer.js';
 import { parseFilter } from '../language/query-language.js';
 import { parseUpdate, type Update } from '../language/update-language.js';
 import { CredentialCipher } from './credential-cipher.js';
@@ -49,6 +56,9 @@ export interface RegistryServiceDeps {
   readonly cipher?: CredentialCipher;
   readonly newId?: () => string;
 }
+
+/** Matches of an unpaged query read before its answer starts (see `queryAll`). */
+const UNPAGED_READ_AHEAD = 1000;
 
 /** How often an update re-reads and retries after losing a compare-and-swap race. */
 const MAX_UPDATE_ATTEMPTS = 100;
@@ -136,6 +146,21 @@ export class RegistryService {
   }
 
   /**
+   * The stored registry as JSON text with its version, unparsed on the embedded store: what the
+   * fast read caches its answer under (`decode` turns it into what `get` returns).
+   */
+  async getText(rawId: string): Promise<VersionedText> {
+    const id = parseId(rawId);
+    const stored = await this.store.getText(id);
+    if (!stored) throw new NotFoundError(id);
+    return stored;
+  }
+
+  decode(stored: VersionedText): StoredRegistry {
+    return decodeStored(stored);
+  }
+
+  /**
    * Applies an update with compare-and-swap: read, apply, validate the would-be document, write
    * if nobody wrote in between, otherwise retry on the fresh document. With `ifMatch`, a change
    * by someone else is a failed precondition instead of a retry.
@@ -151,11 +176,16 @@ export class RegistryService {
     update: Update,
     options: { ifMatch?: string },
   ): Promise<StoredRegistry> {
+    // Each step below is linear in the document (up to 1 MB): between them the event loop gets
+    // its turn once a slice's worth of work has run, so a large update is never one long stall.
+    const slicer = new Slicer(DEFAULT_UPDATE_BUDGET.sliceMs);
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const current = await this.get(id);
+      await slicer.pause();
       if (options.ifMatch !== undefined && !etagMatches(options.ifMatch, current))
         throw new PreconditionFailedError();
-      const next = applyOrRefuse(current.document, update);
+      const next = await applyOrRefuse(current.document, update);
+      await slicer.pause();
       // Stored credentials belong to the old host: never send them to a new one.
       const hostChanged =
         next.container_registry_public_url !== current.document.container_registry_public_url;
@@ -168,9 +198,11 @@ export class RegistryService {
           'The update would make the container registry invalid',
         );
       }
+      await slicer.pause();
       sealCredentials(this.cipher, next, kept);
       const ordered = inFieldOrder(next);
       if (isDeepStrictEqual(ordered, current.document)) return current;
+      await slicer.pause();
       const result = await this.store.replaceIfVersion(ordered, current.version).catch((error: unknown) => {
         throw asValidationError(error);
       });
@@ -199,8 +231,7 @@ export class RegistryService {
   ): Promise<{ items: ContainerRegistry[]; total: number }> {
     const filter = filterOf(body, onlyIds);
     try {
-      const [items, total] = await Promise.all([this.store.find(filter, page), this.store.count(filter)]);
-      return { items, total };
+      return await this.store.findPage(filter, page);
     } catch (error) {
       throw asInvalidFilter(error);
     }
@@ -209,33 +240,55 @@ export class RegistryService {
   /**
    * Every match of a filter (the query without `limit`/`skip`, as the original AIOS service
    * answered it), read from the store in batches as the caller consumes `items`. More matches
-   * than `PAGE_LIMITS.maxUnpaged` is refused up front (a 400 asking for paging) rather than cut
-   * short silently; entries created between the count and the read are cut at the cap.
+   * than `maxUnpaged` (`PAGE_LIMITS.maxUnpaged` unless given) is refused up front (a 400 asking
+   * for paging) rather than cut short silently; entries created between the count and the read
+   * are cut at the cap.
+   *
+   * The first `UNPAGED_READ_AHEAD` matches are read before answering: when the stream ends
+   * there, they are the total and no count is run. A real catalog's answer is one pass over the
+   * store, where a count first was a second one (a full scan on FerretDB, issue 13).
    */
   async queryAll(
     body: unknown,
     sort: SortSpec,
     onlyIds?: readonly string[],
+    maxUnpaged: number = PAGE_LIMITS.maxUnpaged,
   ): Promise<{ items: AsyncIterable<ContainerRegistry>; total: number }> {
     const filter = filterOf(body, onlyIds);
-    const total = await this.store
-      .count(filter)
-      .catch((error: unknown) => Promise.reject(asInvalidFilter(error)));
-    if (total > PAGE_LIMITS.maxUnpaged) {
-      throw ValidationError.of(
-        [{ pointer: '/limit', message: `required when more than ${PAGE_LIMITS.maxUnpaged} entries match` }],
-        `The filter matches ${total} entries, more than the ${PAGE_LIMITS.maxUnpaged} a query without limit and skip returns; page with limit and skip`,
-      );
-    }
-    const store = this.store;
-    const items = async function* () {
-      try {
-        yield* store.stream(filter, { sort, limit: PAGE_LIMITS.maxUnpaged });
-      } catch (error) {
-        throw asInvalidFilter(error);
+    const stream = this.store.stream(filter, { sort, limit: maxUnpaged })[Symbol.asyncIterator]();
+    const head: ContainerRegistry[] = [];
+    let ended = false;
+    try {
+      while (head.length < Math.min(UNPAGED_READ_AHEAD, maxUnpaged + 1)) {
+        const next = await stream.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        head.push(next.value);
       }
-    };
-    return { items: items(), total };
+      const total = ended ? head.length : await this.store.count(filter);
+      if (total > maxUnpaged) {
+        throw ValidationError.of(
+          [{ pointer: '/limit', message: `required when more than ${maxUnpaged} entries match` }],
+          `The filter matches ${total} entries, more than the ${maxUnpaged} a query without limit and skip returns; page with limit and skip`,
+        );
+      }
+      const items = async function* () {
+        try {
+          yield* head;
+          for (let next = await stream.next(); !next.done; next = await stream.next()) yield next.value;
+        } catch (error) {
+          throw asInvalidFilter(error);
+        } finally {
+          await stream.return?.();
+        }
+      };
+      return { items: items(), total };
+    } catch (error) {
+      await stream.return?.();
+      throw asInvalidFilter(error);
+    }
   }
 
   /**
@@ -331,14 +384,23 @@ function asValidationError(error: unknown): unknown {
     : error;
 }
 
-/** Applies the update operators; what MongoDB would refuse is a 400 naming the path. */
-function applyOrRefuse(document: ContainerRegistry, update: Update): ContainerRegistry {
+/**
+ * Applies the update operators, sliced (mongo-semantics.ts); what MongoDB would refuse is a 400
+ * naming the path, and an update needing more work than its budget a 400 saying so.
+ */
+async function applyOrRefuse(document: ContainerRegistry, update: Update): Promise<ContainerRegistry> {
   try {
-    return applyUpdate(
+    return (await applyUpdateSliced(
       document as unknown as Record<string, unknown>,
       update,
-    ) as unknown as ContainerRegistry;
+    )) as unknown as ContainerRegistry;
   } catch (error) {
+    if (error instanceof UpdateBudgetError) {
+      throw ValidationError.of(
+        [{ pointer: '/', message: error.message }],
+        `The update needs more work than the server allows (${error.maxMs} ms): change fewer elements at once, or with a simpler condition`,
+      );
+    }
     if (error instanceof InvalidUpdateError) {
       throw ValidationError.of(
         [{ pointer: `/${error.path.split('.').join('/')}`, message: error.message }],

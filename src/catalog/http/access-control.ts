@@ -57,11 +57,17 @@ export function accessGate(options: AccessControlOptions): Gate {
     if (requirement.role === 'public') return admitted();
     const client =
       decision.client === undefined ? `address:${req.socket.remoteAddress}` : `token:${decision.client}`;
-    const limits = [perSecond, requirement.probe ? healthChecks : undefined].filter((l) => l !== undefined);
-    if (limits.length === 0) return admitted();
-    Promise.all(limits.map((l) => l.consume(client))).then(admitted, (rejection: unknown) =>
-      refused(limited(options, rejection, requirement.probe ? 'health checks' : 'requests')),
-    );
+    const what = requirement.probe ? 'health checks' : 'requests';
+    const onLimited = (rejection: unknown) => refused(limited(options, rejection, what));
+    const probeLimit = requirement.probe ? healthChecks : undefined;
+    // The common read has one limiter: consumed without building arrays or a Promise.all.
+    if (!probeLimit) {
+      if (!perSecond) return admitted();
+      perSecond.consume(client).then(() => admitted(), onLimited);
+      return;
+    }
+    const limits = perSecond ? [perSecond, probeLimit] : [probeLimit];
+    Promise.all(limits.map((l) => l.consume(client))).then(() => admitted(), onLimited);
   };
 }
 

@@ -6,10 +6,14 @@ import { methodNotAllowed } from './problem.js';
 /** How a request is counted by the rate limiter: `health-check` also counts against the lower probe limit. */
 export type RateLimit = 'none' | 'client' | 'health-check';
 
-/** What a fast read answers (status 200, JSON): the extra headers and the body. */
+/**
+ * What a fast read answers (status 200, JSON): the extra headers and the serialised body. The
+ * front door prepares the full header set once per answer object, so a route that returns the
+ * same object for the same stored document (a cache) saves that work too.
+ */
 export interface FastAnswer {
   readonly headers: Readonly<Record<string, string>>;
-  readonly body: unknown;
+  readonly payload: string;
 }
 
 /**

@@ -2,6 +2,7 @@ import { update as mingoUpdate } from 'mingo/updater';
 import { Context } from 'mingo/core';
 import * as queryOperators from 'mingo/operators/query';
 import { Query } from 'mingo/query';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { linearExec } from './linear-regex.js';
 import type { SortSpec } from '../model.js';
 import type { Update } from './update-language.js';
@@ -145,9 +146,62 @@ export function bsonEqual(a: unknown, b: unknown): boolean {
  * `InvalidUpdateError` where MongoDB would refuse the update.
  */
 export function applyUpdate(document: Readonly<Doc>, update: Update): Doc {
+  const steps = updateSteps(document, update);
+  for (let step = steps.next(); ; step = steps.next()) if (step.done) return step.value;
+}
+
+/** How much work an update may take on the event loop (see `applyUpdateSliced`). */
+export interface UpdateBudget {
+  /** Longest run of work between two yields to the event loop. */
+  readonly sliceMs: number;
+  /** Most work in all; more is `UpdateBudgetError`. */
+  readonly maxMs: number;
+}
+
+export const DEFAULT_UPDATE_BUDGET: UpdateBudget = { sliceMs: 10, maxMs: 2_000 };
+
+/** An update that needs more work than its budget (a `$pull` with a costly condition over a long array). */
+export class UpdateBudgetError extends Error {
+  override name = 'UpdateBudgetError';
+  constructor(readonly maxMs: number) {
+    super(`the update needs more than ${maxMs} ms of work`);
+  }
+}
+
+/**
+ * `applyUpdate` in slices of at most `budget.sliceMs` of work with a yield to the event loop in
+ * between, so one update over a large array (up to a 1 MB document) never holds the server's
+ * other requests for long (issue 10); past `budget.maxMs` of work it stops with
+ * `UpdateBudgetError` and nothing is changed.
+ */
+export async function applyUpdateSliced(
+  document: Readonly<Doc>,
+  update: Update,
+  budget: UpdateBudget = DEFAULT_UPDATE_BUDGET,
+): Promise<Doc> {
+  const steps = updateSteps(document, update);
+  let worked = 0;
+  let sliceStart = performance.now();
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    const now = performance.now();
+    if (now - sliceStart < budget.sliceMs) continue;
+    worked += now - sliceStart;
+    if (worked >= budget.maxMs) throw new UpdateBudgetError(budget.maxMs);
+    await yieldToEventLoop();
+    sliceStart = performance.now();
+  }
+}
+
+/** Elements of an array visited between two checkpoints of an update's work. */
+const ELEMENTS_PER_STEP = 32;
+
+/** The update's work as a generator: it yields at checkpoints where the caller may pause. */
+function* updateSteps(document: Readonly<Doc>, update: Update): Generator<void, Doc> {
   const next = structuredClone(document) as Doc;
   for (const [operator, paths] of Object.entries(update)) {
     for (const [path, operand] of Object.entries(paths ?? {})) {
+      yield;
       const target = locate(next, path);
       if (target.blockedAt !== undefined && operator !== '$unset' && operator !== '$pull') {
         throw new InvalidUpdateError(
@@ -166,7 +220,9 @@ export function applyUpdate(document: Readonly<Doc>, update: Update): Doc {
         );
       }
       if (operator === '$addToSet') {
-        addToSet(next, path, target.value as unknown[] | undefined, operand);
+        yield* addToSet(next, path, target.value as unknown[] | undefined, operand);
+      } else if (operator === '$pull') {
+        yield* pull(next, path, target.value, operand);
       } else {
         mingoUpdate(next, { [operator]: { [path]: operand } }, undefined, undefined, {
           cloneMode: 'deep',
@@ -178,13 +234,51 @@ export function applyUpdate(document: Readonly<Doc>, update: Update): Doc {
   return next;
 }
 
-/** `$addToSet` with BSON equality (mingo ignores key order, MongoDB does not). */
-function addToSet(document: Doc, path: string, current: unknown[] | undefined, operand: unknown): void {
+/**
+ * `$pull` as mingo's (the same predicate: a condition with operators, or a literal, applies to
+ * each element as a value; a plain object is a query on object elements), one element at a time
+ * so the work can be sliced.
+ */
+function* pull(document: Doc, path: string, current: unknown, condition: unknown): Generator<void> {
+  if (!Array.isArray(current) || current.length === 0) return;
+  const wrap = !isObject(condition) || Object.keys(condition).some((key) => key.startsWith('$'));
+  const query = new Query((wrap ? { k: condition } : condition) as Doc, QUERY_OPTIONS);
+  const kept: unknown[] = [];
+  for (let i = 0; i < current.length; i++) {
+    if (i % ELEMENTS_PER_STEP === ELEMENTS_PER_STEP - 1) yield;
+    const element: unknown = current[i];
+    if (!query.test((wrap ? { k: element } : element) as Doc)) kept.push(element);
+  }
+  if (kept.length === current.length) return;
+  // The elements are the copy's own already: set without cloning them again.
+  mingoUpdate(document, { $set: { [path]: kept } }, undefined, undefined, { cloneMode: 'none' });
+}
+
+/**
+ * `$addToSet` with BSON equality (mingo ignores key order, MongoDB does not). Each element's
+ * serialisation is computed once, so adding m values to n elements is O(n + m), not O(n * m).
+ */
+function* addToSet(
+  document: Doc,
+  path: string,
+  current: unknown[] | undefined,
+  operand: unknown,
+): Generator<void> {
   const values = isObject(operand) && Array.isArray(operand.$each) ? operand.$each : [operand];
   const array = current ? [...current] : [];
-  for (const value of values)
-    if (!array.some((element) => bsonEqual(element, value))) array.push(structuredClone(value));
-  mingoUpdate(document, { $set: { [path]: array } }, undefined, undefined, { cloneMode: 'deep' });
+  const present = new Set<string>();
+  for (let i = 0; i < array.length; i++) {
+    if (i % ELEMENTS_PER_STEP === ELEMENTS_PER_STEP - 1) yield;
+    present.add(JSON.stringify(array[i]));
+  }
+  for (let i = 0; i < values.length; i++) {
+    if (i % ELEMENTS_PER_STEP === ELEMENTS_PER_STEP - 1) yield;
+    const key = JSON.stringify(values[i]);
+    if (present.has(key)) continue;
+    present.add(key);
+    array.push(structuredClone(values[i]));
+  }
+  mingoUpdate(document, { $set: { [path]: array } }, undefined, undefined, { cloneMode: 'none' });
 }
 
 /** BSON's order of types, for the JSON values our documents hold. */

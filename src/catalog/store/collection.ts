@@ -12,6 +12,12 @@ import type { Filter, SortSpec } from '../model.js';
  * compare-and-swap on an internal version, so concurrent writers never lose an update.
  */
 
+/** A document as JSON text, with its version (`Collection.getText`). */
+export interface VersionedText {
+  readonly text: string;
+  readonly version: number;
+}
+
 /** A document with the store's version counter (starts at 1, +1 per successful replace). */
 export interface Versioned<T> {
   readonly document: T;
@@ -74,6 +80,12 @@ export interface Collection<T> {
   createMany(documents: readonly T[]): Promise<Set<string>>;
   get(id: string): Promise<Versioned<T> | undefined>;
   /**
+   * The document as JSON text with its version: the stored text where the backend keeps one (the
+   * SQLite column, no parse), else the document serialised. Equal text and version mean an equal
+   * document, so a caller may cache what it derives from a document under them (the fast read).
+   */
+  getText(id: string): Promise<VersionedText | undefined>;
+  /**
    * Replaces the document with the same id if its version is still `expectedVersion`.
    * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.
    */
@@ -89,6 +101,11 @@ export interface Collection<T> {
    */
   stream(filter: Filter, options: StreamOptions): AsyncIterable<T>;
   count(filter: Filter): Promise<number>;
+  /**
+   * A page and the number of all matches (`find` and `count` together): one pass over the
+   * collection where the backend would scan for each (FerretDB, see mongo-collection.ts).
+   */
+  findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }>;
 }
 
 /** A backend: where collections live. */

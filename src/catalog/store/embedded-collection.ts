@@ -15,6 +15,7 @@ import {
   type ReplaceResult,
   type StreamOptions,
   type Versioned,
+  type VersionedText,
 } from './collection.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
 import {
@@ -229,6 +230,11 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return row ? { document: JSON.parse(row.doc) as T, version: row.version } : undefined;
   }
 
+  async getText(id: string): Promise<VersionedText | undefined> {
+    const row = this.statements.get.get(id);
+    return row ? { text: row.doc, version: row.version } : undefined;
+  }
+
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
     const id = this.idOf(document);
     const replaced = this.db.transaction(() => {
@@ -324,6 +330,12 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       if (rows.length < STREAM_BATCH) return;
       after = rows[rows.length - 1]!.id;
     }
+  }
+
+  async findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }> {
+    // A scan the indexes cannot avoid is shared by the two (`matching`).
+    const [items, total] = await Promise.all([this.find(filter, options), this.count(filter)]);
+    return { items, total };
   }
 
   async count(filter: Filter): Promise<number> {

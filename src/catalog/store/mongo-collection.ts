@@ -23,6 +23,7 @@ import {
   type ReplaceResult,
   type StreamOptions,
   type Versioned,
+  type VersionedText,
 } from './collection.js';
 
 /**
@@ -52,6 +53,8 @@ export class MongoDatabase implements DocumentDatabase {
     readonly replaceMode: 'atomic' | 'claim',
     /** `maxTimeMS` of every find and count: the server stops a slow filter instead of running on. */
     private readonly maxTimeMs: number,
+    /** FerretDB: every filter but one on `_id` alone is a scan of the collection (see `findPage`). */
+    private readonly scansFilters: boolean,
   ) {}
 
   /** Connects, checks the server answers, and settles the replace mode (`auto` asks `buildInfo`). */
@@ -67,8 +70,9 @@ export class MongoDatabase implements DocumentDatabase {
     const db = client.db(options.database);
     try {
       const wanted = options.replaceMode ?? 'auto';
-      const mode = wanted !== 'auto' ? wanted : (await isFerretDb(db)) ? 'claim' : 'atomic';
-      return new MongoDatabase(client, db, mode, options.maxTimeMs ?? DEFAULT_MAX_TIME_MS);
+      const ferret = await isFerretDb(db);
+      const mode = wanted !== 'auto' ? wanted : ferret ? 'claim' : 'atomic';
+      return new MongoDatabase(client, db, mode, options.maxTimeMs ?? DEFAULT_MAX_TIME_MS, ferret);
     } catch (error) {
       await client.close();
       throw error;
@@ -87,7 +91,7 @@ export class MongoDatabase implements DocumentDatabase {
     ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
-    const collection = new MongoCollection<T>(native, claims, spec, this.maxTimeMs);
+    const collection = new MongoCollection<T>(native, claims, spec, this.maxTimeMs, this.scansFilters);
     // In the background: start-up does not wait for a scan of the whole collection.
     if (byField) this.warmUps.push(collection.rememberServerIds());
     return collection;
@@ -136,6 +140,9 @@ const SERVER_ID_CACHE = 100_000;
 /** Documents per round trip of a streamed answer. */
 const STREAM_BATCH = 1000;
 
+/** FerretDB: matches read in one pass to count them without a second scan (see `findPage`). */
+const COUNT_BY_READING = 2000;
+
 const DUPLICATE_KEY = 11000;
 const BAD_VALUE = 2;
 const NAMESPACE_NOT_FOUND = 26;
@@ -151,6 +158,7 @@ class MongoCollection<T extends object> implements Collection<T> {
     private readonly claims: MongoNativeCollection<VersionClaim> | undefined,
     spec: CollectionSpec,
     private readonly maxTimeMs: number,
+    private readonly scansFilters: boolean,
   ) {
     this.idField = spec.idField;
     this.byField = spec.mongoKey === 'field';
@@ -256,6 +264,11 @@ class MongoCollection<T extends object> implements Collection<T> {
   async get(id: string): Promise<Versioned<T> | undefined> {
     const stored = await this.findById(id);
     return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
+  }
+
+  async getText(id: string): Promise<VersionedText | undefined> {
+    const stored = await this.get(id);
+    return stored && { text: JSON.stringify(stored.document), version: stored.version };
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
@@ -383,6 +396,34 @@ class MongoCollection<T extends object> implements Collection<T> {
     );
     if (!(idKey in sort)) sort[idKey] = 1;
     return sort;
+  }
+
+  /**
+   * On MongoDB a find and a count, each from the indexes. On FerretDB 1.24 each of them is a full
+   * scan of the collection (no filter, sort or limit pushdown for anything but `_id`), and two
+   * scans per page halved the `$in` query row and queued it behind itself until nothing finished
+   * in 5 s (bench/README.md): there the matches are read once, up to `COUNT_BY_READING` past the
+   * page, and counted as read; only a larger answer pays the second scan.
+   */
+  async findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }> {
+    const end = options.skip + options.limit;
+    if (!this.scansFilters || end > COUNT_BY_READING) {
+      const [items, total] = await Promise.all([this.find(filter, options), this.count(filter)]);
+      return { items, total };
+    }
+    const cursor = this.collection
+      .find(this.toMongoFilter(filter))
+      .sort(this.toMongoSort(options.sort))
+      .limit(COUNT_BY_READING + 1)
+      .batchSize(COUNT_BY_READING + 1)
+      .maxTimeMS(this.maxTimeMs);
+    const read = await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs);
+    const items = read.slice(options.skip, end).map((stored) => {
+      this.remember(stored);
+      return this.fromStored(stored);
+    });
+    const total = read.length <= COUNT_BY_READING ? read.length : await this.count(filter);
+    return { items, total };
   }
 
   async count(filter: Filter): Promise<number> {

@@ -6,6 +6,7 @@ import type {
   FindOptions,
   ReplaceResult,
   StreamOptions,
+  VersionedText,
 } from './collection.js';
 
 /**
@@ -27,6 +28,8 @@ export interface RegistryStore {
   /** Inserts a new document at version 1. Throws `DuplicateIdError` when the id exists. */
   create(document: ContainerRegistry): Promise<StoredRegistry>;
   get(id: string): Promise<StoredRegistry | undefined>;
+  /** The stored JSON text and version, unparsed where the backend allows (see `decodeStored`). */
+  getText(id: string): Promise<VersionedText | undefined>;
   /** Compare-and-swap on the version: `conflict` means re-read and retry, `missing` that it is gone. */
   replaceIfVersion(
     document: ContainerRegistry,
@@ -38,6 +41,8 @@ export interface RegistryStore {
   /** Every match in order, at most `limit`, read in batches as consumed (the unpaged query). */
   stream(filter: Filter, options: StreamOptions): AsyncIterable<ContainerRegistry>;
   count(filter: Filter): Promise<number>;
+  /** A page and the number of all matches, in one pass where the backend allows. */
+  findPage(filter: Filter, options: FindOptions): Promise<{ items: ContainerRegistry[]; total: number }>;
   /** Resolves when the backing database answers; used by `/readyz`. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -52,6 +57,7 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
       const stored = await collection.get(id);
       return stored && { document: inFieldOrder(stored.document), version: stored.version };
     },
+    getText: (id) => collection.getText(id),
     replaceIfVersion: (document, expectedVersion) => collection.replaceIfVersion(document, expectedVersion),
     delete: (id) => collection.delete(id),
     find: async (filter, options) => (await collection.find(filter, options)).map(inFieldOrder),
@@ -59,9 +65,18 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
       for await (const document of collection.stream(filter, options)) yield inFieldOrder(document);
     },
     count: (filter) => collection.count(filter),
+    findPage: async (filter, options) => {
+      const { items, total } = await collection.findPage(filter, options);
+      return { items: items.map(inFieldOrder), total };
+    },
     ping: () => database.ping(),
     close: () => database.close(),
   };
+}
+
+/** The registry `getText` returned, as `get` returns it. */
+export function decodeStored(stored: VersionedText): StoredRegistry {
+  return { document: inFieldOrder(JSON.parse(stored.text) as ContainerRegistry), version: stored.version };
 }
 
 /** The seed's eight fields in the seed's order, whatever order the backend or an update produced. */
