@@ -36,6 +36,8 @@ export interface FaultProxy {
   count(method: string, pathSuffix: string): number;
   /** TCP connections accepted from clients so far. */
   connections(): number;
+  /** Client connections open now. */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -150,6 +152,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     counts,
     bytes: () => forwarded,
     connections: () => accepted,
+    openConnections: () => sockets.size,
     count: (method, suffix) =>
       [...counts]
         .filter(([key]) => key.startsWith(`${method} `) && key.endsWith(suffix))

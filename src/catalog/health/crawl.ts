@@ -333,7 +333,10 @@ async function readManifest(
     maxBodyBytes: maxBytes + 1,
   });
   if (answer.status !== 200) throw new Error(`GET manifest ${reference} answered ${answer.status}`);
-  if (Buffer.byteLength(answer.body) > maxBytes)
+  if (
+    Buffer.byteLength(answer.body) > maxBytes ||
+    Number(headerValue(answer.headers['content-length'])) > maxBytes
+  )
     throw new Error(`manifest ${reference} is over the cap of ${maxBytes} bytes, skipped`);
   const manifest = parseJson(answer, `manifest ${reference}`) as Record<string, unknown> | null;
   if (manifest === null || typeof manifest !== 'object')

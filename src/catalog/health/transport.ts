@@ -103,6 +103,9 @@ function get(
         // cannot be reused (its rest is unread) and is closed.
         if (cut || !options.agent) res.destroy();
       };
+      // A body declared longer than the cap is not read at all (the caller sees the header).
+      const declared = Number(res.headers['content-length']);
+      if ((options.method ?? 'GET') !== 'HEAD' && declared > options.maxBodyBytes) return finish(true);
       res.on('data', (chunk: Buffer) => {
         if (size < options.maxBodyBytes) chunks.push(chunk.subarray(0, options.maxBodyBytes - size));
         size += chunk.length;
