@@ -16,6 +16,7 @@ import {
   type StreamOptions,
   type Versioned,
 } from './collection.js';
+import { prefixRange } from './regex-prefix.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
 import {
   asIntegrityError,
@@ -104,10 +105,16 @@ export class EmbeddedDatabase implements DocumentDatabase {
 
 type Doc = Record<string, unknown>;
 
-/** A condition on an indexed field that SQL can evaluate exactly: equality or `$in` of strings. */
+/**
+ * A condition on an indexed field that SQL evaluates: equality or `$in` of strings (`values`),
+ * or a key range (`range`: a `$regex` with a literal prefix, regex-prefix.ts). `exact`: SQL
+ * decides it alone; otherwise it only narrows the candidates, which mingo then tests.
+ */
 interface IndexCondition {
   readonly index: IndexSpec | 'id';
   readonly values: readonly string[];
+  readonly range?: { readonly from: string; readonly to: string };
+  readonly exact: boolean;
 }
 
 type MultiStrategy = 'walk' | 'list';
@@ -332,8 +339,9 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     const only = exact?.length === 1 ? exact[0]! : undefined;
     if (only && only.index !== 'id' && only.index.kind === 'multi') {
       // Counted on the side table alone: no document row is touched.
-      const sql = `SELECT COUNT(DISTINCT id) AS n FROM ${only.index.table} WHERE ${only.index.column} IN (${placeholders(only.values)})`;
-      return this.prepared<{ n: number }>(sql).get(...only.values)!.n;
+      const { sql: where, params } = match(only, only.index.column);
+      const sql = `SELECT COUNT(DISTINCT id) AS n FROM ${only.index.table} WHERE ${where}`;
+      return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
     if (exact) {
       const { sql, params } = this.indexQuery(exact, 'COUNT(*) AS n', '', 'list');
@@ -349,9 +357,10 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
    */
   private multiStrategy(conditions: readonly IndexCondition[]): MultiStrategy {
     const multi = conditions.find((c) => c.index !== 'id' && c.index.kind === 'multi');
-    if (!multi || multi.index === 'id' || multi.values.length === 0) return 'list';
-    const sql = `SELECT COUNT(*) AS n FROM ${multi.index.table} WHERE ${multi.index.column} IN (${placeholders(multi.values)})`;
-    const matching = this.prepared<{ n: number }>(sql).get(...multi.values)!.n;
+    if (!multi || multi.index === 'id' || (multi.values.length === 0 && !multi.range)) return 'list';
+    const { sql: where, params } = match(multi, multi.index.column);
+    const sql = `SELECT COUNT(*) AS n FROM ${multi.index.table} WHERE ${where}`;
+    const matching = this.prepared<{ n: number }>(sql).get(...params)!.n;
     return matching * 20 > this.statements.count.get()!.n ? 'walk' : 'list';
   }
 
@@ -405,10 +414,15 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return matches;
   }
 
-  /** A condition on one indexed field, when `value` is a string or `{$eq|$in: strings}` only. */
+  /**
+   * A condition on one indexed field, when `value` is a string, `{$eq|$in: strings}`, or a
+   * `$regex` (string or RegExp, optional `$options`) with a literal prefix.
+   */
   private indexCondition(field: string, value: unknown): IndexCondition | undefined {
     const index = this.byField.get(field);
     if (!index) return undefined;
+    const range = regexRange(value);
+    if (range) return { index, values: [], range: range.range, exact: range.exact };
     const strings = (values: unknown[]) =>
       values.every((v) => typeof v === 'string') ? (values as string[]) : undefined;
     let values: string[] | undefined;
@@ -419,7 +433,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       if (keys.length === 1 && keys[0] === '$eq' && typeof operand === 'string') values = [operand];
       if (keys.length === 1 && keys[0] === '$in' && Array.isArray(operand)) values = strings(operand);
     }
-    return values ? { index, values } : undefined;
+    return values ? { index, values, exact: true } : undefined;
   }
 
   /** One entry per top-level conjunct: its index condition, or undefined when SQL cannot decide it. */
@@ -430,7 +444,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   /** Index conditions equivalent to the whole filter (none for `{}`), or undefined when something else is in it. */
   private exactIndexConditions(filter: Filter): IndexCondition[] | undefined {
     const conditions = this.conditions(filter);
-    return conditions.every((c) => c !== undefined) ? conditions : undefined;
+    return conditions.every((c) => c !== undefined && c.exact) ? (conditions as IndexCondition[]) : undefined;
   }
 
   /** SQL selecting rows that satisfy every condition (each `multi` condition through its side table). */
@@ -441,14 +455,16 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     strategy: MultiStrategy,
   ): { sql: string; params: unknown[] } {
     const params: unknown[] = [];
-    const where = conditions.map(({ index, values }) => {
+    const where = conditions.map((condition) => {
+      const { index } = condition;
+      const column =
+        index === 'id' ? 'r.id' : index.kind === 'column' ? `r.${index.column}` : `t.${index.column}`;
+      const { sql, params: values } = match(condition, column);
       params.push(...values);
-      const list = placeholders(values);
-      if (index === 'id') return `r.id IN (${list})`;
-      if (index.kind === 'column') return `r.${index.column} IN (${list})`;
+      if (index === 'id' || index.kind === 'column') return sql;
       return strategy === 'walk'
-        ? `EXISTS (SELECT 1 FROM ${index.table} t WHERE t.id = r.id AND t.${index.column} IN (${list}))`
-        : `r.id IN (SELECT t.id FROM ${index.table} t WHERE t.${index.column} IN (${list}))`;
+        ? `EXISTS (SELECT 1 FROM ${index.table} t WHERE t.id = r.id AND ${sql})`
+        : `r.id IN (SELECT t.id FROM ${index.table} t WHERE ${sql})`;
     });
     const whereClause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     return { sql: `SELECT ${select} FROM ${this.table} r ${whereClause} ${tail}`, params };
@@ -457,6 +473,25 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
 
 /** Rows read per page of an in-process scan (50 kB documents: about 1 MB, a millisecond of reading). */
 const SCAN_PAGE_ROWS = 25;
+
+/** SQL testing `column` against one condition: `IN (...)`, or a half-open key range (index range scan). */
+function match(condition: IndexCondition, column: string): { sql: string; params: string[] } {
+  if (condition.range)
+    return { sql: `${column} >= ? AND ${column} < ?`, params: [condition.range.from, condition.range.to] };
+  return { sql: `${column} IN (${placeholders(condition.values)})`, params: [...condition.values] };
+}
+
+/** The key range of a `$regex` condition value (string or RegExp pattern, `$options`), if it has one. */
+function regexRange(value: unknown): ReturnType<typeof prefixRange> {
+  if (value instanceof RegExp) return prefixRange(value.source, value.flags);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value).sort();
+  const { $regex: pattern, $options: options = '' } = value as Doc;
+  if (keys.join() !== '$regex' && keys.join() !== '$options,$regex') return undefined;
+  if (typeof options !== 'string') return undefined;
+  if (pattern instanceof RegExp) return prefixRange(pattern.source, pattern.flags + options);
+  return typeof pattern === 'string' ? prefixRange(pattern, options) : undefined;
+}
 
 function placeholders(values: readonly unknown[]): string {
   return values.map(() => '?').join(', ') || 'NULL';
