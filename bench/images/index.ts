@@ -97,26 +97,29 @@ async function timed(
   label: string,
   next: (n: number) => { method: string; path: string; body?: unknown },
   expected = 200,
-): Promise<{ label: string; p50: number; p99: number }> {
+): Promise<{ label: string; p50: number; p99: number; failed: number }> {
   const times: number[] = [];
-  for (let n = 0; n < REQUESTS + 20; n++) {
+  let failed = 0;
+  const warmup = Math.min(20, Math.ceil(REQUESTS / 5));
+  for (let n = 0; n < REQUESTS + warmup; n++) {
     const { method, path, body } = next(n);
     const start = performance.now();
     const status = await request(base, method, path, body);
     const elapsed = performance.now() - start;
-    if (status !== expected) throw new Error(`${label}: ${method} ${path} answered ${status}`);
-    if (n >= 20) times.push(elapsed);
+    // Counted, not fatal: FerretDB answers some within the query time limit only (500 past it).
+    if (status !== expected) failed++;
+    if (n >= warmup) times.push(elapsed);
   }
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
-  return { label, p50: at(0.5), p99: at(0.99) };
+  return { label, p50: at(0.5), p99: at(0.99), failed };
 }
 
 const opened = await openTestStore(values.store as StoreKind);
 const catalog = createCatalog({
   store: opened.store,
   schemas: new SchemaSet(),
-  logger: createLogger('bench', 'silent'),
+  logger: createLogger('bench', (process.env.BENCH_LOG_LEVEL ?? 'silent') as 'silent'),
   bodyLimitBytes: 1 << 20,
   images: {
     store: opened.imageStore,
@@ -189,10 +192,10 @@ try {
     `# image index bench: ${loaded} records (${REGISTRIES} registries x ${REPOSITORIES} repositories x ${TAGS} tags), store ${values.store}, node ${process.version}`,
   );
   console.log(`bulk load ${loadSeconds.toFixed(1)} s (${Math.round(loaded / loadSeconds)} records/s)`);
-  console.log('row                          p50 ms   p99 ms   p50 / healthz p50');
+  console.log('row                          p50 ms   p99 ms   p50 / healthz p50   failed');
   for (const row of rows)
     console.log(
-      `${row.label.padEnd(28)} ${row.p50.toFixed(2).padStart(6)}   ${row.p99.toFixed(2).padStart(6)}   ${(row.p50 / reference).toFixed(1)}`,
+      `${row.label.padEnd(28)} ${row.p50.toFixed(2).padStart(6)}   ${row.p99.toFixed(2).padStart(6)}   ${(row.p50 / reference).toFixed(1).padStart(17)}   ${row.failed}`,
     );
   console.log(
     `RSS after load ${Math.round(rssAfterLoad / 2 ** 20)} MiB, after the queries ${Math.round(rssAfter / 2 ** 20)} MiB`,
