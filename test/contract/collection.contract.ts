@@ -101,5 +101,33 @@ export function describeCollectionContract(
       const page = await items.find({ labels: 'any' }, { sort: [['rank', -1]], skip: 2, limit: 3 });
       expect(page.map((i) => i.rank)).to.deep.equal([28, 27, 26]);
     });
+
+    it('answers prefix regexes on indexed fields (a range scan on SQLite) as MongoDB does', async () => {
+      const groups = ['team-a/api', 'team-a/web', 'team-ab/x', 'team-a', 'team-b/a', 'Team-a/up', 'team-a0'];
+      await items.createMany(
+        groups.map((group, i) => item(i + 1, { group, labels: [group, i % 2 ? 'x/odd' : 'x/even'] })),
+      );
+      const keys = async (filter: Record<string, unknown>) =>
+        (await items.find(filter, { sort: [['key', 1]], skip: 0, limit: 100 })).map((i) => i.group);
+      expect(await keys({ group: { $regex: '^team-a/' } })).to.deep.equal(['team-a/api', 'team-a/web']);
+      expect(await items.count({ group: { $regex: '^team-a/' } })).to.equal(2);
+      expect(await keys({ group: { $regex: '^team-a/.*' } })).to.deep.equal(['team-a/api', 'team-a/web']);
+      expect(await keys({ group: { $regex: '^team-a/w' } })).to.deep.equal(['team-a/web']);
+      // Narrowed by the prefix, decided by the rest.
+      expect(await keys({ group: { $regex: '^team-a.?/a' } })).to.deep.equal(['team-a/api']);
+      expect(await keys({ group: { $regex: '^team-a/', $options: 'i' } })).to.deep.equal([
+        'team-a/api',
+        'team-a/web',
+        'Team-a/up',
+      ]);
+      expect(await keys({ group: { $regex: '^team-a/|^team-b/' } })).to.deep.equal([
+        'team-a/api',
+        'team-a/web',
+        'team-b/a',
+      ]);
+      expect(await keys({ labels: { $regex: '^team-a/' } })).to.deep.equal(['team-a/api', 'team-a/web']);
+      expect(await items.count({ labels: { $regex: '^x/o' } })).to.equal(3);
+      expect(await keys({ group: { $regex: '^team-a/' }, labels: 'x/even' })).to.deep.equal(['team-a/api']);
+    });
   });
 }

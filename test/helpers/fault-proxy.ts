@@ -34,6 +34,10 @@ export interface FaultProxy {
   /** Response body bytes forwarded from the upstream. */
   bytes(): number;
   count(method: string, pathSuffix: string): number;
+  /** TCP connections accepted from clients so far. */
+  connections(): number;
+  /** Client connections open now. */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -124,7 +128,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   };
   const server: RunningServer = await listen(handler, { host: '127.0.0.1', port: 0 });
   self = server.url;
+  let accepted = 0;
   server.server.on('connection', (socket) => {
+    accepted++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -145,6 +151,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     },
     counts,
     bytes: () => forwarded,
+    connections: () => accepted,
+    openConnections: () => sockets.size,
     count: (method, suffix) =>
       [...counts]
         .filter(([key]) => key.startsWith(`${method} `) && key.endsWith(suffix))

@@ -14,7 +14,13 @@ import type {
 } from '../model.js';
 import { QueryRejectedError } from '../store/collection.js';
 import type { HealthStore } from '../store/health-store.js';
-import { imageId, PLATFORM_KEYS, type ImageStore } from '../store/image-store.js';
+import {
+  DIGEST_KEYS,
+  imageId,
+  PLATFORM_KEYS,
+  type ImageStore,
+  type SeenImage,
+} from '../store/image-store.js';
 import { parseId, parsePage, type Page } from './parameters.js';
 import { probeTargetOf } from './probe-target.js';
 import type { RegistryService } from './registries.js';
@@ -194,10 +200,14 @@ export class ImageService {
     const started = this.now();
     const config = crawlConfigOf(document);
     const target = probeTargetOf(document, this.deps.registries, this.deps.logger);
-    const outcome = await this.deps.crawl(target, { repositories: config.repositories });
+    const outcome = await this.deps.crawl(target, {
+      repositories: config.repositories,
+      // Unchanged tags keep their records without their manifests being read again.
+      known: (repository) => this.deps.store.knownTags(id, repository),
+    });
     const seenAt = new Date(this.now()).toISOString();
     const host = pullHost(document);
-    const records: ContainerImage[] = outcome.images.map((image) => ({
+    const records: SeenImage[] = outcome.images.map((image) => ({
       container_registry_id: id,
       repository: image.repository,
       tag: image.tag,
@@ -207,6 +217,7 @@ export class ImageService {
       size: image.size,
       pull_reference: `${host}/${image.repository}:${image.tag}`,
       referrers: image.referrers,
+      referrers_read_at: image.referrers_read_at,
       first_seen: seenAt,
       last_seen: seenAt,
       source: 'crawl',
@@ -314,7 +325,8 @@ function resolveFilter(request: ResolveRequest): { filter: Filter; reference: st
     throw bad('/reference', 'give either reference or digest, not both');
   if (typeof request.digest === 'string') {
     if (!DIGEST.test(request.digest)) throw bad('/digest', 'must be a digest such as sha256:<64 hex>');
-    conditions.push({ digest: request.digest });
+    // Its own record and every index listing it as a child (a platform-specific digest).
+    conditions.push({ [DIGEST_KEYS]: request.digest });
     reference = request.digest;
   } else if (typeof request.reference === 'string' && request.reference.length <= 512) {
     reference = request.reference;
@@ -324,7 +336,7 @@ function resolveFilter(request: ResolveRequest): { filter: Filter; reference: st
       const digest = reference.slice(at + 1);
       if (!REPOSITORY.test(repository) || !DIGEST.test(digest))
         throw bad('/reference', 'must be <repository>:<tag> or <repository>@<digest>');
-      conditions.push({ digest }, { repository });
+      conditions.push({ [DIGEST_KEYS]: digest }, { repository });
     } else {
       const colon = reference.lastIndexOf(':');
       const tagged = colon > reference.lastIndexOf('/');

@@ -2,6 +2,7 @@ import type { LookupFunction } from 'node:net';
 import pLimit from 'p-limit';
 import type { ProbeTarget } from '../model.js';
 import type { AddressPolicy } from './address-policy.js';
+import { CrawlAgents } from './crawl-agents.js';
 import { basicAuthorization, bearerToken } from './login.js';
 import { get, headerValue, type Answer } from './transport.js';
 import { parseChallenge } from './www-authenticate.js';
@@ -11,7 +12,9 @@ import { parseChallenge } from './www-authenticate.js';
  * transport (SSRF policy, TLS settings, bounded bodies), at most `concurrency` requests in
  * flight, a request budget, `429`/`Retry-After` honoured, and the docker login (Basic, or Bearer
  * tokens per scope, cached for the crawl). Credentials are sent only to the registry's origin
- * (every URL asked for must be on it) and to the token realm its challenge names.
+ * (every URL asked for must be on it) and to the token realm its challenge names. Connections are
+ * kept alive for the crawl (crawl-agents.ts: at most `concurrency` per origin, each new one
+ * through the guard) and closed by `close()`.
  */
 
 /** The crawl ran out of requests, time, or was refused a URL: it stops and is partial. */
@@ -44,6 +47,7 @@ export class CrawlClient {
   >();
   readonly origin: string;
   private readonly limit: ReturnType<typeof pLimit>;
+  private readonly agents: CrawlAgents;
   private readonly tokens = new Map<string, Promise<string | undefined>>();
   /** Set once the registry asked for Basic: sent with every later request. */
   private basic: string | undefined;
@@ -54,6 +58,12 @@ export class CrawlClient {
   ) {
     this.origin = base.origin;
     this.limit = pLimit(options.concurrency);
+    this.agents = new CrawlAgents(options.concurrency);
+  }
+
+  /** Closes the crawl's connections (call once the crawl is done). */
+  close(): void {
+    this.agents.close();
   }
 
   /**
@@ -107,23 +117,35 @@ export class CrawlClient {
       if (this.options.deadline.aborted) throw new CrawlStop('the crawl timed out');
       if (this.requests >= this.options.requestBudget)
         throw new CrawlStop(`the request budget (${this.options.requestBudget}) is spent`);
-      this.requests++;
-      try {
-        return await get(url, headers, {
-          lookup: this.options.lookup,
-          policy: this.options.policy,
-          deadline: AbortSignal.any([
-            this.options.deadline,
-            AbortSignal.timeout(this.options.requestTimeoutMs),
-          ]),
-          maxBodyBytes: init.maxBodyBytes,
-          target: this.options.target,
-          method: init.method,
-          userAgent: 'aios-registry-catalog-crawler/1',
-        });
-      } catch (error) {
-        if (this.options.deadline.aborted) throw new CrawlStop('the crawl timed out');
-        throw error;
+      for (let attempt = 0; ; attempt++) {
+        this.requests++;
+        try {
+          return await get(url, headers, {
+            lookup: this.options.lookup,
+            policy: this.options.policy,
+            deadline: AbortSignal.any([
+              this.options.deadline,
+              AbortSignal.timeout(this.options.requestTimeoutMs),
+            ]),
+            maxBodyBytes: init.maxBodyBytes,
+            target: this.options.target,
+            method: init.method,
+            userAgent: 'aios-registry-catalog-crawler/1',
+            agent: this.agents.for(url),
+          });
+        } catch (error) {
+          if (this.options.deadline.aborted) throw new CrawlStop('the crawl timed out');
+          // A kept-alive socket the server closed as we reused it: GET and HEAD are safe to
+          // send once more, on a fresh connection if need be.
+          const code = (error as NodeJS.ErrnoException).code;
+          if (
+            attempt === 0 &&
+            (code === 'ECONNRESET' || code === 'EPIPE') &&
+            this.requests < this.options.requestBudget
+          )
+            continue;
+          throw error;
+        }
       }
     });
   }

@@ -20,6 +20,28 @@ export interface CrawlSettings {
   /** `container_registry_config.crawl.repositories`: names, or prefixes ending in `/` or `*`. */
   readonly repositories?: readonly string[];
   readonly maxManifestBytes: number;
+  /**
+   * What the index already holds of a repository, by tag: a tag whose `HEAD` digest is the
+   * known one keeps its known facts (no `GET` of the manifest, its children, config or
+   * referrers); a tag not known is read with one `GET`, without a `HEAD` first.
+   */
+  readonly known?: (repository: string) => Promise<ReadonlyMap<string, KnownTag>>;
+  /**
+   * Known referrer counts older than this are read again even when the digest is unchanged
+   * (referrers attach to a digest without changing it, so `HEAD` cannot tell). Default 1 h.
+   */
+  readonly referrersMaxAgeMs?: number;
+}
+
+/** A tag as the index holds it (see `CrawlSettings.known`). */
+export interface KnownTag {
+  readonly digest: string;
+  readonly media_type: string;
+  readonly platforms: ImagePlatform[];
+  readonly size: number;
+  readonly referrers: ImageReferrers;
+  /** When its referrers were last read from the registry (ISO 8601); absent: never. */
+  readonly referrers_read_at?: string;
 }
 
 /** One tag as the registry holds it. */
@@ -31,6 +53,8 @@ export interface CrawledTag {
   readonly platforms: ImagePlatform[];
   readonly size: number;
   readonly referrers: ImageReferrers;
+  /** When `referrers` were read from the registry (ISO 8601): now, or kept from the known tag. */
+  readonly referrers_read_at: string;
 }
 
 export interface CrawlOutcome {
@@ -43,6 +67,7 @@ export interface CrawlOutcome {
 }
 
 const PAGE_SIZE = 1000;
+const REFERRERS_MAX_AGE_MS = 3_600_000;
 const LIST_BODY_BYTES = 4 * 1024 * 1024;
 const MAX_ERRORS = 100;
 const MANIFEST_TYPES = [
@@ -64,6 +89,14 @@ export async function crawlRegistry(
   options: CrawlClientOptions,
 ): Promise<CrawlOutcome> {
   const client = new CrawlClient(base, options);
+  try {
+    return await crawlWith(client, settings);
+  } finally {
+    client.close();
+  }
+}
+
+async function crawlWith(client: CrawlClient, settings: CrawlSettings): Promise<CrawlOutcome> {
   const errors: string[] = [];
   const fail = (message: string) => {
     if (errors.length < MAX_ERRORS) errors.push(message);
@@ -95,27 +128,43 @@ export async function crawlRegistry(
       const imageTags = tags.filter((tag) => !ARTIFACT_TAG.test(tag));
       const artifactTags = tags.filter((tag) => ARTIFACT_TAG.test(tag));
       tagCount += imageTags.length;
+      const known =
+        (settings.known && (await guard(`${repository} known tags`, () => settings.known!(repository)))) ??
+        new Map<string, KnownTag>();
       const manifests = new Map<string, Promise<ManifestFacts | undefined>>();
       const read = await Promise.all(
         imageTags.map(async (tag) => {
           const facts = await guard(`${repository}:${tag}`, () =>
-            readTag(client, repository, tag, settings.maxManifestBytes, manifests, fail),
+            readTag(client, repository, tag, settings.maxManifestBytes, manifests, fail, known.get(tag)),
           );
           return facts && { tag, facts };
         }),
       );
-      const referrers = new Map<string, Promise<ImageReferrers>>();
+      const now = Date.now();
+      const maxAgeMs = settings.referrersMaxAgeMs ?? REFERRERS_MAX_AGE_MS;
+      const referrers = new Map<string, Promise<{ referrers: ImageReferrers; referrers_read_at: string }>>();
       for (const entry of read) {
         if (!entry) continue;
-        const { digest } = entry.facts;
+        const { known: kept, ...facts } = entry.facts;
+        const { digest } = facts;
+        const readAt = kept?.referrers_read_at ? Date.parse(kept.referrers_read_at) : NaN;
+        if (kept && now - readAt < maxAgeMs) {
+          // Unchanged digest, counts read recently: kept without a request.
+          const { referrers: counts, referrers_read_at } = kept as Required<KnownTag>;
+          images.push({ repository, tag: entry.tag, ...facts, referrers: counts, referrers_read_at });
+          continue;
+        }
         if (!referrers.has(digest))
           referrers.set(
             digest,
             guard(`${repository}@${digest} referrers`, () =>
               readReferrers(client, repository, digest, artifactTags, settings.maxManifestBytes, fail),
-            ).then((found) => found ?? emptyReferrers()),
+            ).then((found) => ({
+              referrers: found ?? emptyReferrers(),
+              referrers_read_at: new Date(now).toISOString(),
+            })),
           );
-        images.push({ repository, tag: entry.tag, ...entry.facts, referrers: await referrers.get(digest)! });
+        images.push({ repository, tag: entry.tag, ...facts, ...(await referrers.get(digest)!) });
       }
     }),
   );
@@ -223,9 +272,15 @@ interface ManifestFacts {
   readonly media_type: string;
   readonly platforms: ImagePlatform[];
   readonly size: number;
+  /** Set when the facts are the known tag's (its digest is unchanged). */
+  readonly known?: KnownTag;
 }
 
-/** `HEAD` of a tag for its digest, then the manifest (once per digest and repository). */
+/**
+ * A tag's manifest facts. Known tag: `HEAD` for its digest, and the known facts when it is
+ * unchanged, else the manifest by digest (once per digest and repository). Unknown tag: one `GET`
+ * by tag (the digest comes with it).
+ */
 async function readTag(
   client: CrawlClient,
   repository: string,
@@ -233,8 +288,16 @@ async function readTag(
   maxBytes: number,
   manifests: Map<string, Promise<ManifestFacts | undefined>>,
   fail: (message: string) => void,
+  known: KnownTag | undefined,
 ): Promise<ManifestFacts | undefined> {
   const scope = `repository:${repository}:pull`;
+  const reading = (reference: string) =>
+    readManifest(client, repository, reference, maxBytes, fail, true).catch((error: unknown) => {
+      if (error instanceof CrawlStop) throw error;
+      fail(`${repository}:${tag}: ${describe(error)}`);
+      return undefined;
+    });
+  if (!known) return reading(encodeURIComponent(tag));
   const head = await client.request(`v2/${repository}/manifests/${encodeURIComponent(tag)}`, scope, {
     method: 'HEAD',
     accept: MANIFEST_TYPES,
@@ -245,17 +308,13 @@ async function readTag(
   if (Number.isFinite(length) && length > maxBytes)
     throw new Error(`manifest of ${length} bytes is over the cap of ${maxBytes}, skipped`);
   const digest = headerValue(head.headers['docker-content-digest']);
+  if (digest === known.digest) {
+    const { digest: _, referrers: __, referrers_read_at: ___, ...facts } = known;
+    return { digest, ...facts, known };
+  }
   const reference = digest && /^sha256:[a-f0-9]{64}$/.test(digest) ? digest : encodeURIComponent(tag);
   const key = digest ?? `tag:${tag}`;
-  if (!manifests.has(key))
-    manifests.set(
-      key,
-      readManifest(client, repository, reference, maxBytes, fail, true).catch((error: unknown) => {
-        if (error instanceof CrawlStop) throw error;
-        fail(`${repository}:${tag}: ${describe(error)}`);
-        return undefined;
-      }),
-    );
+  if (!manifests.has(key)) manifests.set(key, reading(reference));
   return manifests.get(key)!;
 }
 
@@ -274,7 +333,10 @@ async function readManifest(
     maxBodyBytes: maxBytes + 1,
   });
   if (answer.status !== 200) throw new Error(`GET manifest ${reference} answered ${answer.status}`);
-  if (Buffer.byteLength(answer.body) > maxBytes)
+  if (
+    Buffer.byteLength(answer.body) > maxBytes ||
+    Number(headerValue(answer.headers['content-length'])) > maxBytes
+  )
     throw new Error(`manifest ${reference} is over the cap of ${maxBytes} bytes, skipped`);
   const manifest = parseJson(answer, `manifest ${reference}`) as Record<string, unknown> | null;
   if (manifest === null || typeof manifest !== 'object')
@@ -477,6 +539,8 @@ export interface CrawlerLimits {
   readonly maxRetryAfterMs: number;
   /** Timeout of one request unless the registry sets `health_check_timeout_ms`. */
   readonly requestTimeoutMs: number;
+  /** See `CrawlSettings.referrersMaxAgeMs` (default 1 h). */
+  readonly referrersMaxAgeMs?: number;
 }
 
 /**
@@ -487,7 +551,10 @@ export function createCrawler(deps: {
   policy: AddressPolicy;
   lookup?: typeof dns.lookup;
   limits: CrawlerLimits;
-}): (target: ProbeTarget, settings: { repositories?: readonly string[] }) => Promise<CrawlOutcome> {
+}): (
+  target: ProbeTarget,
+  settings: Omit<CrawlSettings, 'maxManifestBytes' | 'referrersMaxAgeMs'>,
+) => Promise<CrawlOutcome> {
   const lookup = guardedLookup(deps.policy, deps.lookup ?? dns.lookup);
   const { limits } = deps;
   return async (target, settings) => {
@@ -506,7 +573,11 @@ export function createCrawler(deps: {
     }
     return crawlRegistry(
       base,
-      { repositories: settings.repositories, maxManifestBytes: limits.maxManifestBytes },
+      {
+        ...settings,
+        maxManifestBytes: limits.maxManifestBytes,
+        referrersMaxAgeMs: limits.referrersMaxAgeMs,
+      },
       {
         target,
         lookup,

@@ -42,6 +42,11 @@ function get(
     /** GET unless given (the crawler sends HEAD for manifests). */
     method?: 'GET' | 'HEAD';
     userAgent?: string;
+    /**
+     * A keep-alive agent (the crawler's, crawl-agents.ts) whose new connections still go through
+     * `lookup`; absent: a connection of its own, closed after the answer (the probe).
+     */
+    agent?: http.Agent;
   },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -60,8 +65,7 @@ function get(
         ...headers,
       },
       lookup: options.lookup,
-      agent: false,
-      signal: options.deadline,
+      agent: options.agent ?? false,
       ...(secure
         ? {
             rejectUnauthorized: !options.target.insecureSkipTlsVerify,
@@ -70,11 +74,24 @@ function get(
           }
         : {}),
     });
-    req.once('error', reject);
+    // The deadline is watched by hand rather than with `signal`: a pooled socket outlives its
+    // request, and an abort firing after the answer must not destroy it under the next request.
+    const onAbort = () => req.destroy(options.deadline.reason as Error);
+    const settle = () => options.deadline.removeEventListener('abort', onAbort);
+    if (options.deadline.aborted) return reject(options.deadline.reason as Error);
+    options.deadline.addEventListener('abort', onAbort, { once: true });
+    req.once('error', (error) => {
+      settle();
+      reject(error);
+    });
     req.once('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const finish = () => {
+      let done = false;
+      const finish = (cut: boolean) => {
+        if (done) return;
+        done = true;
+        settle();
         resolve({
           url,
           status: res.statusCode ?? 0,
@@ -82,15 +99,31 @@ function get(
           headers: res.headers,
           body: Buffer.concat(chunks).toString('utf8'),
         });
-        res.destroy();
+        // A body read to its end leaves the socket to the agent's pool; one cut at the cap
+        // cannot be reused (its rest is unread) and is closed.
+        if (cut || !options.agent) res.destroy();
       };
+      // A body declared longer than the cap is not read at all (the caller sees the header).
+      const declared = Number(res.headers['content-length']);
+      if ((options.method ?? 'GET') !== 'HEAD' && declared > options.maxBodyBytes) return finish(true);
       res.on('data', (chunk: Buffer) => {
         if (size < options.maxBodyBytes) chunks.push(chunk.subarray(0, options.maxBodyBytes - size));
         size += chunk.length;
-        if (size >= options.maxBodyBytes) finish();
+        if (size > options.maxBodyBytes || (size === options.maxBodyBytes && !options.agent)) finish(true);
       });
-      res.once('end', finish);
-      res.once('error', reject);
+      res.once('end', () => finish(false));
+      res.once('error', (error) => {
+        settle();
+        reject(error);
+      });
+      res.once('close', () => {
+        if (done) return;
+        done = true;
+        settle();
+        reject(
+          Object.assign(new Error('the connection closed before the answer ended'), { code: 'ECONNRESET' }),
+        );
+      });
     });
     req.end();
   });

@@ -17,6 +17,8 @@ export interface CrawlConfig {
   readonly maxManifestBytes: number;
   /** Longest `Retry-After` the crawler waits for; longer stops the crawl. */
   readonly maxRetryAfterMs: number;
+  /** Referrer counts of an unchanged digest older than this are read again (health/crawl.ts). */
+  readonly referrersMaxAgeMs: number;
 }
 
 export const CRAWL_ENV_VARS = [
@@ -28,6 +30,7 @@ export const CRAWL_ENV_VARS = [
   'CRAWL_TIMEOUT_MS',
   'CRAWL_MAX_MANIFEST_BYTES',
   'CRAWL_MAX_RETRY_AFTER_MS',
+  'CRAWL_REFERRERS_MAX_AGE_MS',
 ] as const;
 
 export function loadCrawlConfig(env: Env): CrawlConfig {
@@ -40,5 +43,6 @@ export function loadCrawlConfig(env: Env): CrawlConfig {
     timeoutMs: readInt(env, 'CRAWL_TIMEOUT_MS', 300_000, 1_000, 86_400_000),
     maxManifestBytes: readInt(env, 'CRAWL_MAX_MANIFEST_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     maxRetryAfterMs: readInt(env, 'CRAWL_MAX_RETRY_AFTER_MS', 30_000, 0, 600_000),
+    referrersMaxAgeMs: readInt(env, 'CRAWL_REFERRERS_MAX_AGE_MS', 3_600_000, 0, 604_800_000),
   });
 }

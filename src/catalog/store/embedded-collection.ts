@@ -17,6 +17,7 @@ import {
   type Versioned,
   type VersionedText,
 } from './collection.js';
+import { prefixRange } from './regex-prefix.js';
 import { DEFAULT_SCAN_BUDGET, ScanGate, type ScanBudget } from './scan-budget.js';
 import {
   asIntegrityError,
@@ -46,6 +47,7 @@ export class EmbeddedDatabase implements DocumentDatabase {
   /** One gate for every collection of the file: in-process scans run one at a time. */
   private readonly scans: ScanGate;
   private readonly integrity: IntegrityState;
+  private readonly optimizer: NodeJS.Timeout;
   /** How long `quick_check` took at open, for the start-up log. */
   quickCheckMs = 0;
 
@@ -56,6 +58,24 @@ export class EmbeddedDatabase implements DocumentDatabase {
   ) {
     this.integrity = guardDatabase(db);
     this.scans = new ScanGate(budget);
+    // The planner's statistics, as SQLite advises for long-lived connections: at open and then
+    // periodically. Without them it picks between two indexes blindly, e.g. `tag` (a tenth of a
+    // million image records) over `repository` (ten) for `{repository, tag}`.
+    this.optimizer = setInterval(() => this.optimize(), OPTIMIZE_EVERY_MS).unref();
+  }
+
+  /**
+   * Refreshes the query planner's statistics where they are stale (`PRAGMA optimize`, each
+   * index sampled, so it takes milliseconds on any size). Called at open and every 10 minutes.
+   */
+  optimize(): void {
+    if (!this.db.open || this.integrity.damage !== undefined) return;
+    try {
+      this.db.pragma('analysis_limit = 1000');
+      this.db.pragma('optimize = 0x10002');
+    } catch {
+      // Statistics are an optimisation: a busy or damaged file is reported by the statements themselves.
+    }
   }
 
   /**
@@ -85,6 +105,7 @@ export class EmbeddedDatabase implements DocumentDatabase {
     }
     const database = new EmbeddedDatabase(db, budget);
     database.quickCheckMs = quickCheckMs;
+    database.optimize();
     return database;
   }
 
@@ -99,16 +120,25 @@ export class EmbeddedDatabase implements DocumentDatabase {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.optimizer);
     if (this.db.open) this.db.close();
   }
 }
 
 type Doc = Record<string, unknown>;
 
-/** A condition on an indexed field that SQL can evaluate exactly: equality or `$in` of strings. */
+const OPTIMIZE_EVERY_MS = 600_000;
+
+/**
+ * A condition on an indexed field that SQL evaluates: equality or `$in` of strings (`values`),
+ * or a key range (`range`: a `$regex` with a literal prefix, regex-prefix.ts). `exact`: SQL
+ * decides it alone; otherwise it only narrows the candidates, which mingo then tests.
+ */
 interface IndexCondition {
   readonly index: IndexSpec | 'id';
   readonly values: readonly string[];
+  readonly range?: { readonly from: string; readonly to: string };
+  readonly exact: boolean;
 }
 
 type MultiStrategy = 'walk' | 'list';
@@ -148,7 +178,11 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       [
         `CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ${columnDefs} doc TEXT NOT NULL)`,
         ...this.columns.map(
-          (index) => `CREATE INDEX IF NOT EXISTS ${table}_${index.column} ON ${table} (${index.column})`,
+          // (value, id): a page in id order of the rows with one value walks the index without
+          // sorting, and a page over a range sorts ids read from the index alone (no row is read
+          // but the page's). Replaces the (value) index of earlier versions, built once at open.
+          (index) =>
+            `CREATE INDEX IF NOT EXISTS ${table}_${index.column}_id ON ${table} (${index.column}, id); DROP INDEX IF EXISTS ${table}_${index.column}`,
         ),
         ...this.multis.flatMap((index) => [
           `CREATE TABLE IF NOT EXISTS ${index.table} (${index.column} TEXT NOT NULL, id TEXT NOT NULL REFERENCES ${table} (id) ON DELETE CASCADE, PRIMARY KEY (${index.column}, id)) WITHOUT ROWID`,
@@ -276,11 +310,15 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       const direction = options.sort[0]?.[1] === -1 ? 'DESC' : 'ASC';
       const { sql, params } = this.indexQuery(
         exact,
-        'r.doc',
+        'r.id',
         `ORDER BY r.id ${direction} LIMIT ? OFFSET ?`,
         this.multiStrategy(exact),
       );
-      const rows = this.prepared<{ doc: string }>(sql).all(...params, options.limit, options.skip);
+      // The page's ids first (from the indexes), then only their documents: SQLite would
+      // otherwise carry every match's document through the sort.
+      const rows = this.prepared<{ doc: string }>(
+        `SELECT doc FROM ${this.table} WHERE id IN (${sql}) ORDER BY id ${direction}`,
+      ).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as T);
     }
     const matches = [...(await this.matching(filter))];
@@ -344,8 +382,9 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     const only = exact?.length === 1 ? exact[0]! : undefined;
     if (only && only.index !== 'id' && only.index.kind === 'multi') {
       // Counted on the side table alone: no document row is touched.
-      const sql = `SELECT COUNT(DISTINCT id) AS n FROM ${only.index.table} WHERE ${only.index.column} IN (${placeholders(only.values)})`;
-      return this.prepared<{ n: number }>(sql).get(...only.values)!.n;
+      const { sql: where, params } = match(only, only.index.column);
+      const sql = `SELECT COUNT(DISTINCT id) AS n FROM ${only.index.table} WHERE ${where}`;
+      return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
     if (exact) {
       const { sql, params } = this.indexQuery(exact, 'COUNT(*) AS n', '', 'list');
@@ -361,9 +400,10 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
    */
   private multiStrategy(conditions: readonly IndexCondition[]): MultiStrategy {
     const multi = conditions.find((c) => c.index !== 'id' && c.index.kind === 'multi');
-    if (!multi || multi.index === 'id' || multi.values.length === 0) return 'list';
-    const sql = `SELECT COUNT(*) AS n FROM ${multi.index.table} WHERE ${multi.index.column} IN (${placeholders(multi.values)})`;
-    const matching = this.prepared<{ n: number }>(sql).get(...multi.values)!.n;
+    if (!multi || multi.index === 'id' || (multi.values.length === 0 && !multi.range)) return 'list';
+    const { sql: where, params } = match(multi, multi.index.column);
+    const sql = `SELECT COUNT(*) AS n FROM ${multi.index.table} WHERE ${where}`;
+    const matching = this.prepared<{ n: number }>(sql).get(...params)!.n;
     return matching * 20 > this.statements.count.get()!.n ? 'walk' : 'list';
   }
 
@@ -417,10 +457,15 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return matches;
   }
 
-  /** A condition on one indexed field, when `value` is a string or `{$eq|$in: strings}` only. */
+  /**
+   * A condition on one indexed field, when `value` is a string, `{$eq|$in: strings}`, or a
+   * `$regex` (string or RegExp, optional `$options`) with a literal prefix.
+   */
   private indexCondition(field: string, value: unknown): IndexCondition | undefined {
     const index = this.byField.get(field);
     if (!index) return undefined;
+    const range = regexRange(value);
+    if (range) return { index, values: [], range: range.range, exact: range.exact };
     const strings = (values: unknown[]) =>
       values.every((v) => typeof v === 'string') ? (values as string[]) : undefined;
     let values: string[] | undefined;
@@ -431,7 +476,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       if (keys.length === 1 && keys[0] === '$eq' && typeof operand === 'string') values = [operand];
       if (keys.length === 1 && keys[0] === '$in' && Array.isArray(operand)) values = strings(operand);
     }
-    return values ? { index, values } : undefined;
+    return values ? { index, values, exact: true } : undefined;
   }
 
   /** One entry per top-level conjunct: its index condition, or undefined when SQL cannot decide it. */
@@ -442,7 +487,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   /** Index conditions equivalent to the whole filter (none for `{}`), or undefined when something else is in it. */
   private exactIndexConditions(filter: Filter): IndexCondition[] | undefined {
     const conditions = this.conditions(filter);
-    return conditions.every((c) => c !== undefined) ? conditions : undefined;
+    return conditions.every((c) => c !== undefined && c.exact) ? (conditions as IndexCondition[]) : undefined;
   }
 
   /** SQL selecting rows that satisfy every condition (each `multi` condition through its side table). */
@@ -453,14 +498,16 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     strategy: MultiStrategy,
   ): { sql: string; params: unknown[] } {
     const params: unknown[] = [];
-    const where = conditions.map(({ index, values }) => {
+    const where = conditions.map((condition) => {
+      const { index } = condition;
+      const column =
+        index === 'id' ? 'r.id' : index.kind === 'column' ? `r.${index.column}` : `t.${index.column}`;
+      const { sql, params: values } = match(condition, column);
       params.push(...values);
-      const list = placeholders(values);
-      if (index === 'id') return `r.id IN (${list})`;
-      if (index.kind === 'column') return `r.${index.column} IN (${list})`;
+      if (index === 'id' || index.kind === 'column') return sql;
       return strategy === 'walk'
-        ? `EXISTS (SELECT 1 FROM ${index.table} t WHERE t.id = r.id AND t.${index.column} IN (${list}))`
-        : `r.id IN (SELECT t.id FROM ${index.table} t WHERE t.${index.column} IN (${list}))`;
+        ? `EXISTS (SELECT 1 FROM ${index.table} t WHERE t.id = r.id AND ${sql})`
+        : `r.id IN (SELECT t.id FROM ${index.table} t WHERE ${sql})`;
     });
     const whereClause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     return { sql: `SELECT ${select} FROM ${this.table} r ${whereClause} ${tail}`, params };
@@ -469,6 +516,25 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
 
 /** Rows read per page of an in-process scan (50 kB documents: about 1 MB, a millisecond of reading). */
 const SCAN_PAGE_ROWS = 25;
+
+/** SQL testing `column` against one condition: `IN (...)`, or a half-open key range (index range scan). */
+function match(condition: IndexCondition, column: string): { sql: string; params: string[] } {
+  if (condition.range)
+    return { sql: `${column} >= ? AND ${column} < ?`, params: [condition.range.from, condition.range.to] };
+  return { sql: `${column} IN (${placeholders(condition.values)})`, params: [...condition.values] };
+}
+
+/** The key range of a `$regex` condition value (string or RegExp pattern, `$options`), if it has one. */
+function regexRange(value: unknown): ReturnType<typeof prefixRange> {
+  if (value instanceof RegExp) return prefixRange(value.source, value.flags);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value).sort();
+  const { $regex: pattern, $options: options = '' } = value as Doc;
+  if (keys.join() !== '$regex' && keys.join() !== '$options,$regex') return undefined;
+  if (typeof options !== 'string') return undefined;
+  if (pattern instanceof RegExp) return prefixRange(pattern.source, pattern.flags + options);
+  return typeof pattern === 'string' ? prefixRange(pattern, options) : undefined;
+}
 
 function placeholders(values: readonly unknown[]): string {
   return values.map(() => '?').join(', ') || 'NULL';

@@ -9,14 +9,36 @@ import type { Collection, DocumentDatabase, FindOptions } from './collection.js'
  */
 
 /**
- * A stored image record: the record plus its id (`<registry>|<repository>|<tag or @digest>`) and
+ * A stored image record: the record plus its id (`<registry>|<repository>|<tag or @digest>`),
  * its platforms as `os/arch` and `os/arch/variant` keys (indexed; `$elemMatch` on field
- * conditions is not available on FerretDB). Neither is part of the record clients see.
+ * conditions is not available on FerretDB), every digest it answers to (its own and, for an
+ * index, its children's: indexed, so a platform-specific digest finds the index holding it), and
+ * when its referrers were last read. None is part of the record clients see.
  */
-type StoredImage = ContainerImage & { readonly image_id: string; readonly platform_keys: string[] };
+type StoredImage = SeenImage & {
+  readonly image_id: string;
+  readonly platform_keys: string[];
+  readonly digest_keys: string[];
+};
+
+/** A record as a crawl saw it: with when its referrers were read from the registry (ISO 8601). */
+export type SeenImage = ContainerImage & { readonly referrers_read_at?: string };
+
+/** A tagged record as the crawler takes it (`KnownTag` of health/crawl.ts, which the store does not import). */
+export type KnownImage = Pick<
+  SeenImage,
+  'digest' | 'media_type' | 'platforms' | 'size' | 'referrers' | 'referrers_read_at'
+>;
 
 /** The stored field a platform filter uses: `{[PLATFORM_KEYS]: "linux/arm64"}` (see `platformKey`). */
 export const PLATFORM_KEYS = 'platform_keys';
+
+/**
+ * The stored field a digest lookup uses: `{[DIGEST_KEYS]: digest}` matches the record of that
+ * digest and every index listing it as a child. Records written before the field existed gain it
+ * at their next write (every crawl rewrites what it saw).
+ */
+export const DIGEST_KEYS = 'digest_keys';
 
 /** `os/architecture[/variant]`, as `GET /resolve_image?platform=` takes it. */
 export function platformKey(platform: { os: string; architecture: string; variant?: string }): string {
@@ -68,6 +90,12 @@ export class ImageStore {
             column: 'platform',
             table: `${prefix}container_image_platforms`,
           },
+          {
+            field: DIGEST_KEYS,
+            kind: 'multi',
+            column: 'digest',
+            table: `${prefix}container_image_digests`,
+          },
         ],
       }),
       await database.collection<CrawlReport>(`${prefix}crawl_reports`, {
@@ -96,15 +124,11 @@ export class ImageStore {
    * Writes the records one crawl saw: new ones are added, changed ones updated (keeping
    * `first_seen`), unchanged ones only get a fresh `last_seen`.
    */
-  async writeSeen(records: readonly ContainerImage[]): Promise<SeenCounts> {
+  async writeSeen(records: readonly SeenImage[]): Promise<SeenCounts> {
     const counts: SeenCounts = { added: 0, updated: 0 };
     for (const record of records) {
-      const id = imageId(record);
-      const platformKeys = record.platforms.flatMap((platform) => [
-        `${platform.os}/${platform.architecture}`,
-        ...(platform.variant ? [platformKey(platform)] : []),
-      ]);
-      const stored: StoredImage = { image_id: id, ...record, platform_keys: [...new Set(platformKeys)] };
+      const stored = toStored(record);
+      const id = stored.image_id;
       for (let attempt = 0; attempt < 20; attempt++) {
         const current = await this.images.get(id);
         if (!current) {
@@ -123,6 +147,37 @@ export class ImageStore {
       }
     }
     return counts;
+  }
+
+  /** Inserts records not stored yet, in batches (bulk loads: benchmarks, imports); returns how many. */
+  async insertMany(records: readonly SeenImage[]): Promise<number> {
+    let inserted = 0;
+    for (let start = 0; start < records.length; start += 10 * PAGE)
+      inserted += (await this.images.createMany(records.slice(start, start + 10 * PAGE).map(toStored))).size;
+    return inserted;
+  }
+
+  /** The tagged records of one repository of a registry, by tag, as the crawler takes them (crawl.ts). */
+  async knownTags(registryId: string, repository: string): Promise<Map<string, KnownImage>> {
+    const known = new Map<string, KnownImage>();
+    for (let skip = 0; ; skip += PAGE) {
+      const page = await this.images.find(
+        { container_registry_id: registryId, repository },
+        { sort: [], skip, limit: PAGE },
+      );
+      for (const image of page)
+        if (image.tag !== null)
+          known.set(image.tag, {
+            digest: image.digest,
+            media_type: image.media_type,
+            platforms: image.platforms,
+            size: image.size,
+            referrers: image.referrers,
+            ...(image.referrers_read_at ? { referrers_read_at: image.referrers_read_at } : {}),
+          });
+      if (page.length < PAGE) break;
+    }
+    return known;
   }
 
   /** Removes the records of `registryId` from crawls whose ids are not in `seen`; returns how many. */
@@ -176,7 +231,26 @@ export class ImageStore {
   }
 }
 
-function toRecord({ image_id: _id, platform_keys: _keys, ...record }: StoredImage): ContainerImage {
+function toStored(record: SeenImage): StoredImage {
+  const platformKeys = record.platforms.flatMap((platform) => [
+    `${platform.os}/${platform.architecture}`,
+    ...(platform.variant ? [platformKey(platform)] : []),
+  ]);
+  return {
+    image_id: imageId(record),
+    ...record,
+    platform_keys: [...new Set(platformKeys)],
+    digest_keys: [...new Set([record.digest, ...record.platforms.map((platform) => platform.digest)])],
+  };
+}
+
+function toRecord({
+  image_id: _id,
+  platform_keys: _keys,
+  digest_keys: _digests,
+  referrers_read_at: _read,
+  ...record
+}: StoredImage): ContainerImage {
   return record;
 }
 

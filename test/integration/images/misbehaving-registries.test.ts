@@ -226,7 +226,11 @@ describe('crawling misbehaving registries', function () {
             'content-length': '9000000',
           });
           if (req.method === 'HEAD') res.end();
-          else res.destroy();
+          else {
+            // A first crawl GETs unknown tags without a HEAD: the declared length is the cap's cue.
+            res.flushHeaders();
+            setTimeout(() => res.destroy(), 50);
+          }
           return true;
         }
         return false;
@@ -234,7 +238,7 @@ describe('crawling misbehaving registries', function () {
     );
     expect(report.complete).to.equal(false);
     expect(report.errors.join(' ')).to.match(/team\/bad.*not valid JSON/);
-    expect(report.errors.join(' ')).to.match(/over the cap/);
+    expect(report.errors.join(' '), JSON.stringify(report.errors)).to.match(/over the cap/);
     const listed = (await catalog.api.get(`/container_registry/${id}/images`)).body.data;
     expect(listed.map((r: { repository: string }) => r.repository)).to.deep.equal(['team/ok']);
   });

@@ -53,6 +53,7 @@ async function replica(database: string, owner: string, clock: ManualClock): Pro
       timeoutMs: 10_000,
       maxManifestBytes: 1 << 20,
       maxRetryAfterMs: 1000,
+      referrersMaxAgeMs: 3_600_000,
     },
     logger,
     owner,

@@ -1,0 +1,208 @@
+/**
+ * The image index at scale: `node --import tsx bench/images/index.ts [--records 1000000]
+ * [--store embedded|mongo] [--requests 300]`. Bulk-loads `records` image records (10 registries
+ * holding the same 100,000 repositories x tags; 20 teams, so `^team-a/` matches 1 in 20; every
+ * 10th repository's `v0` an index of two platform images) with `ImageStore.insertMany`, then
+ * times sequential requests over HTTP on loopback (keep-alive, one at a time, so a figure is the
+ * server's latency): `GET /resolve_image` by reference, by digest, by a child's digest, and
+ * `POST /container_images` with `{"repository": {"$regex": "^team-a/"}}`, limit=100. The
+ * reference row is `GET /healthz` on the same server. Prints p50/p99 and RSS.
+ */
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { createCatalog } from '../../src/catalog/app.js';
+import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
+import type { SeenImage } from '../../src/catalog/store/image-store.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { SchemaSet } from '../../src/shared/schemas.js';
+import { listen } from '../../src/shared/server.js';
+import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
+import { stopMongoServer } from '../../test/helpers/mongo-server.js';
+
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    store: { type: 'string', default: 'embedded' },
+    requests: { type: 'string', default: '300' },
+  },
+});
+const RECORDS = Number(values.records);
+const REQUESTS = Number(values.requests);
+const REGISTRIES = 10;
+const TAGS = 10;
+const TEAMS = 'abcdefghijklmnopqrst';
+const PER_REGISTRY = Math.ceil(RECORDS / REGISTRIES);
+const REPOSITORIES = Math.ceil(PER_REGISTRY / TAGS);
+
+const sha = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+const repositoryName = (r: number) => `team-${TEAMS[r % TEAMS.length]}/app-${r}`;
+const isIndex = (r: number, t: number) => r % 10 === 0 && t === 0;
+const childDigest = (r: number, arch: string) => sha(`${r}:0:${arch}`);
+
+function recordAt(registryId: string, host: string, i: number, seenAt: string): SeenImage {
+  const r = Math.floor(i / TAGS);
+  const t = i % TAGS;
+  const repository = repositoryName(r);
+  const digest = sha(`${r}:${t}`);
+  const index = isIndex(r, t);
+  return {
+    container_registry_id: registryId,
+    repository,
+    tag: `v${t}`,
+    digest,
+    media_type: index
+      ? 'application/vnd.oci.image.index.v1+json'
+      : 'application/vnd.oci.image.manifest.v1+json',
+    platforms: index
+      ? [
+          { os: 'linux', architecture: 'amd64', digest: childDigest(r, 'amd64') },
+          { os: 'linux', architecture: 'arm64', variant: 'v8', digest: childDigest(r, 'arm64') },
+        ]
+      : [{ os: 'linux', architecture: 'amd64', digest }],
+    size: 10_000_000 + i,
+    pull_reference: `${host}/${repository}:v${t}`,
+    referrers: { signatures: t % 3 === 0 ? 1 : 0, sboms: 0, attestations: 0, other: 0, artifact_types: [] },
+    referrers_read_at: seenAt,
+    first_seen: seenAt,
+    last_seen: seenAt,
+    source: 'crawl',
+  };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function request(base: string, method: string, path: string, body?: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      `${base}${path}`,
+      {
+        method,
+        agent,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+          : {},
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function timed(
+  label: string,
+  next: (n: number) => { method: string; path: string; body?: unknown },
+  expected = 200,
+): Promise<{ label: string; p50: number; p99: number; failed: number }> {
+  const times: number[] = [];
+  let failed = 0;
+  const warmup = Math.min(20, Math.ceil(REQUESTS / 5));
+  for (let n = 0; n < REQUESTS + warmup; n++) {
+    const { method, path, body } = next(n);
+    const start = performance.now();
+    const status = await request(base, method, path, body);
+    const elapsed = performance.now() - start;
+    // Counted, not fatal: FerretDB answers some within the query time limit only (500 past it).
+    if (status !== expected) failed++;
+    if (n >= warmup) times.push(elapsed);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+  return { label, p50: at(0.5), p99: at(0.99), failed };
+}
+
+const opened = await openTestStore(values.store as StoreKind);
+const catalog = createCatalog({
+  store: opened.store,
+  schemas: new SchemaSet(),
+  logger: createLogger('bench', (process.env.BENCH_LOG_LEVEL ?? 'silent') as 'silent'),
+  bodyLimitBytes: 1 << 20,
+  images: {
+    store: opened.imageStore,
+    crawl: () => Promise.reject(new Error('no crawls in this benchmark')),
+  },
+});
+const server = await listen(catalog.handler, { host: '127.0.0.1', port: 0 });
+const base = server.url;
+try {
+  const registryIds: string[] = [];
+  for (let k = 0; k < REGISTRIES; k++) {
+    const created = await opened.store.create({
+      container_registry_id: `00000000-0000-4000-8000-${String(k).padStart(12, '0')}`,
+      container_registry_name: `mirror-${k}`,
+      container_registry_public_url: `https://mirror-${k}.example.test`,
+      container_registry_image_prefix: '',
+      container_registry_description: '',
+      container_registry_config: {},
+      container_registry_created_at: new Date().toISOString(),
+      container_registry_updated_at: new Date().toISOString(),
+    } as never);
+    registryIds.push((created.document as { container_registry_id: string }).container_registry_id);
+  }
+  const loadStart = performance.now();
+  const seenAt = new Date().toISOString();
+  let loaded = 0;
+  for (let k = 0; k < REGISTRIES; k++)
+    for (let start = 0; start < PER_REGISTRY && loaded < RECORDS; start += 10_000) {
+      const batch: SeenImage[] = [];
+      for (let i = start; i < Math.min(PER_REGISTRY, start + 10_000) && loaded + batch.length < RECORDS; i++)
+        batch.push(recordAt(registryIds[k]!, `mirror-${k}.example.test`, i, seenAt));
+      loaded += await opened.imageStore.insertMany(batch);
+    }
+  const loadSeconds = (performance.now() - loadStart) / 1000;
+  if (opened.database instanceof EmbeddedDatabase) {
+    opened.database.db.pragma('wal_checkpoint(TRUNCATE)');
+    // The planner statistics the store refreshes at open and every 10 minutes.
+    opened.database.optimize();
+  }
+  const rssAfterLoad = process.memoryUsage().rss;
+
+  const pick = (n: number) => (n * 7919) % REPOSITORIES;
+  const rows = [
+    await timed('GET /healthz (reference)', () => ({ method: 'GET', path: '/healthz' })),
+    await timed('resolve by reference', (n) => ({
+      method: 'GET',
+      path: `/resolve_image?reference=${encodeURIComponent(`${repositoryName(pick(n))}:v${n % TAGS}`)}`,
+    })),
+    await timed('resolve by digest', (n) => ({
+      method: 'GET',
+      path: `/resolve_image?digest=${sha(`${pick(n)}:${n % TAGS}`)}`,
+    })),
+    await timed('resolve repo@digest', (n) => ({
+      method: 'GET',
+      path: `/resolve_image?reference=${encodeURIComponent(`${repositoryName(pick(n))}@${sha(`${pick(n)}:${n % TAGS}`)}`)}`,
+    })),
+    await timed('resolve by child digest', (n) => {
+      const r = pick(n) - (pick(n) % 10);
+      return { method: 'GET', path: `/resolve_image?digest=${childDigest(r, n % 2 ? 'amd64' : 'arm64')}` };
+    }),
+    await timed('POST ^team-a/ limit=100', (n) => ({
+      method: 'POST',
+      path: `/container_images?limit=100&skip=${(n % 5) * 100}`,
+      body: { repository: { $regex: '^team-a/' } },
+    })),
+  ];
+  const rssAfter = process.memoryUsage().rss;
+  const reference = rows[0]!.p50;
+  console.log(
+    `# image index bench: ${loaded} records (${REGISTRIES} registries x ${REPOSITORIES} repositories x ${TAGS} tags), store ${values.store}, node ${process.version}`,
+  );
+  console.log(`bulk load ${loadSeconds.toFixed(1)} s (${Math.round(loaded / loadSeconds)} records/s)`);
+  console.log('row                          p50 ms   p99 ms   p50 / healthz p50   failed');
+  for (const row of rows)
+    console.log(
+      `${row.label.padEnd(28)} ${row.p50.toFixed(2).padStart(6)}   ${row.p99.toFixed(2).padStart(6)}   ${(row.p50 / reference).toFixed(1).padStart(17)}   ${row.failed}`,
+    );
+  console.log(
+    `RSS after load ${Math.round(rssAfterLoad / 2 ** 20)} MiB, after the queries ${Math.round(rssAfter / 2 ** 20)} MiB`,
+  );
+} finally {
+  agent.destroy();
+  await server.close(0);
+  await opened.cleanup();
+  await stopMongoServer();
+}
