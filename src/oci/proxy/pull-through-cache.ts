@@ -15,6 +15,8 @@
  * visible before its digest is verified (manifests are checked in memory, blobs on the way).
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../../shared/logger.js';
 import type { Blobs } from '../domain/blobs.js';
 import type { Content, ReferrersIndex, StoredManifest } from '../domain/content.js';
@@ -28,6 +30,7 @@ import {
 import { parseDigest, validateName, type Digest } from '../domain/names.js';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
+import { FsDriver } from '../storage/fs-driver.js';
 import { blobPath, layerLinkPath, referrerPath, revisionLinkPath, tagPath } from '../storage/layout.js';
 import { BlobFetcher, type Flight, type UpstreamBody } from './blob-fetcher.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -97,6 +100,8 @@ export interface PullThroughCacheDeps {
   /** Largest blob taken from an upstream (the push limit applies to proxied blobs too). */
   readonly maxBlobBytes: number;
   readonly now: () => number;
+  /** Local directory for spool files on storage other than the filesystem (default: the OS temp dir). */
+  readonly spoolDir?: string;
 }
 
 function isDockerHub(host: string): boolean {
@@ -135,7 +140,13 @@ export class PullThroughCache {
       client: new UpstreamClient(config, deps.now),
       breaker: new CircuitBreaker(deps.now),
     }));
-    this.fetcher = new BlobFetcher(deps.driver, deps.logger, deps.maxBlobBytes);
+    // The fs driver's temp file is readable while it grows; elsewhere (S3) late readers need a
+    // local spool.
+    const spoolDir =
+      deps.driver instanceof FsDriver
+        ? undefined
+        : (deps.spoolDir ?? path.join(os.tmpdir(), 'aios-registry-proxy'));
+    this.fetcher = new BlobFetcher(deps.driver, deps.logger, deps.maxBlobBytes, spoolDir);
   }
 
   /** Whether a repository name lies under a proxy prefix (writes there are refused). */
