@@ -53,11 +53,15 @@ describe('registry: pull-through cache on S3 storage (gofakes3), skopeo and cran
     for (let i = 0; i < 300 && !(await inBucket(digest)); i += 1) await sleep(50);
     return inBucket(digest);
   };
+  const spools = async () =>
+    (await fs.readdir(SPOOL_DIR).catch(() => [] as string[])).filter((name) =>
+      name.startsWith('proxy-spool-'),
+    );
+  /** Spool files of other processes (the directory is the OS temp dir's) are not this test's. */
+  let foreignSpools = new Set<string>();
   const leftovers = async () => ({
     tmp: (await driver.list(TMP_DIR)).filter((name) => name.startsWith('proxy-')),
-    spools: (await fs.readdir(SPOOL_DIR).catch(() => [] as string[])).filter((name) =>
-      name.startsWith('proxy-spool-'),
-    ),
+    spools: (await spools()).filter((name) => !foreignSpools.has(name)),
   });
 
   before(async () => {
@@ -67,6 +71,7 @@ describe('registry: pull-through cache on S3 storage (gofakes3), skopeo and cran
     upstream = await startTestRegistry();
     proxy = await startFaultProxy(upstream.url);
     work = await tempDir('proxy-s3-');
+    foreignSpools = new Set(await spools());
     mirror = await startTestRegistry({
       driver,
       upstreams: resolveUpstreams([{ prefix: 'hub/', url: proxy.url }], undefined, PROXY_DEFAULTS),
