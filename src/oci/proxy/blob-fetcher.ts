@@ -19,7 +19,7 @@
  * A process killed mid-fetch leaves only a temp file under _tmp/ (purged with stale uploads);
  * the next pull starts a new flight.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -30,6 +30,7 @@ import type { ReadableFile, StorageDriver } from '../storage/driver.js';
 import { TMP_DIR, blobPath } from '../storage/layout.js';
 import { UpstreamFailure } from './upstream-client.js';
 import { drained } from '../../shared/drained.js';
+import { HashThread, type RunningHash } from './hash-thread.js';
 import { Spool, purgeSpools } from './spool.js';
 
 /** Resolves once `stream` drained; rejects when it fails first. */
@@ -115,6 +116,8 @@ export class Flight {
     source: FlightSource,
     /** Largest blob accepted from the upstream (REGISTRY_MAX_UPLOAD_BYTES, as for pushes). */
     private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
+    /** Where the digest is computed (off the event loop). */
+    private readonly hashes: HashThread,
     /** Directory for a local spool (see `spool.ts`); undefined when the temp file is readable. */
     private readonly spoolDir?: string,
   ) {
@@ -201,6 +204,7 @@ export class Flight {
       idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
     };
     let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
+    let hash: RunningHash | undefined;
     try {
       [append, this.spool] = await Promise.all([
         this.driver.appendStream(this.tmp, 0),
@@ -212,7 +216,7 @@ export class Flight {
       const sinks = this.spool === undefined ? [stream] : [stream, this.spool.stream];
       let streamError: Error | undefined;
       for (const sink of sinks) sink.on('error', (error: Error) => (streamError = error));
-      const hash = createHash(this.digest.algorithm);
+      hash = this.hashes.start(this.digest.algorithm);
       let pending: Buffer | undefined;
       armIdle();
       for await (const chunk of response.body) {
@@ -246,7 +250,7 @@ export class Flight {
       clearTimeout(idle);
       if (this.size !== undefined && this.received !== this.size)
         throw new Error(`upstream sent ${this.received} of ${this.size} bytes`);
-      const hex = hash.digest('hex');
+      const hex = await hash.digest();
       if (hex !== this.digest.hex)
         throw new Error(
           `upstream content has digest ${this.digest.algorithm}:${hex}, not ${this.digest.value}`,
@@ -266,6 +270,7 @@ export class Flight {
       this.wake();
     } catch (error) {
       clearTimeout(idle);
+      hash?.abort();
       controller.abort();
       response.body.destroy();
       append?.stream.destroy();
@@ -393,6 +398,7 @@ export class Flight {
 /** The flights in progress, one per digest. */
 export class BlobFetcher {
   private readonly flights = new Map<string, Flight>();
+  private readonly hashes = new HashThread();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -430,7 +436,7 @@ export class BlobFetcher {
     const id = `${key}@${digest.value}`;
     const running = this.flights.get(id);
     if (running !== undefined) return running;
-    const flight = new Flight(this.driver, digest, source(), this.maxBytes, this.spoolDir);
+    const flight = new Flight(this.driver, digest, source(), this.maxBytes, this.hashes, this.spoolDir);
     this.flights.set(id, flight);
     flight.done.then(
       () => this.flights.delete(id),

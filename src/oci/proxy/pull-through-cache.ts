@@ -104,6 +104,15 @@ export interface PullThroughCacheDeps {
   readonly spoolDir?: string;
 }
 
+/** A `Docker-Content-Digest` header's digest; undefined when absent or malformed. */
+function digestHeader(header: string | null): Digest | undefined {
+  try {
+    return header === null ? undefined : parseDigest(header);
+  } catch {
+    return undefined;
+  }
+}
+
 function isDockerHub(host: string): boolean {
   return host === 'registry-1.docker.io' || host === 'index.docker.io' || host === 'docker.io';
 }
@@ -207,6 +216,15 @@ export class PullThroughCache {
     let cached: Awaited<typeof lookup>;
     try {
       const manifest = await this.guard(target, async () => {
+        // A tag never cached here: one GET by tag instead of a HEAD and a GET (a cold pull's
+        // first round trip). The lookup is local (a stat when nothing is cached), so waiting for
+        // it first costs the upstream budget next to nothing.
+        if ((await lookup) === undefined) {
+          const fetched = await this.fetchManifest(target, tag, undefined);
+          await this.deps.driver.writeFile(tagPath(target.local, tag), fetched.digest.value);
+          this.count(target, 'manifest', 'miss');
+          return fetched;
+        }
         const head = await client.send({
           method: 'HEAD',
           path: `/v2/${target.remote}/manifests/${encodeURIComponent(tag)}`,
@@ -218,13 +236,7 @@ export class PullThroughCache {
           throw new OciError('ManifestUnknown', `upstream ${config.host} has no such tag`, { tag });
         if (head.status !== 200) throw failureOfStatus(config.host, head);
         cached = await lookup;
-        const header = head.headers.get('docker-content-digest');
-        let digest: Digest | undefined;
-        try {
-          digest = header === null ? undefined : parseDigest(header);
-        } catch {
-          digest = undefined;
-        }
+        const digest = digestHeader(head.headers.get('docker-content-digest'));
         if (cached !== undefined && digest?.value === cached.manifest.digest.value) {
           await this.deps.driver.refresh(tagPath(target.local, tag));
           this.touchRevision(target.local, digest);
@@ -325,6 +337,8 @@ export class PullThroughCache {
     }
     const body = await readLimited(response, this.deps.maxManifestBytes);
     this.deps.metrics.upstreamBytes.inc({ upstream: config.host }, body.length);
+    // By tag, the upstream's Docker-Content-Digest is what the bytes must hash to.
+    expected ??= digestHeader(response.headers.get('docker-content-digest'));
     const algorithm = expected?.algorithm ?? 'sha256';
     const digest = parseDigest(`${algorithm}:${createHash(algorithm).update(body).digest('hex')}`);
     if (expected !== undefined && digest.value !== expected.value) {
