@@ -199,9 +199,10 @@ export class Flight {
     resolveReady();
 
     let idle: NodeJS.Timeout | undefined;
+    // Re-armed on every chunk: refresh() reuses the one timer instead of making one per chunk.
     const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
+      if (idle === undefined) idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
+      else idle.refresh();
     };
     let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
     let hash: RunningHash | undefined;
