@@ -1,7 +1,7 @@
 /**
  * Pull-through cache benchmark: our registry (`registry --proxy hub/=...`) against CNCF
- * Distribution's proxy mode (Debian `docker-registry` 2.8.2 with `proxy.remoteurl`), both in
- * front of the same upstream (another `docker-registry`), each through its own counting loopback
+ * Distribution 3.1.2's proxy mode (`go install`ed by test/helpers/go-tools.ts, `proxy.remoteurl`), both in
+ * front of the same upstream (Debian's `docker-registry` 2.8.2), each through its own counting loopback
  * proxy so the bytes each mirror asks of the upstream are measured. curl is the client (it is
  * never the bottleneck). One run prints, for a single-layer image of --size-mb (default 256):
  *
@@ -19,12 +19,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startFaultProxy, type FaultProxy } from '../../test/helpers/fault-proxy.js';
+import { installGoTool } from '../../test/helpers/go-tools.js';
 
 const execFileAsync = promisify(execFile);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const at = process.argv.indexOf('--size-mb');
 const SIZE_MB = at > 0 ? Number(process.argv[at + 1]) : 256;
 const SIZE = SIZE_MB * 1024 * 1024;
+const profileAt = process.argv.indexOf('--cpu-prof');
+/** `--cpu-prof DIR`: our registry writes a V8 CPU profile into DIR when it stops. */
+const PROFILE_DIR = profileAt > 0 ? path.resolve(process.argv[profileAt + 1] ?? '.') : undefined;
+/** `--cold-only`: cold and warm pulls only (for profiling runs). */
+const COLD_ONLY = process.argv.includes('--cold-only');
+const roundsAt = process.argv.indexOf('--rounds');
+/** `--rounds N` (default 3): cold pulls repeated on emptied mirrors. */
+const ROUNDS = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 3;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 interface Server {
@@ -59,7 +68,10 @@ async function start(
   url: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Server> {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(command, args, {
+    env: { ...env, OTEL_TRACES_EXPORTER: 'none' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   await waitFor(`${url}/v2/`);
   return {
@@ -71,7 +83,11 @@ async function start(
   };
 }
 
-async function distribution(dir: string, remote?: string): Promise<Server> {
+/** Distribution 3.1.2 (`go install`ed, see test/helpers/go-tools.ts): the reference proxy. */
+const DISTRIBUTION_3 = installGoTool('registry');
+const DEBIAN_DISTRIBUTION = '/usr/bin/docker-registry';
+
+async function distribution(binary: string, dir: string, remote?: string): Promise<Server> {
   const port = await freePort();
   await fs.mkdir(dir, { recursive: true });
   const config = path.join(dir, 'config.yml');
@@ -94,7 +110,7 @@ async function distribution(dir: string, remote?: string): Promise<Server> {
       '',
     ].join('\n'),
   );
-  return start('/usr/bin/docker-registry', ['serve', config], `http://127.0.0.1:${port}`);
+  return start(binary, ['serve', config], `http://127.0.0.1:${port}`);
 }
 
 async function ours(dir: string, remote: string): Promise<Server> {
@@ -102,6 +118,7 @@ async function ours(dir: string, remote: string): Promise<Server> {
   return start(
     process.execPath,
     [
+      ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]),
       '--import',
       'tsx',
       path.join(REPO_ROOT, 'src', 'cli.ts'),
@@ -198,55 +215,152 @@ async function pull(base: string, name: string, tag: string, layer: string): Pro
 
 const mibps = (p: Pull) => (p.bytes === SIZE ? SIZE / 1024 / 1024 / p.seconds : 0);
 
+type Rows = Record<
+  string,
+  { ours: number | string; distribution: number | string; higherIsBetter?: boolean }
+>;
+type Mirrors = Record<'ours' | 'distribution', { server: Server; prefix: string; counter: FaultProxy }>;
+
+/** The rows after cold and warm pulls: 8 concurrent cold pulls, upstream slow, upstream down. */
+async function others(
+  rows: Rows,
+  mirrors: Mirrors,
+  upstream: Server,
+  order: readonly ('distribution' | 'ours')[],
+  first: string,
+  second: string,
+): Promise<void> {
+  const concurrent: Record<string, { bytes: number; ok: number; seconds: number }> = {};
+  for (const label of order) {
+    const mirror = mirrors[label];
+    const before = mirror.counter.bytes();
+    const started = performance.now();
+    const pulls = await Promise.all(
+      Array.from({ length: 8 }, () => pull(mirror.server.url, `${mirror.prefix}library/fresh`, '1', second)),
+    );
+    concurrent[label] = {
+      bytes: mirror.counter.bytes() - before,
+      ok: pulls.filter((p) => p.bytes === SIZE).length,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+  rows['8 concurrent cold pulls: upstream bytes (x image)'] = {
+    ours: concurrent.ours!.bytes / SIZE,
+    distribution: concurrent.distribution!.bytes / SIZE,
+  };
+  rows['8 concurrent cold pulls: complete / 8'] = {
+    ours: concurrent.ours!.ok,
+    distribution: concurrent.distribution!.ok,
+  };
+  rows['8 concurrent cold pulls: wall time (s)'] = {
+    ours: concurrent.ours!.seconds,
+    distribution: concurrent.distribution!.seconds,
+  };
+
+  const slow: Record<string, Pull> = {};
+  for (const label of order) {
+    const mirror = mirrors[label];
+    mirror.counter.mode = { delayMs: 10_000 };
+    slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+  }
+  rows['upstream 10 s slow: cached tag pull status'] = {
+    ours: slow.ours!.status,
+    distribution: slow.distribution!.status,
+  };
+  rows['upstream 10 s slow: cached tag pull time (s)'] = {
+    ours: slow.ours!.seconds,
+    distribution: slow.distribution!.seconds,
+  };
+  for (const label of order) mirrors[label].counter.mode = {};
+
+  await upstream.stop();
+  const down: Record<string, Pull> = {};
+  for (const label of order) {
+    const mirror = mirrors[label];
+    down[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+  }
+  rows['upstream down: cached tag pull status (manifest/blob)'] = {
+    ours: down.ours!.status,
+    distribution: down.distribution!.status,
+  };
+  rows['upstream down: cached tag pull time (s)'] = {
+    ours: down.ours!.seconds,
+    distribution: down.distribution!.seconds,
+  };
+}
+
 async function main() {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-proxy-'));
   const servers: Server[] = [];
+  let stopMirrors = async (): Promise<unknown> => undefined;
   const proxies: FaultProxy[] = [];
   try {
-    const upstream = await distribution(path.join(work, 'upstream'));
+    const upstream = await distribution(DEBIAN_DISTRIBUTION, path.join(work, 'upstream'));
     servers.push(upstream);
     const first = await pushImage(upstream.url, 'library/big', '1', SIZE);
     const second = await pushImage(upstream.url, 'library/fresh', '1', SIZE);
     const countOurs = await startFaultProxy(upstream.url);
     const countTheirs = await startFaultProxy(upstream.url);
     proxies.push(countOurs, countTheirs);
-    const mirrors = {
+    const startMirrors = async (): Promise<Mirrors> => ({
       ours: {
         server: await ours(path.join(work, 'ours'), countOurs.url),
         prefix: 'hub/',
         counter: countOurs,
       },
       distribution: {
-        server: await distribution(path.join(work, 'distribution'), countTheirs.url),
+        server: await distribution(DISTRIBUTION_3, path.join(work, 'distribution'), countTheirs.url),
         prefix: '',
         counter: countTheirs,
       },
-    };
-    servers.push(mirrors.ours.server, mirrors.distribution.server);
+    });
+    let mirrors = await startMirrors();
+    stopMirrors = () => Promise.all([mirrors.ours.server.stop(), mirrors.distribution.server.stop()]);
     const rows: Record<
       string,
       { ours: number | string; distribution: number | string; higherIsBetter?: boolean }
     > = {};
     const order = ['distribution', 'ours'] as const;
 
-    const cold: Record<string, Pull> = {};
-    const warm: Record<string, Pull> = {};
-    for (const label of order) {
-      const mirror = mirrors[label];
-      cold[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+    // Cold pulls in ROUNDS rounds, alternating who goes first; between rounds both mirrors are
+    // stopped, emptied and restarted, so every round is cold. The round with the median ratio
+    // is reported, with every round's ratio beside it (the machine is shared: the spread shows).
+    const rounds: Array<Record<'ours' | 'distribution', Pull>> = [];
+    for (let round = 0; round < ROUNDS; round += 1) {
+      if (round > 0) {
+        await stopMirrors();
+        await fs.rm(path.join(work, 'ours'), { recursive: true, force: true });
+        await fs.rm(path.join(work, 'distribution', 'data'), { recursive: true, force: true });
+        mirrors = await startMirrors();
+      }
+      const pulls: Partial<Record<'ours' | 'distribution', Pull>> = {};
+      for (const label of round % 2 === 0 ? order : [...order].reverse()) {
+        const mirror = mirrors[label];
+        pulls[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+      }
+      rounds.push(pulls as Record<'ours' | 'distribution', Pull>);
     }
+    const ratioOf = (round: Record<'ours' | 'distribution', Pull>) =>
+      mibps(round.distribution) > 0 ? mibps(round.ours) / mibps(round.distribution) : 0;
+    const byRatio = [...rounds].sort((a, b) => ratioOf(a) - ratioOf(b));
+    const cold = byRatio[Math.floor(byRatio.length / 2)]!;
+    const warm: Record<string, Pull> = {};
     for (const label of [...order].reverse()) {
       const mirror = mirrors[label];
       warm[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
     }
     rows[`cold pull ${SIZE_MB} MiB (MiB/s)`] = {
-      ours: mibps(cold.ours!),
-      distribution: mibps(cold.distribution!),
+      ours: mibps(cold.ours),
+      distribution: mibps(cold.distribution),
       higherIsBetter: true,
     };
+    rows[`cold pull ratio, each round (${ROUNDS})`] = {
+      ours: rounds.map((round) => ratioOf(round).toFixed(2)).join(' '),
+      distribution: '',
+    };
     rows['cold time to first byte (ms)'] = {
-      ours: cold.ours!.ttfb * 1000,
-      distribution: cold.distribution!.ttfb * 1000,
+      ours: cold.ours.ttfb * 1000,
+      distribution: cold.distribution.ttfb * 1000,
     };
     rows[`warm pull ${SIZE_MB} MiB (MiB/s)`] = {
       ours: mibps(warm.ours!),
@@ -254,65 +368,7 @@ async function main() {
       higherIsBetter: true,
     };
 
-    const concurrent: Record<string, { bytes: number; ok: number; seconds: number }> = {};
-    for (const label of order) {
-      const mirror = mirrors[label];
-      const before = mirror.counter.bytes();
-      const started = performance.now();
-      const pulls = await Promise.all(
-        Array.from({ length: 8 }, () =>
-          pull(mirror.server.url, `${mirror.prefix}library/fresh`, '1', second),
-        ),
-      );
-      concurrent[label] = {
-        bytes: mirror.counter.bytes() - before,
-        ok: pulls.filter((p) => p.bytes === SIZE).length,
-        seconds: (performance.now() - started) / 1000,
-      };
-    }
-    rows['8 concurrent cold pulls: upstream bytes (x image)'] = {
-      ours: concurrent.ours!.bytes / SIZE,
-      distribution: concurrent.distribution!.bytes / SIZE,
-    };
-    rows['8 concurrent cold pulls: complete / 8'] = {
-      ours: concurrent.ours!.ok,
-      distribution: concurrent.distribution!.ok,
-    };
-    rows['8 concurrent cold pulls: wall time (s)'] = {
-      ours: concurrent.ours!.seconds,
-      distribution: concurrent.distribution!.seconds,
-    };
-
-    const slow: Record<string, Pull> = {};
-    for (const label of order) {
-      const mirror = mirrors[label];
-      mirror.counter.mode = { delayMs: 10_000 };
-      slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
-    }
-    rows['upstream 10 s slow: cached tag pull status'] = {
-      ours: slow.ours!.status,
-      distribution: slow.distribution!.status,
-    };
-    rows['upstream 10 s slow: cached tag pull time (s)'] = {
-      ours: slow.ours!.seconds,
-      distribution: slow.distribution!.seconds,
-    };
-    for (const label of order) mirrors[label].counter.mode = {};
-
-    await upstream.stop();
-    const down: Record<string, Pull> = {};
-    for (const label of order) {
-      const mirror = mirrors[label];
-      down[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
-    }
-    rows['upstream down: cached tag pull status (manifest/blob)'] = {
-      ours: down.ours!.status,
-      distribution: down.distribution!.status,
-    };
-    rows['upstream down: cached tag pull time (s)'] = {
-      ours: down.ours!.seconds,
-      distribution: down.distribution!.seconds,
-    };
+    if (!COLD_ONLY) await others(rows, mirrors, upstream, order, first, second);
 
     console.log(
       `# proxy bench: ${SIZE_MB} MiB single-layer image, node ${process.version}, ${os.cpus().length} CPUs, one run`,
@@ -331,6 +387,7 @@ async function main() {
       console.log(`| ${figure} | ${fmt(row.ours)} | ${fmt(row.distribution)} | ${ratio} |`);
     }
   } finally {
+    await stopMirrors().catch(() => undefined);
     for (const server of servers.reverse()) await server.stop().catch(() => undefined);
     for (const proxy of proxies) await proxy.close();
     await fs.rm(work, { recursive: true, force: true });

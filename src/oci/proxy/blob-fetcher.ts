@@ -4,9 +4,12 @@
  *
  *   - clients that are caught up ("live") get each chunk as it arrives, straight from memory;
  *   - clients that joined late or fell behind read the temp file as it grows, and go live once
- *     they catch up (a slow client never slows the fetch: it is dropped back to file reads);
- *   - the last chunk is held back until the whole blob is verified against its digest and
- *     renamed into place, so no client ever receives a complete body with the wrong content;
+ *     they catch up (a slow client never slows the fetch: it is dropped back to file reads); on
+ *     storage that cannot read a file while it grows (S3), they read a local spool file that
+ *     gets the same bytes (`spool.ts`), so they never wait for the whole blob either;
+ *   - the last chunk is held back until the whole blob is verified against its digest, so no
+ *     client ever receives a complete body with the wrong content (it is released before the
+ *     fsync and the rename into place: those no longer hold every pull);
  *   - a client that disconnects only stops its own stream; the fetch goes on for the others and
  *     for the cache;
  *   - an upstream that dies, sends too little or too much, or sends other bytes fails the flight:
@@ -16,8 +19,10 @@
  * A process killed mid-fetch leaves only a temp file under _tmp/ (purged with stale uploads);
  * the next pull starts a new flight.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Logger } from '../../shared/logger.js';
 import { OciError } from '../errors.js';
 import type { Digest } from '../domain/names.js';
@@ -25,6 +30,22 @@ import type { ReadableFile, StorageDriver } from '../storage/driver.js';
 import { TMP_DIR, blobPath } from '../storage/layout.js';
 import { UpstreamFailure } from './upstream-client.js';
 import { drained } from '../../shared/drained.js';
+import { HashThread, type RunningHash } from './hash-thread.js';
+import { Spool, purgeSpools } from './spool.js';
+
+/** Resolves once `stream` drained; rejects when it fails first. */
+function drainedOrFailed(stream: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      stream.off('drain', done);
+      stream.off('error', done);
+      if (error) reject(error);
+      else resolve();
+    };
+    stream.on('drain', done);
+    stream.on('error', done);
+  });
+}
 
 /** Where a flight's bytes come from and what happens once they are stored. */
 export interface FlightSource {
@@ -80,6 +101,10 @@ export class Flight {
   private waiters: Array<() => void> = [];
   private readonly tmp = `${TMP_DIR}/proxy-${randomUUID()}`;
   private tempUnreadable = false;
+  /** Local copy for late readers, when the storage cannot read its temp file while it grows. */
+  private spool: Spool | undefined;
+  /** Every byte received and verified (the blob may still be on its way into place). */
+  private complete = false;
   /** Settles once the size is known (headers received) or the flight failed before that. */
   readonly ready: Promise<void>;
   /** Settles when the blob is stored (resolves) or the flight failed (rejects). */
@@ -91,6 +116,10 @@ export class Flight {
     source: FlightSource,
     /** Largest blob accepted from the upstream (REGISTRY_MAX_UPLOAD_BYTES, as for pushes). */
     private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
+    /** Where the digest is computed (off the event loop). */
+    private readonly hashes: HashThread,
+    /** Directory for a local spool (see `spool.ts`); undefined when the temp file is readable. */
+    private readonly spoolDir?: string,
   ) {
     let resolveReady!: () => void;
     let rejectReady!: (error: unknown) => void;
@@ -142,6 +171,7 @@ export class Flight {
       this.size = stored.size;
       this.received = this.written = this.released = stored.size;
       this.state = 'done';
+      this.complete = true;
       resolveReady();
       await source.stored();
       return;
@@ -169,17 +199,25 @@ export class Flight {
     resolveReady();
 
     let idle: NodeJS.Timeout | undefined;
+    // Re-armed on every chunk: refresh() reuses the one timer instead of making one per chunk.
     const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
+      if (idle === undefined) idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
+      else idle.refresh();
     };
     let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
+    let hash: RunningHash | undefined;
     try {
-      append = await this.driver.appendStream(this.tmp, 0);
+      [append, this.spool] = await Promise.all([
+        this.driver.appendStream(this.tmp, 0),
+        this.spoolDir === undefined ? undefined : Spool.create(this.spoolDir),
+      ]);
       const stream = append.stream;
+      // Clients read what is written to the spool when there is one, else the temp file.
+      const readable = this.spool?.stream ?? stream;
+      const sinks = this.spool === undefined ? [stream] : [stream, this.spool.stream];
       let streamError: Error | undefined;
-      stream.on('error', (error) => (streamError = error));
-      const hash = createHash(this.digest.algorithm);
+      for (const sink of sinks) sink.on('error', (error: Error) => (streamError = error));
+      hash = this.hashes.start(this.digest.algorithm);
       let pending: Buffer | undefined;
       armIdle();
       for await (const chunk of response.body) {
@@ -191,47 +229,49 @@ export class Flight {
         hash.update(chunk);
         const end = (this.received += chunk.length);
         source.bytesReceived(chunk.length);
-        stream.write(chunk, (error) => {
-          if (error) return;
-          this.written = Math.max(this.written, end);
-          this.wake();
-        });
+        for (const sink of sinks) {
+          sink.write(
+            chunk,
+            sink !== readable
+              ? undefined
+              : (error) => {
+                  if (error) return;
+                  this.written = Math.max(this.written, end);
+                  this.wake();
+                },
+          );
+        }
         if (pending !== undefined) this.release(pending);
         pending = chunk;
         if (streamError !== undefined) throw streamError;
         // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
         // upstream keeps streaming through short stalls of the disk.
-        if (stream.writableLength > WRITE_AHEAD) {
-          await new Promise<void>((resolve, reject) => {
-            const done = (error?: Error) => {
-              stream.off('drain', done);
-              stream.off('error', done);
-              if (error) reject(error);
-              else resolve();
-            };
-            stream.on('drain', done);
-            stream.on('error', done);
-          });
-        }
+        for (const sink of sinks) if (sink.writableLength > WRITE_AHEAD) await drainedOrFailed(sink);
       }
       clearTimeout(idle);
-      stream.end();
-      await append.done;
       if (this.size !== undefined && this.received !== this.size)
         throw new Error(`upstream sent ${this.received} of ${this.size} bytes`);
-      const hex = hash.digest('hex');
+      const hex = await hash.digest();
       if (hex !== this.digest.hex)
         throw new Error(
           `upstream content has digest ${this.digest.algorithm}:${hex}, not ${this.digest.value}`,
         );
       this.size = this.received;
+      // Verified: the clients get their last bytes now, while the blob is made durable and moved
+      // into place (an fsync of a large file, or on S3 a copy, would otherwise hold every pull).
+      if (pending !== undefined) this.release(pending);
+      this.complete = true;
+      this.wake();
+      this.spool?.stream.end();
+      stream.end();
+      await Promise.all([append.done, this.spool === undefined ? undefined : finished(this.spool.stream)]);
       await this.driver.move(this.tmp, blobPath(this.digest));
       await source.stored();
-      if (pending !== undefined) this.release(pending);
       this.state = 'done';
       this.wake();
     } catch (error) {
       clearTimeout(idle);
+      hash?.abort();
       controller.abort();
       response.body.destroy();
       append?.stream.destroy();
@@ -247,6 +287,8 @@ export class Flight {
       source.failed(failure);
       await this.driver.delete(this.tmp).catch(() => undefined);
       throw failure;
+    } finally {
+      await this.spool?.remove().catch(() => undefined);
     }
   }
 
@@ -258,6 +300,11 @@ export class Flight {
     this.wake();
   }
 
+  /** The state now (a method, so checks after an await are not narrowed away). */
+  private phase(): Flight['state'] {
+    return this.state;
+  }
+
   /** The reason the flight failed, once it did. */
   get failure(): Error | undefined {
     return this.error;
@@ -265,6 +312,18 @@ export class Flight {
 
   private async openSource(): Promise<ReadableFile | undefined> {
     if (this.state === 'done') return this.driver.openRead(blobPath(this.digest));
+    if (this.spool !== undefined) {
+      try {
+        return await this.spool.open();
+      } catch (error) {
+        // Removed as the flight ended between the check and the open: the blob is in place
+        // (or the flight failed, which the caller sees next).
+        const state = this.phase();
+        if (state === 'done') return this.driver.openRead(blobPath(this.digest));
+        if (state === 'failed') return undefined;
+        throw error;
+      }
+    }
     if (this.tempUnreadable) return undefined;
     const file = await this.driver.openRead(this.tmp);
     // A driver that cannot read a file still being written: wait for the stored blob instead.
@@ -296,7 +355,7 @@ export class Flight {
           await this.next();
           continue;
         }
-        if (this.state === 'done' && subscriber.position >= this.received) break;
+        if (this.complete && subscriber.position >= this.received) break;
         if (res.writableLength > LIVE_HIGH_WATER) {
           await drained(res);
           continue;
@@ -306,6 +365,7 @@ export class Flight {
           if (file === undefined) {
             file = await this.openSource();
             if (file === undefined) {
+              if (this.phase() === 'failed') continue;
               if (this.state !== 'done') await this.next();
               else throw new Error('stored blob vanished');
               continue;
@@ -339,11 +399,14 @@ export class Flight {
 /** The flights in progress, one per digest. */
 export class BlobFetcher {
   private readonly flights = new Map<string, Flight>();
+  private readonly hashes = new HashThread();
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly logger: Logger,
     private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
+    /** Where flights keep a local spool (storage whose temp files are unreadable while growing). */
+    private readonly spoolDir?: string,
   ) {}
 
   /** Removes temp files of fetches a killed process left behind (run at start and periodically). */
@@ -356,6 +419,7 @@ export class BlobFetcher {
       await this.driver.delete(`${TMP_DIR}/${entry}`);
       purged += 1;
     }
+    if (this.spoolDir !== undefined) purged += await purgeSpools(this.spoolDir, now() - ABANDONED_AFTER_MS);
     return purged;
   }
 
@@ -373,7 +437,7 @@ export class BlobFetcher {
     const id = `${key}@${digest.value}`;
     const running = this.flights.get(id);
     if (running !== undefined) return running;
-    const flight = new Flight(this.driver, digest, source(), this.maxBytes);
+    const flight = new Flight(this.driver, digest, source(), this.maxBytes, this.hashes, this.spoolDir);
     this.flights.set(id, flight);
     flight.done.then(
       () => this.flights.delete(id),

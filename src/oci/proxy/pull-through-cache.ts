@@ -15,6 +15,8 @@
  * visible before its digest is verified (manifests are checked in memory, blobs on the way).
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../../shared/logger.js';
 import type { Blobs } from '../domain/blobs.js';
 import type { Content, ReferrersIndex, StoredManifest } from '../domain/content.js';
@@ -28,6 +30,7 @@ import {
 import { parseDigest, validateName, type Digest } from '../domain/names.js';
 import { OciError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
+import { FsDriver } from '../storage/fs-driver.js';
 import { blobPath, layerLinkPath, referrerPath, revisionLinkPath, tagPath } from '../storage/layout.js';
 import { BlobFetcher, type Flight, type UpstreamBody } from './blob-fetcher.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -97,6 +100,17 @@ export interface PullThroughCacheDeps {
   /** Largest blob taken from an upstream (the push limit applies to proxied blobs too). */
   readonly maxBlobBytes: number;
   readonly now: () => number;
+  /** Local directory for spool files on storage other than the filesystem (default: the OS temp dir). */
+  readonly spoolDir?: string;
+}
+
+/** A `Docker-Content-Digest` header's digest; undefined when absent or malformed. */
+function digestHeader(header: string | null): Digest | undefined {
+  try {
+    return header === null ? undefined : parseDigest(header);
+  } catch {
+    return undefined;
+  }
 }
 
 function isDockerHub(host: string): boolean {
@@ -135,7 +149,13 @@ export class PullThroughCache {
       client: new UpstreamClient(config, deps.now),
       breaker: new CircuitBreaker(deps.now),
     }));
-    this.fetcher = new BlobFetcher(deps.driver, deps.logger, deps.maxBlobBytes);
+    // The fs driver's temp file is readable while it grows; elsewhere (S3) late readers need a
+    // local spool.
+    const spoolDir =
+      deps.driver instanceof FsDriver
+        ? undefined
+        : (deps.spoolDir ?? path.join(os.tmpdir(), 'aios-registry-proxy'));
+    this.fetcher = new BlobFetcher(deps.driver, deps.logger, deps.maxBlobBytes, spoolDir);
   }
 
   /** Whether a repository name lies under a proxy prefix (writes there are refused). */
@@ -196,6 +216,15 @@ export class PullThroughCache {
     let cached: Awaited<typeof lookup>;
     try {
       const manifest = await this.guard(target, async () => {
+        // A tag never cached here: one GET by tag instead of a HEAD and a GET (a cold pull's
+        // first round trip). The lookup is local (a stat when nothing is cached), so waiting for
+        // it first costs the upstream budget next to nothing.
+        if ((await lookup) === undefined) {
+          const fetched = await this.fetchManifest(target, tag, undefined);
+          await this.deps.driver.writeFile(tagPath(target.local, tag), fetched.digest.value);
+          this.count(target, 'manifest', 'miss');
+          return fetched;
+        }
         const head = await client.send({
           method: 'HEAD',
           path: `/v2/${target.remote}/manifests/${encodeURIComponent(tag)}`,
@@ -207,13 +236,7 @@ export class PullThroughCache {
           throw new OciError('ManifestUnknown', `upstream ${config.host} has no such tag`, { tag });
         if (head.status !== 200) throw failureOfStatus(config.host, head);
         cached = await lookup;
-        const header = head.headers.get('docker-content-digest');
-        let digest: Digest | undefined;
-        try {
-          digest = header === null ? undefined : parseDigest(header);
-        } catch {
-          digest = undefined;
-        }
+        const digest = digestHeader(head.headers.get('docker-content-digest'));
         if (cached !== undefined && digest?.value === cached.manifest.digest.value) {
           await this.deps.driver.refresh(tagPath(target.local, tag));
           this.touchRevision(target.local, digest);
@@ -314,6 +337,8 @@ export class PullThroughCache {
     }
     const body = await readLimited(response, this.deps.maxManifestBytes);
     this.deps.metrics.upstreamBytes.inc({ upstream: config.host }, body.length);
+    // By tag, the upstream's Docker-Content-Digest is what the bytes must hash to.
+    expected ??= digestHeader(response.headers.get('docker-content-digest'));
     const algorithm = expected?.algorithm ?? 'sha256';
     const digest = parseDigest(`${algorithm}:${createHash(algorithm).update(body).digest('hex')}`);
     if (expected !== undefined && digest.value !== expected.value) {

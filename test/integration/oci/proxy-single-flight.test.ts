@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
+import { download } from '../../helpers/blob-download.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
 import { pushBlob, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
@@ -10,55 +10,6 @@ import { assertConsistent } from '../../helpers/registry-push.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 
 const MiB = 1024 * 1024;
-
-interface Download {
-  readonly status: number;
-  readonly digest: string;
-  readonly bytes: number;
-  readonly firstByteAt: number;
-  readonly endAt: number;
-  readonly error?: string;
-}
-
-/** GETs `url`, hashing the body; `stopAfter` bytes makes the client hang up early. */
-function download(url: string, stopAfter?: number): Promise<Download> {
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    let firstByteAt = 0;
-    let finished = false;
-    const request = http.get(url, (response) => {
-      const finish = (error?: string) => {
-        if (finished) return;
-        finished = true;
-        resolve({
-          status: response.statusCode ?? 0,
-          digest: `sha256:${hash.digest('hex')}`,
-          bytes,
-          firstByteAt,
-          endAt: Date.now(),
-          ...(error === undefined ? {} : { error }),
-        });
-      };
-      response.on('data', (chunk: Buffer) => {
-        if (finished) return;
-        if (firstByteAt === 0) firstByteAt = Date.now();
-        bytes += chunk.length;
-        hash.update(chunk);
-        if (stopAfter !== undefined && bytes >= stopAfter) {
-          request.destroy();
-          finish('client hung up');
-        }
-      });
-      response.on('end', () => finish(response.complete ? undefined : 'incomplete'));
-      response.on('error', (error) => finish(error.message));
-      response.on('aborted', () => finish('aborted'));
-    });
-    request.on('error', (error) =>
-      resolve({ status: 0, digest: '', bytes, firstByteAt, endAt: Date.now(), error: error.message }),
-    );
-  });
-}
 
 async function spawnMirror(root: string, upstream: string): Promise<{ cli: CliProcess; url: string }> {
   const cli = spawnCli(
