@@ -47,6 +47,13 @@ export interface StorageDriver {
    * client can recreate, such as a new upload session).
    */
   writeFile(path: string, content: Uint8Array | string, options?: WriteOptions): Promise<void>;
+  /**
+   * Creates `path` with `content` only when nothing is there: true when this call created it,
+   * false when it existed. Atomic against every other caller on the same storage, in any process
+   * (`O_EXCL` on a filesystem, `If-None-Match: *` on S3): the registry's one mutual-exclusion
+   * primitive, for markers such as an upload chunk's claim. Not fsynced.
+   */
+  createExclusive(path: string, content: string): Promise<boolean>;
   /** Creates an empty file if missing and sets its mtime to now (links). */
   touch(path: string): Promise<void>;
   /** Sets the mtime of an existing file to now; false (and nothing created) when it is missing. */

@@ -144,6 +144,22 @@ export class FsDriver implements StorageDriver {
     await this.rename(tmp, relative, durable);
   }
 
+  async createExclusive(relative: string, content: string): Promise<boolean> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await this.openCreatingParents(relative, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
   async touch(relative: string): Promise<void> {
     const handle = await this.openCreatingParents(relative, 'a');
     const now = new Date();
