@@ -152,13 +152,11 @@ async function bigLayer(file: string, mb: number): Promise<{ file: string; size:
 }
 
 async function startOurs(env: Record<string, string>): Promise<Server> {
-  const cli: CliProcess = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0'], {
-    LOG_LEVEL: 'info',
-    ...(args['cpu-prof'] === undefined
-      ? {}
-      : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(args['cpu-prof'])}` }),
-    ...env,
-  });
+  const cli: CliProcess = spawnCli(
+    ['registry', '--host', '127.0.0.1', '--port', '0'],
+    { LOG_LEVEL: 'info', ...env },
+    args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`],
+  );
   const line = await cli.waitForLog((entry) => entry.msg === 'registry listening', 30_000);
   const url = new URL(String(line.url));
   return {

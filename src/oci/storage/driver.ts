@@ -7,10 +7,13 @@ export interface FileInfo {
   readonly isDirectory: boolean;
 }
 
-/** A stream that appends to an upload file; `done` settles once the bytes are durable. */
+/**
+ * A stream that appends to an upload file; `done` settles once the bytes are written. They are
+ * durable once `move`d into place (the filesystem driver fsyncs there, once per upload).
+ */
 export interface AppendStream {
   readonly stream: Writable;
-  /** Resolves after the last byte is written and fsynced and the file is closed. */
+  /** Resolves after the last byte is written and the file is closed. */
   readonly done: Promise<void>;
 }
 
@@ -66,7 +69,7 @@ export interface StorageDriver {
   appendStream(path: string, offset: number): Promise<AppendStream>;
   /** Names of the entries of a directory, sorted; `[]` when it does not exist. */
   list(path: string): Promise<string[]>;
-  /** Atomically renames `from` to `to` (replacing `to`), creating parents. */
+  /** Atomically renames `from` to `to` (replacing `to`), creating parents; `to` is durable after. */
   move(from: string, to: string): Promise<void>;
   /** Removes a file or a directory tree; no error when missing. */
   delete(path: string): Promise<void>;
