@@ -5,7 +5,9 @@
  * S3 driver against Distribution's `s3-aws`). Per row: MiB/s (or seconds), the server's CPU time
  * per MiB moved (from /proc/<pid>/stat), and the server's peak RSS during the big push.
  *
- *   node --import tsx bench/registry/crane.ts [--size-mb 256] [--rounds 3] [--only fs|s3]
+ *   node --import tsx bench/registry/crane.ts [--size-mb 256] [--rounds 3] [--only fs|s3] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` runs our registry under `node --cpu-prof` and leaves its profile in DIR.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     'size-mb': { type: 'string', default: '256' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const SIZE_MB = Number(args['size-mb']);
@@ -149,10 +152,11 @@ async function bigLayer(file: string, mb: number): Promise<{ file: string; size:
 }
 
 async function startOurs(env: Record<string, string>): Promise<Server> {
-  const cli: CliProcess = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0'], {
-    LOG_LEVEL: 'info',
-    ...env,
-  });
+  const cli: CliProcess = spawnCli(
+    ['registry', '--host', '127.0.0.1', '--port', '0'],
+    { LOG_LEVEL: 'info', ...env },
+    args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`],
+  );
   const line = await cli.waitForLog((entry) => entry.msg === 'registry listening', 30_000);
   const url = new URL(String(line.url));
   return {

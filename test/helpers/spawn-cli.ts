@@ -18,9 +18,9 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `node --import tsx src/cli.ts <args>` with exactly the given environment (plus PATH and a deny-all probe policy). */
-export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+/** Runs `node [nodeArgs] --import tsx src/cli.ts <args>` with exactly the given environment (plus PATH and a deny-all probe policy). */
+export function spawnCli(args: string[], env: Record<string, string>, nodeArgs: string[] = []): CliProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CLI, ...args], {
     // Safety net: a server started by a test never probes beyond this machine unless the test says so.
     env: { PATH: process.env.PATH ?? '', HEALTH_PROBE_DENY: '0.0.0.0/0,::/0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

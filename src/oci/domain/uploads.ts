@@ -11,6 +11,15 @@
  * Upload state lives in storage (info + data), never only in memory: any registry process on the
  * same storage continues any upload, so replicas need no sticky sessions and no shared secret.
  *
+ * Chunks are serialized across processes by a claim per offset: before a chunk (or the commit)
+ * writes at offset N, its process creates uploads/<uuid>/claims/<N>-0 exclusively (O_EXCL, S3
+ * `If-None-Match: *`). A second chunk for N, from any replica, finds the claim and is answered 416
+ * with the upload's Range, as the spec says for out-of-order chunks; so two replicas never write
+ * the same bytes, and a running hash always covers exactly the bytes its process stored. A chunk
+ * that fails deletes its claim (the client retries at once); a claim whose holder died is taken
+ * over, as generation 1, 2, ..., once its holder has not refreshed it for CHUNK_LEASE_MS (holders
+ * refresh it while they stream, so a long chunk keeps it).
+ *
  * Nothing is visible under blobs/ before the digest is verified, and the final rename is atomic,
  * so a process killed at any point leaves either no blob or a complete one. Two clients pushing
  * the same blob both rename identical bytes onto the same path: both succeed.
@@ -24,6 +33,7 @@ import {
   TMP_DIR,
   UPLOADS_DIR,
   blobPath,
+  uploadClaimPath,
   uploadDataPath,
   uploadDir,
   uploadInfoPath,
@@ -54,6 +64,29 @@ interface UploadInfo {
 }
 
 const UPLOAD_ID = /^[a-f0-9-]{36}$/;
+
+/**
+ * How long a chunk's claim outlives its holder's last refresh: a replica killed mid-chunk blocks
+ * that offset of that upload this long (the client sees 416 and can retry or restart the upload).
+ */
+const CHUNK_LEASE_MS = 60_000;
+/** Holders refresh their claim this often while they stream. */
+const CLAIM_REFRESH_MS = CHUNK_LEASE_MS / 4;
+/** Takeovers of expired claims at one offset before giving up (each needs a holder that died). */
+const MAX_CLAIM_GENERATIONS = 16;
+
+/** The 416 of a chunk that does not start where the upload ends, with the upload's Range. */
+function outOfOrder(offset: number, message?: string): OciError {
+  return new OciError('BlobUploadOutOfOrder', message, { offset }, { Range: `0-${Math.max(0, offset - 1)}` });
+}
+
+/** A chunk's hold on an upload at one offset (see the module comment). */
+interface Claim {
+  /** Stops refreshing; the claim stays, marking the offset as written. */
+  keep(): void;
+  /** Stops refreshing and deletes the claim: the chunk failed, the offset is free again. */
+  release(): Promise<void>;
+}
 
 /** Counters the app exposes as metrics. */
 export interface UploadObserver {
@@ -143,8 +176,18 @@ export class Uploads {
     declaredLength?: number,
   ): Promise<number> {
     const session = await this.lock(name, uploadId, range);
+    let claim: Claim | undefined;
     try {
-      return await this.write(uploadId, session, body, declaredLength);
+      claim = await this.claim(uploadId, session.offset);
+      const start = session.offset;
+      const offset = await this.write(uploadId, session, body, declaredLength);
+      // An empty chunk leaves the offset where it was: free it for the next chunk.
+      if (offset === start) await claim.release();
+      else claim.keep();
+      return offset;
+    } catch (error) {
+      await claim?.release();
+      throw error;
     } finally {
       session.busy = false;
     }
@@ -163,7 +206,10 @@ export class Uploads {
     declaredLength?: number,
   ): Promise<void> {
     const session = await this.lock(name, uploadId, range);
+    let claim: Claim | undefined;
     try {
+      // The commit claims the offset too: a chunk or a second commit racing it elsewhere gets 416.
+      claim = await this.claim(uploadId, session.offset);
       if (body !== undefined) await this.write(uploadId, session, body, declaredLength);
       const actual =
         session.hash !== undefined && digest.algorithm === 'sha256'
@@ -177,10 +223,43 @@ export class Uploads {
       if (session.offset === 0) await this.driver.writeFile(uploadDataPath(uploadId), '');
       await this.driver.move(uploadDataPath(uploadId), blobPath(digest));
       await this.blobs.link(name, digest);
+      claim.keep();
       await this.discard(uploadId);
+    } catch (error) {
+      await claim?.release();
+      throw error;
     } finally {
       session.busy = false;
     }
+  }
+
+  /**
+   * Claims offset `offset` of the upload for one chunk, against every process on the storage;
+   * 416 when another chunk holds it (or wrote there already). See the module comment.
+   */
+  private async claim(uploadId: string, offset: number): Promise<Claim> {
+    for (let generation = 0; generation < MAX_CLAIM_GENERATIONS; generation++) {
+      const path = uploadClaimPath(uploadId, offset, generation);
+      if (await this.driver.createExclusive(path, String(this.now()))) {
+        const timer = setInterval(
+          () => void this.driver.refresh(path).catch(() => undefined),
+          CLAIM_REFRESH_MS,
+        );
+        timer.unref();
+        return {
+          keep: () => clearInterval(timer),
+          release: async () => {
+            clearInterval(timer);
+            await this.driver.delete(path).catch(() => undefined);
+          },
+        };
+      }
+      const held = await this.driver.stat(path);
+      // Still held (or written): the other chunk wins. Gone meanwhile or expired: next generation.
+      if (held !== undefined && this.now() - held.mtimeMs <= CHUNK_LEASE_MS)
+        throw outOfOrder(offset, 'another chunk of this upload is in progress at this offset');
+    }
+    throw outOfOrder(offset, 'this offset of the upload cannot be claimed');
   }
 
   /**
@@ -190,11 +269,8 @@ export class Uploads {
    */
   private async lock(name: string, uploadId: string, range: ChunkRange | undefined): Promise<Session> {
     const session = await this.session(name, uploadId);
-    if (session.busy)
-      throw new OciError('BlobUploadOutOfOrder', 'another chunk of this upload is in progress');
-    if (range !== undefined && range.start !== session.offset) {
-      throw new OciError('BlobUploadOutOfOrder', undefined, { offset: session.offset });
-    }
+    if (session.busy) throw outOfOrder(session.offset, 'another chunk of this upload is in progress');
+    if (range !== undefined && range.start !== session.offset) throw outOfOrder(session.offset);
     session.busy = true;
     return session;
   }

@@ -7,10 +7,13 @@ export interface FileInfo {
   readonly isDirectory: boolean;
 }
 
-/** A stream that appends to an upload file; `done` settles once the bytes are durable. */
+/**
+ * A stream that appends to an upload file; `done` settles once the bytes are written. They are
+ * durable once `move`d into place (the filesystem driver fsyncs there, once per upload).
+ */
 export interface AppendStream {
   readonly stream: Writable;
-  /** Resolves after the last byte is written and fsynced and the file is closed. */
+  /** Resolves after the last byte is written and the file is closed. */
   readonly done: Promise<void>;
 }
 
@@ -47,6 +50,13 @@ export interface StorageDriver {
    * client can recreate, such as a new upload session).
    */
   writeFile(path: string, content: Uint8Array | string, options?: WriteOptions): Promise<void>;
+  /**
+   * Creates `path` with `content` only when nothing is there: true when this call created it,
+   * false when it existed. Atomic against every other caller on the same storage, in any process
+   * (`O_EXCL` on a filesystem, `If-None-Match: *` on S3): the registry's one mutual-exclusion
+   * primitive, for markers such as an upload chunk's claim. Not fsynced.
+   */
+  createExclusive(path: string, content: string): Promise<boolean>;
   /** Creates an empty file if missing and sets its mtime to now (links). */
   touch(path: string): Promise<void>;
   /** Sets the mtime of an existing file to now; false (and nothing created) when it is missing. */
@@ -59,7 +69,7 @@ export interface StorageDriver {
   appendStream(path: string, offset: number): Promise<AppendStream>;
   /** Names of the entries of a directory, sorted; `[]` when it does not exist. */
   list(path: string): Promise<string[]>;
-  /** Atomically renames `from` to `to` (replacing `to`), creating parents. */
+  /** Atomically renames `from` to `to` (replacing `to`), creating parents; `to` is durable after. */
   move(from: string, to: string): Promise<void>;
   /** Removes a file or a directory tree; no error when missing. */
   delete(path: string): Promise<void>;

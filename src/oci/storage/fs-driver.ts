@@ -22,12 +22,18 @@ const WRITE_BATCH = 4 * 1024 * 1024;
 const SYNC_EVERY = 32 * 1024 * 1024;
 
 /**
- * A write stream over an open file: batched positional `writev`s, background data syncs, and on
- * `end` a final fsync before the close, so `finish` means durable.
+ * A write stream over an open file: batched positional `writev`s and background data syncs; no
+ * fsync of its own at the end. An upload's file becomes durable once, when it is committed:
+ * `move` fsyncs it before the rename (so a chunked upload pays one fsync, not one per PATCH). A
+ * chunk acknowledged but not yet committed may be lost to a power failure, never to a killed
+ * process (the page cache keeps it); the client then finds a shorter Range or gets
+ * DIGEST_INVALID, and nothing unverified ever becomes visible.
  */
 class DurableFileWriter extends Writable {
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
+  /** A background sync's failure, reported at the end (Linux may report it to one fsync only). */
+  private syncError: unknown;
 
   constructor(
     private readonly handle: fs.FileHandle,
@@ -47,7 +53,7 @@ class DurableFileWriter extends Writable {
   override _final(callback: (error?: Error | null) => void): void {
     const close = async () => {
       await this.syncing;
-      await this.handle.sync();
+      if (this.syncError !== undefined) throw this.syncError;
       await this.handle.close();
     };
     close().then(() => callback(), callback);
@@ -74,7 +80,7 @@ class DurableFileWriter extends Writable {
     if (this.unsynced >= SYNC_EVERY && this.syncing === undefined) {
       this.unsynced = 0;
       this.syncing = this.handle.datasync().finally(() => (this.syncing = undefined));
-      this.syncing.catch(() => undefined); // reported by the final sync
+      this.syncing.catch((error: unknown) => (this.syncError ??= error));
     }
   }
 }
@@ -144,6 +150,22 @@ export class FsDriver implements StorageDriver {
     await this.rename(tmp, relative, durable);
   }
 
+  async createExclusive(relative: string, content: string): Promise<boolean> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await this.openCreatingParents(relative, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
   async touch(relative: string): Promise<void> {
     const handle = await this.openCreatingParents(relative, 'a');
     const now = new Date();
@@ -207,6 +229,14 @@ export class FsDriver implements StorageDriver {
   }
 
   async move(from: string, to: string): Promise<void> {
+    // Appended files are not fsynced while they grow (DurableFileWriter): their one fsync is
+    // here, before they become visible under their new name.
+    const handle = await fs.open(this.abs(from), 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await this.rename(from, to, true);
   }
 

@@ -17,6 +17,8 @@
  *                                                    `subject` is that digest, for the referrers API
  *     uploads/<uuid>/data                           bytes received so far for an upload session
  *     uploads/<uuid>/info                           JSON: repository, start time
+ *     uploads/<uuid>/claims/<offset>-<generation>   a chunk's claim on the upload at that offset,
+ *                                                    created exclusively (see domain/uploads.ts)
  *     _tmp/<uuid>                                   temp files of atomic writes (renamed away)
  *
  * Mtimes matter: `gc` keeps anything younger than its grace period, and a manifest push
@@ -53,6 +55,9 @@ export const referrerPath = (name: string, subject: Digest, referrer: Digest): s
 export const uploadDir = (uploadId: string): string => `${UPLOADS_DIR}/${uploadId}`;
 export const uploadDataPath = (uploadId: string): string => `${uploadDir(uploadId)}/data`;
 export const uploadInfoPath = (uploadId: string): string => `${uploadDir(uploadId)}/info`;
+/** The claim of the chunk starting at `offset`; `generation` counts takeovers of expired claims. */
+export const uploadClaimPath = (uploadId: string, offset: number, generation: number): string =>
+  `${uploadDir(uploadId)}/claims/${String(offset).padStart(16, '0')}-${generation}`;
 
 /** Directory names inside a repository directory that are ours, not nested repositories. */
 export const REPOSITORY_META_DIRS = new Set(['_layers', '_manifests', '_referrers']);

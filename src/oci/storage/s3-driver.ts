@@ -171,6 +171,26 @@ export class S3Driver implements StorageDriver {
     );
   }
 
+  async createExclusive(path: string, content: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(path),
+          Body: Buffer.from(content),
+          IfNoneMatch: '*',
+          Metadata: { mtime: String(Date.now()) },
+        }),
+      );
+      return true;
+    } catch (error) {
+      // 412: the key exists; 409: another conditional write of it is in flight (AWS answers so).
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw error;
+    }
+  }
+
   async touch(path: string): Promise<void> {
     if (await this.refresh(path)) return;
     await this.writeFile(path, '');

@@ -94,6 +94,21 @@ for (const implementation of IMPLEMENTATIONS) {
       expect(await driver.list('_tmp')).to.deep.equal([]);
     });
 
+    it('createExclusive creates a path once: of many concurrent callers on two replicas, exactly one wins', async () => {
+      const other = instance.replica();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          (i % 2 === 0 ? driver : other).createExclusive('claims/x', `c${i}`),
+        ),
+      );
+      expect(results.filter(Boolean)).to.have.length(1);
+      const winner = results.indexOf(true);
+      expect((await other.readFile('claims/x'))?.toString()).to.equal(`c${winner}`);
+      expect(await driver.createExclusive('claims/x', 'late')).to.equal(false);
+      await driver.delete('claims/x');
+      expect(await other.createExclusive('claims/x', 'again')).to.equal(true);
+    });
+
     it('lists directory entries sorted', async () => {
       for (const name of ['c', 'a', 'b']) await driver.writeFile(`d/${name}`, name);
       expect(await driver.list('d')).to.deep.equal(['a', 'b', 'c']);

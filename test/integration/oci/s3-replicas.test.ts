@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { S3Driver, type S3Settings } from '../../../src/oci/storage/s3-driver.js';
-import { pushImage, sha256 } from '../../helpers/registry.js';
+import { pushImage, sha256, trickle } from '../../helpers/registry.js';
 import {
   assertStorageConsistent,
   pullAndVerify,
@@ -111,6 +111,46 @@ describe('registry replicas on one S3 bucket', function () {
     }
     // The finished session is gone everywhere.
     expect((await fetch(`${b}${location}`)).status).to.equal(404);
+    await assertStorageConsistent(driver);
+  });
+
+  it('serialize concurrent chunks of one upload sent to two replicas: one is taken, the other answered 416', async () => {
+    replicas = await startReplicas(env, 2);
+    const [a, b] = replicas.map((replica) => replica.base) as [string, string];
+    // Two chunks of the same length for the same range, one to each replica, in flight together:
+    // only one may land, or a replica's running hash would vouch for bytes the other wrote.
+    const chunks = [randomBytes(1024 * 1024), randomBytes(1024 * 1024)];
+    for (let round = 0; round < 3; round++) {
+      const started = await fetch(`${a}/v2/serial/blobs/uploads/`, { method: 'POST' });
+      const location = started.headers.get('location')!;
+      const answers = await Promise.all(
+        [a, b].map((base, i) =>
+          trickle(`${base}${location}`, 'PATCH', chunks[i]!, {
+            'Content-Range': `0-${chunks[i]!.length - 1}`,
+          }),
+        ),
+      );
+      const statuses = answers.map((answer) => answer.status);
+      expect([...statuses].sort(), `round ${round}`).to.deep.equal([202, 416]);
+      const winner = statuses.indexOf(202);
+      const loser = 1 - winner;
+      expect(answers[loser]!.headers.range, 'the 416 tells where the upload stands').to.match(/^0-\d+$/);
+      // Each replica is asked to commit its own chunk's digest: only the winner's bytes are stored.
+      const refused = await fetch(`${[a, b][loser]}${location}?digest=${sha256(chunks[loser]!)}`, {
+        method: 'PUT',
+      });
+      expect(refused.status, 'the losing chunk is not in the upload').to.equal(400);
+      const again = await fetch(`${a}/v2/serial/blobs/uploads/`, { method: 'POST' });
+      const retry = again.headers.get('location')!;
+      const patched = await trickle(`${[a, b][loser]}${retry}`, 'PATCH', chunks[winner]!, {
+        'Content-Range': `0-${chunks[winner]!.length - 1}`,
+      });
+      expect(patched.status).to.equal(202);
+      const done = await fetch(`${[a, b][winner]}${retry}?digest=${sha256(chunks[winner]!)}`, {
+        method: 'PUT',
+      });
+      expect(done.status, await done.text()).to.equal(201);
+    }
     await assertStorageConsistent(driver);
   });
 
