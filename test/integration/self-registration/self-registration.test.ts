@@ -32,6 +32,18 @@ const NON_LOOPBACK = [
   '::/0',
 ].join(',');
 
+interface Instance {
+  instance_id: string;
+  status: string;
+  repositories: number | null;
+  storage: { free_bytes: number | null };
+}
+interface Health {
+  status: string;
+  heartbeat: { status: string; last_seen: string; instances: Instance[] };
+}
+type Row = Record<string, unknown>;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('self-registration: a bundled registry with a real catalog', function () {
@@ -45,12 +57,18 @@ describe('self-registration: a bundled registry with a real catalog', function (
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     ...(raw !== undefined ? { body: raw } : body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  const api = async (method: string, route: string, token = admin.token, body?: unknown, raw?: string) => {
+  const api = async <T = unknown>(
+    method: string,
+    route: string,
+    token = admin.token,
+    body?: unknown,
+    raw?: string,
+  ) => {
     const response = await fetch(`${catalogUrl}${route}`, { method, ...as(token, body, raw) });
     const text = await response.text();
-    return { status: response.status, body: JSON.parse(text) as { data: any; error?: string } };
+    return { status: response.status, body: JSON.parse(text) as { data: T; error?: string } };
   };
-  const health = async (id: string) => (await api('GET', `/check_container_health/${id}`)).body.data;
+  const health = async (id: string) => (await api<Health>('GET', `/check_container_health/${id}`)).body.data;
 
   async function startRegistry(
     root: string,
@@ -117,7 +135,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
     const root = path.join(work, 'root-a');
     const port = await freePort();
     const first = await startRegistry(root, port);
-    const entry = await api('GET', `/container_registry/${first.id}`);
+    const entry = await api<Row>('GET', `/container_registry/${first.id}`);
     expect(entry.status).to.equal(200);
     expect(entry.body.data).to.include({
       container_registry_name: 'self-registered',
@@ -131,7 +149,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
     expect(live.heartbeat.status).to.equal('live');
     expect(live.heartbeat.instances).to.have.length(1);
     expect(live.heartbeat.instances[0]).to.include({ status: 'live', repositories: 0 });
-    expect(live.heartbeat.instances[0].storage.free_bytes).to.be.a('number');
+    expect(live.heartbeat.instances[0]!.storage.free_bytes).to.be.a('number');
     await sleep(HEARTBEAT_S * 1000 * 2);
     const later = await health(first.id);
     expect(Date.parse(later.heartbeat.last_seen)).to.be.greaterThan(Date.parse(live.heartbeat.last_seen));
@@ -164,7 +182,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
 
     const second = await startRegistry(root, port);
     expect(second.id).to.equal(first.id);
-    const listed = await api('POST', '/container_registries', admin.token, {
+    const listed = await api<Row[]>('POST', '/container_registries', admin.token, {
       container_registry_public_url: `http://127.0.0.1:${port}`,
     });
     expect(listed.body.data).to.have.length(1);
@@ -175,10 +193,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
     second.process.child.kill('SIGTERM');
     await second.process.exited;
     const drained = await health(first.id);
-    const instance = drained.heartbeat.instances.find(
-      (item: { status: string; instance_id: string }) => item.instance_id !== 'forged',
-    );
-    expect(instance.status).to.equal('draining');
+    const instance = drained.heartbeat.instances.find((item) => item.instance_id !== 'forged');
+    expect(instance?.status).to.equal('draining');
   });
 
   it('two replicas on one storage root share one entry, as two instances', async () => {
@@ -190,11 +206,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
     await sleep(HEARTBEAT_S * 1000 * 1.5);
     const report = await health(one.id);
     expect(report.heartbeat.instances).to.have.length(2);
-    expect(report.heartbeat.instances.map((item: { status: string }) => item.status)).to.deep.equal([
-      'live',
-      'live',
-    ]);
-    const listed = await api('POST', '/container_registries', admin.token, {
+    expect(report.heartbeat.instances.map((item) => item.status)).to.deep.equal(['live', 'live']);
+    const listed = await api<Row[]>('POST', '/container_registries', admin.token, {
       container_registry_public_url: `http://127.0.0.1:${front}`,
     });
     expect(listed.body.data).to.have.length(1);
@@ -214,9 +227,9 @@ describe('self-registration: a bundled registry with a real catalog', function (
       `docker://127.0.0.1:${port}/team/app:1.0`,
     );
     const pushed = Date.now();
-    let found: { status: number; body: { data: any } } | undefined;
+    let found: { status: number; body: { data: { candidates: Row[] } } } | undefined;
     while (Date.now() - pushed < 1000) {
-      found = await api('GET', '/resolve_image?reference=team/app:1.0');
+      found = await api<{ candidates: Row[] }>('GET', '/resolve_image?reference=team/app:1.0');
       if (found.status === 200) break;
       await sleep(20);
     }
@@ -226,8 +239,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
       pull_reference: `127.0.0.1:${port}/team/app:1.0`,
       digest: image.digest,
     });
-    const records = await api('GET', `/container_registry/${id}/images`);
-    const record = records.body.data.find((item: { tag: string | null }) => item.tag === '1.0');
+    const records = await api<Array<Row & { tag: string | null }>>('GET', `/container_registry/${id}/images`);
+    const record = records.body.data.find((item) => item.tag === '1.0')!;
     expect(record).to.include({ source: 'event', media_type: 'application/vnd.oci.image.manifest.v1+json' });
     expect(record.platforms).to.deep.equal([{ os: 'linux', architecture: 'arm64', digest: image.digest }]);
     expect(record.size).to.be.greaterThan(2 * 64 * 1024);
@@ -285,7 +298,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
     });
     expect(takeover.status).to.equal(403);
     // An entry made by hand cannot be claimed by a register token.
-    const manual = await api('POST', '/container_registry', admin.token, {
+    const manual = await api<{ id: string }>('POST', '/container_registry', admin.token, {
       container_registry_name: 'by hand',
       container_registry_public_url: 'http://127.0.0.1:9',
     });
@@ -374,8 +387,6 @@ describe('self-registration: a bundled registry with a real catalog', function (
       imagesBefore.body.data,
     );
     const report = await health(id);
-    expect(
-      report.heartbeat.instances.map((item: { instance_id: string }) => item.instance_id),
-    ).to.not.include('intruder');
+    expect(report.heartbeat.instances.map((item) => item.instance_id)).to.not.include('intruder');
   });
 });
