@@ -105,8 +105,9 @@ export class Registrar {
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.registryId !== undefined) {
-      await this.heartbeat('draining').catch((error: unknown) =>
-        this.deps.logger.warn({ err: error }, 'draining heartbeat not delivered'),
+      await this.heartbeat('draining').then(
+        (status) => this.deps.logger.info({ registryId: this.registryId, status }, 'draining heartbeat sent'),
+        (error: unknown) => this.deps.logger.warn({ err: error }, 'draining heartbeat not delivered'),
       );
     }
     await this.queue.stop(1_000);

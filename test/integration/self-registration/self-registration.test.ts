@@ -14,7 +14,7 @@ import { tempDir } from '../../helpers/temp-dirs.js';
  * push events in the image index without a crawl, and hostile callers. Everything on loopback.
  */
 
-const HEARTBEAT_S = 0.3;
+const HEARTBEAT_S = 0.5;
 const admin = createToken('ops', 'admin');
 const registrar = createToken('registry-a', 'register');
 const intruder = createToken('registry-b', 'register');
@@ -100,7 +100,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
       { LOG_LEVEL: 'info', REGISTER_HEARTBEAT_S: String(HEARTBEAT_S) },
     );
     children.push(child);
-    const line = await child.waitForLog((entry) => entry.msg === 'registered with the catalog');
+    // Generous: a spawned tsx process starts slowly on a loaded machine.
+    const line = await child.waitForLog((entry) => entry.msg === 'registered with the catalog', 60_000);
     return { process: child, id: String(line.registryId) };
   }
 
@@ -120,7 +121,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
       HEALTH_PROBE_ALLOW: '127.0.0.0/8',
       HEALTH_PROBE_DENY: NON_LOOPBACK,
     });
-    catalogUrl = String((await catalog.waitForLog((line) => line.msg === 'catalog listening')).url);
+    catalogUrl = String((await catalog.waitForLog((line) => line.msg === 'catalog listening', 60_000)).url);
   });
 
   after(async () => {
@@ -191,8 +192,9 @@ describe('self-registration: a bundled registry with a real catalog', function (
 
     // SIGTERM: a draining heartbeat before the registry stops.
     second.process.child.kill('SIGTERM');
-    await second.process.exited;
+    await second.process.waitForLog((line) => line.msg === 'draining heartbeat sent' && line.status === 200);
     const drained = await health(first.id);
+    await second.process.exited;
     const instance = drained.heartbeat.instances.find((item) => item.instance_id !== 'forged');
     expect(instance?.status).to.equal('draining');
   });
