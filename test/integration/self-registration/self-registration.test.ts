@@ -74,6 +74,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
     root: string,
     port: number,
     publicPort = port,
+    catalogBase = catalogUrl,
+    wait = true,
   ): Promise<{ process: CliProcess; id: string }> {
     const tokenFile = path.join(work, 'registrar-token');
     await fs.writeFile(tokenFile, `${registrar.token}\n`);
@@ -87,7 +89,7 @@ describe('self-registration: a bundled registry with a real catalog', function (
         '--storage-root',
         root,
         '--register-with',
-        catalogUrl,
+        catalogBase,
         '--register-token-file',
         tokenFile,
         '--public-url',
@@ -100,6 +102,10 @@ describe('self-registration: a bundled registry with a real catalog', function (
       { LOG_LEVEL: 'info', REGISTER_HEARTBEAT_S: String(HEARTBEAT_S) },
     );
     children.push(child);
+    if (!wait) {
+      await child.waitForLog((entry) => entry.msg === 'registry listening', 60_000);
+      return { process: child, id: '' };
+    }
     // Generous: a spawned tsx process starts slowly on a loaded machine.
     const line = await child.waitForLog((entry) => entry.msg === 'registered with the catalog', 60_000);
     return { process: child, id: String(line.registryId) };
@@ -107,21 +113,22 @@ describe('self-registration: a bundled registry with a real catalog', function (
 
   before(async function () {
     work = await tempDir('self-registration-');
-    const tokens = path.join(work, 'tokens');
-    await fs.writeFile(tokens, [admin.entry, registrar.entry, intruder.entry].join('\n'));
-    catalog = spawnCli(['serve'], {
-      PORT: '0',
-      DATA_DIR: path.join(work, 'catalog'),
-      LOG_LEVEL: 'info',
-      API_TOKENS_FILE: tokens,
-      HEALTH_MONITOR_ENABLED: 'false',
-      CRAWL_ENABLED: 'false',
-      HEARTBEAT_WATCH_INTERVAL_MS: '100',
-      HEALTH_PROBE_TIMEOUT_MS: '1000',
-      HEALTH_PROBE_ALLOW: '127.0.0.0/8',
-      HEALTH_PROBE_DENY: NON_LOOPBACK,
-    });
+    await fs.writeFile(path.join(work, 'tokens'), [admin.entry, registrar.entry, intruder.entry].join('\n'));
+    catalog = spawnCli(['serve'], catalogEnv('0', path.join(work, 'catalog')));
     catalogUrl = String((await catalog.waitForLog((line) => line.msg === 'catalog listening', 60_000)).url);
+  });
+
+  const catalogEnv = (port: string, dataDir: string) => ({
+    PORT: port,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    HEALTH_MONITOR_ENABLED: 'false',
+    CRAWL_ENABLED: 'false',
+    HEARTBEAT_WATCH_INTERVAL_MS: '100',
+    HEALTH_PROBE_TIMEOUT_MS: '1000',
+    HEALTH_PROBE_ALLOW: '127.0.0.0/8',
+    API_TOKENS_FILE: path.join(work, 'tokens'),
+    HEALTH_PROBE_DENY: NON_LOOPBACK,
   });
 
   after(async () => {
@@ -256,6 +263,42 @@ describe('self-registration: a bundled registry with a real catalog', function (
       if (status === 200) await sleep(20);
     }
     expect(status).to.equal(404);
+  });
+
+  it('serves pushes while the catalog is down, then registers and delivers the queued events', async () => {
+    const catalogPort = await freePort();
+    const port = await freePort();
+    const down = `http://127.0.0.1:${catalogPort}`;
+    const registry = await startRegistry(path.join(work, 'root-down'), port, port, down, false);
+    await registry.process.waitForLog(
+      (line) => line.msg === 'catalog unreachable for registration; retrying',
+    );
+    const layout = new OciLayoutWriter(path.join(work, 'layout-down'));
+    await layout.write({ app: layout.image(1, 'amd64') });
+    await skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${layout.dir}:app`,
+      `docker://127.0.0.1:${port}/queued/app:1`,
+    );
+
+    const late = spawnCli(['serve'], catalogEnv(String(catalogPort), path.join(work, 'catalog-late')));
+    children.push(late);
+    await late.waitForLog((line) => line.msg === 'catalog listening', 60_000);
+    const registered = await registry.process.waitForLog(
+      (line) => line.msg === 'registered with the catalog',
+      60_000,
+    );
+    const deadline = Date.now() + 5_000;
+    let status = 0;
+    while (Date.now() < deadline && status !== 200) {
+      const answer = await fetch(`${down}/resolve_image?reference=queued/app:1`, as(admin.token));
+      status = answer.status;
+      await answer.arrayBuffer();
+      if (status !== 200) await sleep(50);
+    }
+    expect(status, 'the queued push event reached the catalog').to.equal(200);
+    expect(String(registered.registryId)).to.match(/^[0-9a-f-]{36}$/);
   });
 
   it('refuses hostile registrations, heartbeats and events, and changes nothing', async () => {
