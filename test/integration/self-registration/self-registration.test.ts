@@ -228,7 +228,8 @@ describe('self-registration: a bundled registry with a real catalog', function (
     const { id } = await startRegistry(root, port);
     const layout = new OciLayoutWriter(path.join(work, 'layout'));
     const image = layout.image(2, 'arm64');
-    await layout.write({ app: image });
+    const multi = layout.index([layout.image(1, 'amd64'), layout.image(1, 'arm64')]);
+    await layout.write({ app: image, multi });
     await skopeo(
       'copy',
       '--dest-tls-verify=false',
@@ -254,6 +255,23 @@ describe('self-registration: a bundled registry with a real catalog', function (
     expect(record.platforms).to.deep.equal([{ os: 'linux', architecture: 'arm64', digest: image.digest }]);
     expect(record.size).to.be.greaterThan(2 * 64 * 1024);
 
+    // An index: its platforms from its entries, its size over the children pushed with it.
+    await skopeo(
+      'copy',
+      '--all',
+      '--dest-tls-verify=false',
+      `oci:${layout.dir}:multi`,
+      `docker://127.0.0.1:${port}/team/multi:2`,
+    );
+    let indexed: (Row & { platforms?: Array<{ architecture: string }>; size?: number }) | undefined;
+    for (const started = Date.now(); Date.now() - started < 1000 && indexed === undefined; await sleep(20)) {
+      const page = await api<Array<Row & { tag: string | null }>>('GET', `/container_registry/${id}/images`);
+      indexed = page.body.data.find((item) => item.repository === 'team/multi' && item.tag === '2');
+    }
+    expect(indexed?.digest).to.equal(multi.digest);
+    expect(indexed?.platforms?.map((platform) => platform.architecture)).to.deep.equal(['amd64', 'arm64']);
+    expect(indexed?.size).to.be.greaterThan(2 * 64 * 1024);
+
     const deleted = await fetch(`http://127.0.0.1:${port}/v2/team/app/manifests/1.0`, { method: 'DELETE' });
     expect(deleted.status).to.equal(202);
     const gone = Date.now();
@@ -263,6 +281,18 @@ describe('self-registration: a bundled registry with a real catalog', function (
       if (status === 200) await sleep(20);
     }
     expect(status).to.equal(404);
+
+    // A delete by digest removes the records of that digest (the index and its tag).
+    const byDigest = await fetch(`http://127.0.0.1:${port}/v2/team/multi/manifests/${multi.digest}`, {
+      method: 'DELETE',
+    });
+    expect(byDigest.status).to.equal(202);
+    let left = 1;
+    for (const started = Date.now(); Date.now() - started < 1000 && left > 0; await sleep(20)) {
+      const page = await api<Array<Row & { digest: string }>>('GET', `/container_registry/${id}/images`);
+      left = page.body.data.filter((item) => item.digest === multi.digest).length;
+    }
+    expect(left).to.equal(0);
   });
 
   it('serves pushes while the catalog is down, then registers and delivers the queued events', async () => {
