@@ -39,6 +39,8 @@ const LAYERS = [
   ['src/oci', 'proxy/**', ['app', 'main', 'auth', 'http']],
   ['src/oci', 'domain/**', ['app', 'main', 'auth', 'http', 'proxy']],
   ['src/oci', 'storage/**', ['app', 'main', 'auth', 'http', 'proxy', 'domain']],
+  // Self-registration (the catalog client, heartbeats, the event queue): beside the proxy, above domain.
+  ['src/oci', 'registration/**', ['app', 'main', 'auth', 'http', 'proxy']],
   // config.ts reads the proxy's settings through proxy/config.ts, which imports nothing above it.
   [
     'src/oci',

@@ -12,6 +12,7 @@ import { CATALOG_ENV_VARS } from './catalog/config.js';
 import { HEALTH_ENV_VARS } from './catalog/health/config.js';
 import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
 import { CRAWL_ENV_VARS } from './catalog/jobs/crawl-config.js';
+import { HEARTBEAT_WATCH_ENV_VARS } from './catalog/jobs/heartbeat-config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
 import { addTokenModeCommands } from './oci/auth/commands.js';
 
@@ -39,7 +40,7 @@ program
   )
   .addHelpText(
     'after',
-    `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS, ...CRAWL_ENV_VARS].join(', ')}`,
+    `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS, ...CRAWL_ENV_VARS, ...HEARTBEAT_WATCH_ENV_VARS].join(', ')}`,
   )
   .action(async (options: { host?: string; port?: string; allowUnauthenticated?: boolean }) => {
     const { runCatalog } = await import('./catalog/main.js');
@@ -121,6 +122,23 @@ const registry = program
     '--proxy-config <file>',
     'per-upstream credentials, ttl_seconds, max_stale_seconds, upstream_timeout_ms (YAML/JSON; env REGISTRY_PROXY_CONFIG)',
   )
+  .option(
+    '--register-with <url>',
+    'register with this catalog, heartbeat and send push/delete events (env REGISTRY_REGISTER_WITH)',
+  )
+  .option(
+    '--register-token-file <file>',
+    'catalog API token (register role) for --register-with (env REGISTRY_REGISTER_TOKEN_FILE)',
+  )
+  .option(
+    '--public-url <url>',
+    'URL clients reach this registry at, stored in the catalog (env REGISTRY_PUBLIC_URL)',
+  )
+  .option(
+    '--register-name <name>',
+    'catalog entry name (env REGISTRY_REGISTER_NAME, default: the public URL host)',
+  )
+  .option('--register-tags <tags>', 'comma-separated catalog entry tags (env REGISTRY_REGISTER_TAGS)')
   .addHelpText('after', `\nEnvironment variables: ${REGISTRY_ENV_VARS.join(', ')}`)
   .action(
     async (options: {
@@ -133,6 +151,11 @@ const registry = program
       readOnly?: boolean;
       proxy: string[];
       proxyConfig?: string;
+      registerWith?: string;
+      registerTokenFile?: string;
+      publicUrl?: string;
+      registerName?: string;
+      registerTags?: string;
     }) => {
       const { runRegistry } = await import('./oci/main.js');
       await runRegistry({
@@ -147,6 +170,11 @@ const registry = program
           REGISTRY_READ_ONLY: options.readOnly ? 'true' : undefined,
           REGISTRY_PROXY: options.proxy.length > 0 ? options.proxy.join(',') : undefined,
           REGISTRY_PROXY_CONFIG: options.proxyConfig,
+          REGISTRY_REGISTER_WITH: options.registerWith,
+          REGISTRY_REGISTER_TOKEN_FILE: options.registerTokenFile,
+          REGISTRY_PUBLIC_URL: options.publicUrl,
+          REGISTRY_REGISTER_NAME: options.registerName,
+          REGISTRY_REGISTER_TAGS: options.registerTags,
         }),
       });
     },

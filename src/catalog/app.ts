@@ -21,6 +21,9 @@ import { CATALOG_ROUTE_INDEX } from './routes/table.js';
 import type { HealthStore } from './store/health-store.js';
 import type { ImageStore } from './store/image-store.js';
 import type { RegistryStore } from './store/registry-store.js';
+import { HeartbeatService } from './domain/heartbeats.js';
+import { RegistryEventService } from './domain/registry-events.js';
+import type { HeartbeatStore } from './store/heartbeat-store.js';
 
 export interface CatalogDeps {
   readonly store: RegistryStore;
@@ -38,6 +41,8 @@ export interface CatalogDeps {
   readonly access?: AccessDeps;
   /** The image index and its crawler; without it the image routes are absent. */
   readonly images?: { readonly store: ImageStore; readonly crawl: CrawlFunction };
+  /** Self-registration and heartbeats (with `images`: events too); without it those routes are absent. */
+  readonly heartbeats?: { readonly store: HeartbeatStore };
 }
 
 export interface AccessDeps {
@@ -63,6 +68,7 @@ export interface Catalog {
   readonly registries: RegistryService;
   readonly health: HealthService | undefined;
   readonly images: ImageService | undefined;
+  readonly heartbeats: HeartbeatService | undefined;
   readonly metrics: Registry;
 }
 
@@ -81,8 +87,23 @@ export function createCatalog(deps: CatalogDeps): Catalog {
         return report.status === 'healthy' ? undefined : `${report.status}: ${report.detail}`;
       }),
   });
+  const heartbeats =
+    deps.heartbeats &&
+    new HeartbeatService({
+      store: deps.heartbeats.store,
+      registries,
+      schemas: deps.schemas,
+      // The entry it writes passes the probe's address policy like any probed one: refused is 422.
+      vetUrl:
+        deps.health &&
+        (async (document) => {
+          const report = await health!.probeOnly(document);
+          return report.status === 'refused' ? report.detail : undefined;
+        }),
+    });
   if (deps.health) {
     health = new HealthService({
+      heartbeatOf: heartbeats && ((id) => heartbeats.viewOf(id)),
       registries,
       healthStore: deps.health.store,
       probe: deps.health.probe,
@@ -101,10 +122,23 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       logger: deps.logger,
       metrics,
     });
+  const selfRegistration =
+    heartbeats && deps.images
+      ? {
+          heartbeats,
+          events: new RegistryEventService({
+            images: deps.images.store,
+            registries,
+            heartbeats,
+            schemas: deps.schemas,
+          }),
+        }
+      : undefined;
   const services: CatalogServices = {
     registries,
     health,
     images,
+    selfRegistration,
     ping: () => deps.store.ping(),
     metrics,
     openapi: bundleOpenApi(deps.schemas),
@@ -121,7 +155,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     corsOrigins: access.corsOrigins,
   });
   const app = createCatalogApp(front, services, deps);
-  return { handler: front.listener(app), app, registries, health, images, metrics };
+  return { handler: front.listener(app), app, registries, health, images, heartbeats, metrics };
 }
 
 /** The Express app: the front door's prelude, JSON bodies, every route of the table, the envelope for errors. */

@@ -23,15 +23,18 @@ import type { ProbeTarget } from './model.js';
 import { credentialKeysFor } from './store/credentials-key-file.js';
 import { openStores } from './store/open-stores.js';
 import { backupEmbeddedStore } from './store/sqlite-backup.js';
+import { loadHeartbeatWatchConfig } from './jobs/heartbeat-config.js';
+import { HeartbeatWatch, type OnStale } from './jobs/heartbeat-watch.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
-export async function runCatalog(env: Env): Promise<void> {
+export async function runCatalog(env: Env, hooks: { onStale?: OnStale } = {}): Promise<void> {
   const config = loadCatalogConfig(env);
   const healthConfig = loadHealthConfig(env);
   const monitorConfig = loadMonitorConfig(env);
   const crawlConfig = loadCrawlConfig(env);
   const logger = createLogger('catalog', config.logLevel);
-  const { store, healthStore, imageStore } = await openStores(config, logger);
+  const heartbeatWatchConfig = loadHeartbeatWatchConfig(env);
+  const { store, healthStore, imageStore, heartbeatStore } = await openStores(config, logger);
   const credentialKeys = credentialKeysFor(config, logger);
   const cipher = credentialKeys.length > 0 ? new CredentialCipher(credentialKeys) : undefined;
   if (!cipher)
@@ -75,6 +78,7 @@ export async function runCatalog(env: Env): Promise<void> {
     health: { store: healthStore, probe, historySize: monitorConfig.historySize },
     access: { policy, ...access },
     images: { store: imageStore, crawl },
+    heartbeats: { store: heartbeatStore },
   });
   const server = await listen(catalog.handler, {
     host: config.host,
@@ -108,7 +112,19 @@ export async function runCatalog(env: Env): Promise<void> {
         })
       : undefined;
   crawler?.start();
+  // Stale transitions of self-registered registries; `onStale` is a no-op unless wired (webhooks).
+  const heartbeatWatch =
+    heartbeatWatchConfig.enabled && catalog.heartbeats
+      ? new HeartbeatWatch({
+          heartbeats: catalog.heartbeats,
+          config: heartbeatWatchConfig,
+          logger,
+          onStale: hooks.onStale,
+        })
+      : undefined;
+  heartbeatWatch?.start();
   onShutdownSignal(logger, async () => {
+    await heartbeatWatch?.stop();
     if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
     await crawler?.stop();
     await monitor?.stop();

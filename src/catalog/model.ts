@@ -125,3 +125,43 @@ export interface CrawlReport {
   complete: boolean;
   duration_ms: number;
 }
+
+/** A self-registered registry's heartbeat status (DESIGN.md section 12). */
+export type HeartbeatStatus = 'live' | 'draining' | 'stale';
+
+/** One process of a self-registered registry, as its last heartbeat described it. */
+export interface HeartbeatInstance {
+  instance_id: string;
+  /** What the instance said: `draining` after SIGTERM. */
+  status: 'live' | 'draining';
+  version: string;
+  /** Bytes used and free on the registry's storage; null where the backend cannot tell (S3). */
+  storage: { used_bytes: number | null; free_bytes: number | null };
+  repositories: number | null;
+  /** The instance's heartbeat interval: three of them without a beat and it is stale. */
+  interval_s: number;
+  started_at: string;
+  last_seen: string;
+}
+
+/** What the catalog keeps of a self-registered registry, beside its entry. */
+export interface HeartbeatRecord {
+  registry_id: string;
+  /** The name of the token that registered it first; null when access control was off. */
+  owner: string | null;
+  registered_at: string;
+  /** Newest heartbeat of any instance; null until the first one. */
+  last_seen: string | null;
+  instances: HeartbeatInstance[];
+  /** When the stale transition was announced (the watch's job); null while live. */
+  stale_since: string | null;
+}
+
+/** The `heartbeat` member of a health report. */
+export interface HeartbeatView {
+  status: HeartbeatStatus;
+  last_seen: string | null;
+  /** Seconds without a heartbeat after which the registry is stale (three intervals). */
+  stale_after_s: number;
+  instances: Array<Omit<HeartbeatInstance, 'status'> & { status: HeartbeatStatus }>;
+}

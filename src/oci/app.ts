@@ -26,6 +26,7 @@ import { PullThroughCache } from './proxy/pull-through-cache.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './http/upload-routes.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
+import { notifyingContent, type ContentEvent } from './registration/content-events.js';
 
 /** Dependencies of the app; tests pass their own clock and storage root. */
 export interface OciAppDeps {
@@ -46,6 +47,8 @@ export interface OciAppDeps {
   readonly now?: () => number;
   /** Token mode (`--auth-config`): bearer tokens, namespaces, robots, quotas. */
   readonly tokenMode?: TokenMode;
+  /** Called after each manifest push or delete (self-registration forwards them to the catalog). */
+  readonly onContentEvent?: (event: ContentEvent) => void;
 }
 
 /** A registry app: the request handler plus what the entry point needs to run and stop it. */
@@ -154,7 +157,10 @@ export function createOciApp(deps: OciAppDeps): OciApp {
   const services: OciServices = {
     blobs,
     uploads: guarded?.uploads ?? uploads,
-    content: guarded?.content ?? content,
+    content:
+      deps.onContentEvent === undefined
+        ? (guarded?.content ?? content)
+        : notifyingContent(guarded?.content ?? content, deps.onContentEvent),
     maxManifestBytes: config.maxManifestBytes,
     bytesSent: (count) => metrics.bytesSent.inc(count),
   };

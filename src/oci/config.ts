@@ -11,6 +11,7 @@ import {
 } from '../shared/config/env.js';
 import { PROXY_DEFAULTS, parseProxySpecs, resolveUpstreams, type UpstreamConfig } from './proxy/config.js';
 import { STORAGE_ENV_VARS, readS3Settings, type S3Settings } from './storage-config.js';
+import { REGISTRATION_ENV_VARS, readRegistration, type RegistrationConfig } from './registration/config.js';
 
 /** Configuration of the bundled OCI registry (`registry` and `gc`). Frozen once loaded. */
 export interface OciConfig {
@@ -56,6 +57,8 @@ export interface OciConfig {
   readonly upstreams: readonly UpstreamConfig[];
   /** `gc`: bytes the pull-through cache may keep; beyond, least recently pulled manifests go. */
   readonly proxyMaxBytes: number | undefined;
+  /** Self-registration with a catalog (`--register-with`); undefined: the registry stays unlisted. */
+  readonly registration: RegistrationConfig | undefined;
 }
 
 /** Every environment variable the registry reads, for `--help` and the manifest consistency test. */
@@ -85,6 +88,7 @@ export const REGISTRY_ENV_VARS = [
   'REGISTRY_PROXY_UPSTREAM_TIMEOUT_MS',
   'REGISTRY_PROXY_MAX_BYTES',
   ...STORAGE_ENV_VARS,
+  ...REGISTRATION_ENV_VARS,
 ] as const;
 
 export function loadOciConfig(env: Env): OciConfig {
@@ -120,6 +124,7 @@ export function loadOciConfig(env: Env): OciConfig {
       readOptionalString(env, 'REGISTRY_PROXY_MAX_BYTES') === undefined
         ? undefined
         : readInt(env, 'REGISTRY_PROXY_MAX_BYTES', 0, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    registration: readRegistration(env),
     upstreams: resolveUpstreams(
       parseProxySpecs('REGISTRY_PROXY', readList(env, 'REGISTRY_PROXY', [])),
       readOptionalString(env, 'REGISTRY_PROXY_CONFIG'),

@@ -16,6 +16,7 @@ import { collectGarbage } from './domain/gc.js';
 import { evictExpired, evictOverCap, upstreamOf } from './proxy/evict.js';
 import { createStorageDriver, describeStorage } from './storage/create-driver.js';
 import { formatBytes } from '../shared/format-bytes.js';
+import { defaultInstanceId, Registrar } from './registration/registrar.js';
 
 /** Starts the registry, purges abandoned uploads, and stops gracefully on SIGTERM/SIGINT. */
 export async function runRegistry(env: Env): Promise<RunningServer> {
@@ -36,7 +37,15 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
           logger,
           uploadTimeoutSeconds: config.uploadTimeoutSeconds,
         });
-  const app = createOciApp({ config, logger, driver, tokenMode: token?.tokenMode });
+  // Self-registration (--register-with): events are queued from the first push on.
+  let registrar: Registrar | undefined;
+  const app = createOciApp({
+    config,
+    logger,
+    driver,
+    tokenMode: token?.tokenMode,
+    ...(config.registration === undefined ? {} : { onContentEvent: (event) => registrar?.enqueue(event) }),
+  });
   // Like the catalog's warning about missing tokens: said before listening, so a failed listen still shows it.
   // Token mode (--auth-config) is authentication too: its namespaces decide who may do what.
   if (config.htpasswd === undefined && config.authConfig === undefined && !isLoopbackHost(config.host))
@@ -67,8 +76,20 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
     },
     'registry listening',
   );
+  if (config.registration !== undefined) {
+    registrar = new Registrar({
+      config: config.registration,
+      driver,
+      storageRoot: config.s3 === undefined ? config.storageRoot : undefined,
+      logger,
+      metrics: app.metrics.registry,
+      instanceId: defaultInstanceId(server.port),
+    });
+    registrar.start(app.services.content);
+  }
   app.purgeStaleUploads().catch((error: unknown) => logger.error({ err: error }, 'upload purge failed'));
   onShutdownSignal(logger, async () => {
+    await registrar?.stop();
     app.close();
     await token?.stop();
     // Keep-alive connections that finish their last request during the drain become idle only

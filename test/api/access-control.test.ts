@@ -166,7 +166,7 @@ const CREDENTIALS: ReadonlyArray<{
   { name: 'an admin token', headers: { Authorization: `Bearer ${admin.token}` }, role: 'admin' },
 ];
 
-const RANK: Record<Role, number> = { read: 1, write: 2, admin: 3 };
+const RANK: Record<Role, number> = { read: 1, register: 1.5, write: 2, admin: 3 };
 
 for (const anonymousRead of [false, true]) {
   describe(`access control matrix (anonymous reads ${anonymousRead ? 'allowed' : 'refused'})`, function () {

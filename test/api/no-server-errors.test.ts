@@ -28,6 +28,10 @@ const routes = [
   'POST /container_registries?sort=-container_registry_metadata.a',
   'POST /container_images',
   'POST /container_images?sort=-platforms.architecture,tag',
+  // Self-registration (bodies of a bundled registry started with --register-with).
+  'PUT <id>/registration',
+  'POST <id>/heartbeat',
+  'POST <id>/events',
 ];
 
 for (const kind of STORE_KINDS) {
@@ -54,7 +58,7 @@ for (const kind of STORE_KINDS) {
           const before = await catalog.store.get(id);
           const res = await catalog.api.call(
             method,
-            path === '<id>' ? `/container_registry/${id}` : path,
+            path.replace(/^<id>/, `/container_registry/${id}`),
             undefined,
             {
               raw: JSON.stringify(body),

@@ -15,6 +15,7 @@ import type { ReplaceMode } from '../../src/catalog/config.js';
 import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
+import type { HeartbeatStore } from '../../src/catalog/store/heartbeat-store.js';
 import type { ImageStore } from '../../src/catalog/store/image-store.js';
 import type { CrawlFunction } from '../../src/catalog/domain/images.js';
 import { createCrawler, type CrawlerLimits } from '../../src/catalog/health/crawl.js';
@@ -36,6 +37,7 @@ export interface TestStore {
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
+  readonly heartbeatStore: HeartbeatStore;
   cleanup(): Promise<void>;
 }
 
@@ -103,7 +105,7 @@ export interface TestCatalog {
 export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, healthStore, imageStore, cleanup } =
+  const { store, healthStore, imageStore, heartbeatStore, cleanup } =
     options.mongoDatabase !== undefined
       ? await openMongoTestStore(options.mongoDatabase)
       : await openTestStore(kind);
@@ -120,6 +122,8 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
     },
     access: options.access,
     images: options.crawl && { store: imageStore, crawl: options.crawl },
+    // Self-registration routes come with the image index (their events feed it).
+    heartbeats: { store: heartbeatStore },
   });
   return {
     api: new ApiClient(catalog.handler, validator),

@@ -8,7 +8,12 @@ export interface Requirement {
 }
 
 export type Decision =
-  | { readonly allowed: true; readonly client: string | undefined }
+  | {
+      readonly allowed: true;
+      readonly client: string | undefined;
+      /** The token's role; undefined for anonymous requests and when access control is off. */
+      readonly role?: Role;
+    }
   | { readonly allowed: false; readonly code: 'unauthorized' | 'forbidden'; readonly message: string };
 
 /**
@@ -65,6 +70,6 @@ export class AccessPolicy {
         message: `The token "${check.name}" has the ${check.role} role; this request needs ${requirement.role}`,
       };
     }
-    return { allowed: true, client: check.name };
+    return { allowed: true, client: check.name, role: check.role };
   }
 }

@@ -6,10 +6,15 @@ import { createHash, randomBytes } from 'node:crypto';
  * map lookup per request (bcrypt would cost ~50 ms each). Tokens are never logged.
  */
 
-export const ROLES = ['read', 'write', 'admin'] as const;
+export const ROLES = ['read', 'register', 'write', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** What a request needs: `read` < `write` < `admin`; each role includes the ones before it. */
+/**
+ * What a request needs: `read` < `register` < `write` < `admin`; each role includes the ones
+ * before it. `register` is for bundled registries that register themselves: it reads, and may
+ * register, heartbeat and post events only for the entry it registered first (domain/heartbeats.ts
+ * binds the entry to the token's name); it cannot create, change or delete entries otherwise.
+ */
 export function roleAllows(role: Role, needed: Role): boolean {
   return ROLES.indexOf(role) >= ROLES.indexOf(needed);
 }

@@ -5,7 +5,7 @@ import type { ProbeTarget } from '../model.js';
 import type { HealthReport, HealthStatus } from '../model.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { HealthRecord } from '../model.js';
-import type { ContainerRegistry } from '../model.js';
+import type { ContainerRegistry, HeartbeatView } from '../model.js';
 import { probeTargetOf } from './probe-target.js';
 import type { RegistryService } from './registries.js';
 
@@ -18,6 +18,8 @@ export interface HealthServiceDeps {
   readonly historySize: number;
   readonly logger: Logger;
   readonly metrics: Registry;
+  /** The heartbeat of a self-registered registry, added to its reports (never changing `status`). */
+  readonly heartbeatOf?: (registryId: string) => Promise<HeartbeatView | undefined>;
 }
 
 /**
@@ -47,7 +49,16 @@ export class HealthService {
   /** Probes a registry now and records the result (`GET /check_container_health/<id>`). */
   async check(rawId: string): Promise<HealthReport> {
     const { document } = await this.deps.registries.get(rawId);
-    return this.probeAndRecord(document);
+    return this.withHeartbeat(document.container_registry_id, await this.probeAndRecord(document));
+  }
+
+  /** `report` with the registry's `heartbeat` member when it registered itself. */
+  private async withHeartbeat(
+    id: string,
+    report: HealthReport,
+  ): Promise<HealthReport & { heartbeat?: HeartbeatView }> {
+    const heartbeat = await this.deps.heartbeatOf?.(id);
+    return heartbeat === undefined ? report : { ...report, heartbeat };
   }
 
   /** Probes a registry document without recording anything (`POST ?verify=true`). */
@@ -73,7 +84,8 @@ export class HealthService {
 
   /** The last recorded report (`?cached=true`). */
   async cached(rawId: string): Promise<HealthReport> {
-    return (await this.record(rawId)).last;
+    const record = await this.record(rawId);
+    return this.withHeartbeat(record.registryId, record.last);
   }
 
   /** The last report and the history (`GET /container_registry/<id>/health`). */

@@ -305,7 +305,7 @@ export function crawlConfigOf(document: ContainerRegistry): CrawlConfig {
 }
 
 /** `<image prefix or URL host>`: what pull references start with. */
-function pullHost(document: ContainerRegistry): string {
+export function pullHost(document: ContainerRegistry): string {
   const prefix = document.container_registry_image_prefix.replace(/\/+$/, '');
   if (prefix !== '') return prefix;
   try {

@@ -3,6 +3,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../../shared/logger.js';
 import type { AccessPolicy, Requirement } from '../access/policy.js';
 import type { ErrorCode } from '../errors.js';
+import type { Principal } from '../access/principal.js';
 
 export interface AccessControlOptions {
   readonly policy: AccessPolicy;
@@ -30,6 +31,13 @@ export type Gate = (
 
 const REALM = 'Bearer realm="aios-registry-catalog"';
 
+declare module 'http' {
+  interface IncomingMessage {
+    /** The token that admitted the request; undefined when anonymous or access control is off. */
+    principal?: Principal;
+  }
+}
+
 /**
  * The gate in front of every route (the fast read path and Express alike): bearer-token access
  * control, then per-client rate limits. A client is its token's name, or its address when it
@@ -55,6 +63,9 @@ export function accessGate(options: AccessControlOptions): Gate {
       return;
     }
     if (requirement.role === 'public') return admitted();
+    // Who is asking, for routes that bind an entry to a token (self-registration).
+    req.principal =
+      decision.client === undefined ? undefined : { name: decision.client, role: decision.role! };
     const client =
       decision.client === undefined ? `address:${req.socket.remoteAddress}` : `token:${decision.client}`;
     const what = requirement.probe ? 'health checks' : 'requests';

@@ -77,12 +77,18 @@ export const updateRegistry = ({ registries }: CatalogServices): RequestHandler 
     });
   };
 
-export const deleteRegistry = ({ registries, health, images }: CatalogServices): RequestHandler =>
+export const deleteRegistry = ({
+  registries,
+  health,
+  images,
+  selfRegistration,
+}: CatalogServices): RequestHandler =>
   async function deleteRegistry(req, res) {
     const id = String(req.params.registry_id);
     await registries.delete(id, { ifMatch: req.headers['if-match'] });
     await health?.forget(id.toLowerCase());
     await images?.forget(id.toLowerCase());
+    await selfRegistration?.heartbeats.forget(id.toLowerCase());
     res.json({ success: true, data: { message: 'Container registry deleted' } });
   };
 

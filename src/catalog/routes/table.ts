@@ -11,6 +11,7 @@ import {
 } from './registries.js';
 import { crawlRegistry, lastCrawl, queryImages, registryImages, resolveImage } from './images.js';
 import type { CatalogServices } from './services.js';
+import { registerRegistry, registryEvents, registryHeartbeat } from './self-registration.js';
 import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from './system.js';
 
 /** `?verify=true` (or `=1`, or bare) on a create: the registry is probed before it is stored. */
@@ -18,6 +19,7 @@ const VERIFY = /(^|&)verify(=(true|1)?)?(&|$)/;
 const verifyProbes = (query: string): RateLimit => (VERIFY.test(query) ? 'health-check' : 'client');
 const withHealth = (services: CatalogServices) => services.health !== undefined;
 const withImages = (services: CatalogServices) => services.images !== undefined;
+const withSelfRegistration = (services: CatalogServices) => services.selfRegistration !== undefined;
 
 /**
  * Every route of the catalog, in one table: Express registration (with 405 for other methods),
@@ -125,6 +127,32 @@ export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
     rateLimit: 'client',
     handler: lastCrawl,
     available: withImages,
+  },
+  // Self-registration (DESIGN.md section 12): the `register` role suffices, bound to its own entry.
+  {
+    method: 'PUT',
+    path: '/container_registry/:registry_id/registration',
+    role: 'register',
+    // A registration probes the URL once (the address policy): limited like health checks.
+    rateLimit: 'health-check',
+    handler: registerRegistry,
+    available: withSelfRegistration,
+  },
+  {
+    method: 'POST',
+    path: '/container_registry/:registry_id/heartbeat',
+    role: 'register',
+    rateLimit: 'client',
+    handler: registryHeartbeat,
+    available: withSelfRegistration,
+  },
+  {
+    method: 'POST',
+    path: '/container_registry/:registry_id/events',
+    role: 'register',
+    rateLimit: 'client',
+    handler: registryEvents,
+    available: withSelfRegistration,
   },
   { method: 'GET', path: '/healthz', role: 'public', rateLimit: 'none', handler: liveness },
   { method: 'GET', path: '/readyz', role: 'public', rateLimit: 'none', handler: readiness },

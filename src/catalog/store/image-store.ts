@@ -195,6 +195,21 @@ export class ImageStore {
     return stale.length;
   }
 
+  /**
+   * A delete event of a self-registered registry: removes the records of `repository` with that
+   * digest (a manifest delete, its tags included) or that tag; returns how many went.
+   */
+  async removeByEvent(
+    registryId: string,
+    repository: string,
+    target: { readonly digest?: string; readonly tag?: string },
+  ): Promise<number> {
+    const filter = { container_registry_id: registryId, repository, ...target };
+    const count = await this.images.count(filter);
+    if (count > 0) await this.images.deleteMany(filter);
+    return count;
+  }
+
   /** Drops every record and the crawl report of a deleted registry. */
   async forget(registryId: string): Promise<void> {
     await this.images.deleteMany({ container_registry_id: registryId });

@@ -4,6 +4,7 @@ import type { DocumentDatabase } from './collection.js';
 import { EmbeddedDatabase } from './embedded-collection.js';
 import { HealthStore } from './health-store.js';
 import { ImageStore } from './image-store.js';
+import { HeartbeatStore } from './heartbeat-store.js';
 import { MongoDatabase } from './mongo-collection.js';
 import { DEFAULT_SCAN_BUDGET } from './scan-budget.js';
 import { openRegistryStore, type RegistryStore } from './registry-store.js';
@@ -13,6 +14,7 @@ export interface OpenedStores {
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
+  readonly heartbeatStore: HeartbeatStore;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function openRepositories(
       store,
       healthStore: await HealthStore.open(database, prefix),
       imageStore: await ImageStore.open(database, prefix),
+      heartbeatStore: await HeartbeatStore.open(database, prefix),
     };
   } catch (error) {
     await database.close();
