@@ -21,6 +21,7 @@ import { CATALOG_ROUTE_INDEX } from './routes/table.js';
 import type { HealthStore } from './store/health-store.js';
 import type { ImageStore } from './store/image-store.js';
 import type { RegistryStore } from './store/registry-store.js';
+import { createCatalogEvents, type CatalogEvents, type EventsDeps } from './domain/catalog-events-wiring.js';
 
 export interface CatalogDeps {
   readonly store: RegistryStore;
@@ -38,6 +39,8 @@ export interface CatalogDeps {
   readonly access?: AccessDeps;
   /** The image index and its crawler; without it the image routes are absent. */
   readonly images?: { readonly store: ImageStore; readonly crawl: CrawlFunction };
+  /** Events, webhooks and `GET /events`; without it those routes are absent and nothing is published. */
+  readonly events?: EventsDeps;
 }
 
 export interface AccessDeps {
@@ -64,14 +67,25 @@ export interface Catalog {
   readonly health: HealthService | undefined;
   readonly images: ImageService | undefined;
   readonly metrics: Registry;
+  /** The publisher API (`publish`, `heartbeatStale`, `imageEvents`), webhooks and the stream; absent without `events`. */
+  readonly events: CatalogEvents | undefined;
 }
 
 /** Builds the catalog (services, the front door and the Express app) from its dependencies. It never listens. */
 export function createCatalog(deps: CatalogDeps): Catalog {
   const metrics = createMetricsRegistry('catalog_');
   let health: HealthService | undefined;
+  const events =
+    deps.events &&
+    createCatalogEvents(deps.events, {
+      store: deps.store,
+      schemas: deps.schemas,
+      cipher: deps.cipher,
+      logger: deps.logger,
+      healthStore: deps.health?.store,
+    });
   const registries = new RegistryService({
-    store: deps.store,
+    store: events?.registryStore ?? deps.store,
     schemas: deps.schemas,
     cipher: deps.cipher,
     checkReachable:
@@ -89,6 +103,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       historySize: deps.health.historySize,
       logger: deps.logger,
       metrics,
+      onRecorded: events?.announcer && ((document, report) => events.announcer!.recorded(document, report)),
     });
   }
   const images =
@@ -100,6 +115,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       crawl: deps.images.crawl,
       logger: deps.logger,
       metrics,
+      onCrawled: events?.crawled,
     });
   const services: CatalogServices = {
     registries,
@@ -108,6 +124,8 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     ping: () => deps.store.ping(),
     metrics,
     openapi: bundleOpenApi(deps.schemas),
+    webhooks: events?.webhooks,
+    eventStream: events?.stream,
   };
   const access = deps.access ?? OPEN_ACCESS;
   const front = createFront({
@@ -121,7 +139,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     corsOrigins: access.corsOrigins,
   });
   const app = createCatalogApp(front, services, deps);
-  return { handler: front.listener(app), app, registries, health, images, metrics };
+  return { handler: front.listener(app), app, registries, health, images, metrics, events };
 }
 
 /** The Express app: the front door's prelude, JSON bodies, every route of the table, the envelope for errors. */

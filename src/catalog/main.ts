@@ -23,6 +23,9 @@ import type { ProbeTarget } from './model.js';
 import { credentialKeysFor } from './store/credentials-key-file.js';
 import { openStores } from './store/open-stores.js';
 import { backupEmbeddedStore } from './store/sqlite-backup.js';
+import { loadWebhookConfig } from './jobs/webhook-config.js';
+import { WebhookDeliveryJob } from './jobs/webhook-delivery.js';
+import { createWebhookPost, destinationProblem } from './health/webhook-post.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
 export async function runCatalog(env: Env): Promise<void> {
@@ -30,8 +33,9 @@ export async function runCatalog(env: Env): Promise<void> {
   const healthConfig = loadHealthConfig(env);
   const monitorConfig = loadMonitorConfig(env);
   const crawlConfig = loadCrawlConfig(env);
+  const webhookConfig = loadWebhookConfig(env);
   const logger = createLogger('catalog', config.logLevel);
-  const { store, healthStore, imageStore } = await openStores(config, logger);
+  const { store, healthStore, imageStore, eventStore } = await openStores(config, logger);
   const credentialKeys = credentialKeysFor(config, logger);
   const cipher = credentialKeys.length > 0 ? new CredentialCipher(credentialKeys) : undefined;
   if (!cipher)
@@ -75,7 +79,30 @@ export async function runCatalog(env: Env): Promise<void> {
     health: { store: healthStore, probe, historySize: monitorConfig.historySize },
     access: { policy, ...access },
     images: { store: imageStore, crawl },
+    // Webhooks and GET /events: URLs pass the probe's SSRF policy (address-policy.ts).
+    events: {
+      store: eventStore,
+      checkDestination: (url) => destinationProblem(url, addressPolicy),
+      stream: {
+        pollMs: webhookConfig.streamPollMs,
+        heartbeatMs: webhookConfig.streamHeartbeatMs,
+        clientBuffer: webhookConfig.streamClientBuffer,
+      },
+    },
   });
+  const deliveries =
+    webhookConfig.deliveryEnabled && catalog.events
+      ? new WebhookDeliveryJob({
+          store: eventStore,
+          webhooks: catalog.events.webhooks,
+          publisher: catalog.events.publisher,
+          post: createWebhookPost(addressPolicy),
+          config: webhookConfig,
+          logger,
+          owner: `${hostname()}:${process.pid}`,
+        })
+      : undefined;
+  deliveries?.start();
   const server = await listen(catalog.handler, {
     host: config.host,
     port: config.port,
@@ -110,6 +137,8 @@ export async function runCatalog(env: Env): Promise<void> {
   crawler?.start();
   onShutdownSignal(logger, async () => {
     if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
+    catalog.events?.stream.close();
+    await deliveries?.stop();
     await crawler?.stop();
     await monitor?.stop();
     await server.close(config.shutdownTimeoutMs);

@@ -18,6 +18,8 @@ export interface HealthServiceDeps {
   readonly historySize: number;
   readonly logger: Logger;
   readonly metrics: Registry;
+  /** Told of every recorded probe (the health announcer: `registry.health.changed` with hysteresis). */
+  readonly onRecorded?: (document: ContainerRegistry, report: HealthReport) => Promise<void>;
 }
 
 /**
@@ -62,6 +64,7 @@ export class HealthService {
     const previous = await this.deps.healthStore.record(id, report, this.deps.historySize);
     this.up.set({ registry_id: id }, report.status === 'healthy' ? 1 : 0);
     this.latency.observe({ status: report.status }, report.latency_ms / 1000);
+    await this.deps.onRecorded?.(document, report);
     if (previous !== undefined && previous !== report.status) {
       this.deps.logger.info(
         { registryId: id, from: previous, to: report.status, reason: report.detail },

@@ -2,6 +2,7 @@ import type { CatalogConfig } from '../config.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DocumentDatabase } from './collection.js';
 import { EmbeddedDatabase } from './embedded-collection.js';
+import { EventStore } from './event-store.js';
 import { HealthStore } from './health-store.js';
 import { ImageStore } from './image-store.js';
 import { MongoDatabase } from './mongo-collection.js';
@@ -13,6 +14,8 @@ export interface OpenedStores {
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
+  /** The event outbox and webhook subscriptions. */
+  readonly eventStore: EventStore;
 }
 
 /**
@@ -57,6 +60,7 @@ export async function openRepositories(
       store,
       healthStore: await HealthStore.open(database, prefix),
       imageStore: await ImageStore.open(database, prefix),
+      eventStore: await EventStore.open(database, prefix),
     };
   } catch (error) {
     await database.close();
