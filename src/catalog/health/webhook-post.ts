@@ -61,6 +61,7 @@ export function createWebhookPost(
   return (url, headers, body, timeoutMs) =>
     new Promise((resolve) => {
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const done = (outcome: PostOutcome) => {
         if (settled) return;
         settled = true;
@@ -86,7 +87,7 @@ export function createWebhookPost(
         agent: false,
         ...(secure ? { servername: net.isIP(host) ? undefined : host } : {}),
       });
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         req.destroy();
         done({ error: `no answer within ${timeoutMs} ms` });
       }, timeoutMs);

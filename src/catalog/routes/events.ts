@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ValidationError } from '../errors.js';
 import { EventStream } from '../domain/event-stream.js';
+import { idAt } from '../domain/event-types.js';
 import type { CloudEvent } from '../store/event-store.js';
 import type { CatalogServices } from './services.js';
 
@@ -36,7 +37,8 @@ export const streamEvents = ({ eventStream }: CatalogServices): RequestHandler =
     });
     res.write(': connected\n\n');
     const queue: CloudEvent[] = [];
-    let lastSent = resumeFrom;
+    // A fresh client gets what happens from now on (the poller re-reads a little of the past).
+    let lastSent: string = resumeFrom ?? idAt(Date.now());
     let catchingUp = resumeFrom !== undefined;
     let blocked = false;
     let closed = false;
@@ -50,7 +52,7 @@ export const streamEvents = ({ eventStream }: CatalogServices): RequestHandler =
     const flush = () => {
       while (!closed && !blocked && !catchingUp && queue.length > 0) {
         const event = queue.shift()!;
-        if (lastSent !== undefined && event.id <= lastSent) continue;
+        if (event.id <= lastSent) continue;
         lastSent = event.id;
         if (!res.write(message(event))) {
           blocked = true;
