@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+export type { CloudEvent } from '../store/event-store.js';
+
 /** Every event type the catalog emits (README, "Events and webhooks"). */
 export const EVENT_TYPES = [
   'registry.created',

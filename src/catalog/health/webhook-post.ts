@@ -61,11 +61,11 @@ export function createWebhookPost(
   return (url, headers, body, timeoutMs) =>
     new Promise((resolve) => {
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      const deadline: { timer?: NodeJS.Timeout } = {};
       const done = (outcome: PostOutcome) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        clearTimeout(deadline.timer);
         resolve(outcome);
       };
       let parsed: URL;
@@ -87,7 +87,7 @@ export function createWebhookPost(
         agent: false,
         ...(secure ? { servername: net.isIP(host) ? undefined : host } : {}),
       });
-      timer = setTimeout(() => {
+      deadline.timer = setTimeout(() => {
         req.destroy();
         done({ error: `no answer within ${timeoutMs} ms` });
       }, timeoutMs);

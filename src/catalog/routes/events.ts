@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { ValidationError } from '../errors.js';
 import { EventStream } from '../domain/event-stream.js';
 import { idAt } from '../domain/event-types.js';
-import type { CloudEvent } from '../store/event-store.js';
+import type { CloudEvent } from '../domain/event-types.js';
 import type { CatalogServices } from './services.js';
 
 /** What an event id looks like (domain/event-types.ts `newEventId`). */
