@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const SUITES = ['catalog', 'registry', 'proxy', 'token', 'health', 'images', 'soak'] as const;
+const SUITES = ['catalog', 'registry', 'proxy', 'token', 'health', 'images', 'soak', 'events'] as const;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [suite, ...rest] = process.argv.slice(2);
 const chosen = suite && (SUITES as readonly string[]).includes(suite) ? [suite] : SUITES;

@@ -122,7 +122,8 @@ export class WebhookDeliveryJob {
     if (!head || head.next_attempt_at > this.now()) return;
     // The lease outlives one attempt by a margin; it is renewed before each next one.
     const leaseMs = config.timeoutMs * 2 + 5_000;
-    if (!(await store.lease(id, owner, this.now(), this.now() + leaseMs))) return;
+    let leasedUntil = this.now() + leaseMs;
+    if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
     try {
       // A fresh read of the subscription: its URL or secret may have changed since the pass listed it.
       const current = (await store.getWebhook(id))?.webhook;
@@ -134,7 +135,11 @@ export class WebhookDeliveryJob {
         next = await store.headOf(id)
       ) {
         if (next.next_attempt_at > this.now()) break;
-        if (!(await store.lease(id, owner, this.now(), this.now() + leaseMs))) return;
+        // Renewed when less than half is left: an attempt (at most `timeoutMs`) always ends inside it.
+        if (leasedUntil - this.now() < leaseMs / 2) {
+          leasedUntil = this.now() + leaseMs;
+          if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+        }
         // The head may have been delivered by a replica whose lease this one took over: re-read it.
         const fresh = await store.getDelivery(next.delivery_id);
         if (!fresh || fresh.delivery.status !== 'pending') continue;
