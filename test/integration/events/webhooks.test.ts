@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
+import { AccessPolicy } from '../../../src/catalog/access/policy.js';
+import { createToken, parseTokenEntries } from '../../../src/catalog/access/tokens.js';
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
 import { createWebhookPost, destinationProblem } from '../../../src/catalog/health/webhook-post.js';
@@ -269,6 +271,60 @@ describe('webhooks (embedded store, loopback receivers)', function () {
       expect(types(resumed.out())).to.deep.equal(['registry.updated', 'registry.deleted']);
       for (const stream of [filtered, all, resumed]) stream.child.kill();
       expect((await catalog.api.get('/events?type=nope')).status).to.equal(400);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('webhooks and events: roles', function () {
+  this.timeout(30_000);
+  const reader = createToken('reader', 'read');
+  const writer = createToken('writer', 'write');
+  let catalog: TestCatalog;
+  before(async () => {
+    catalog = await startCatalog('embedded', {
+      access: {
+        policy: new AccessPolicy(parseTokenEntries(`${reader.entry}\n${writer.entry}`), false),
+        rateLimitPerSecond: 0,
+        healthCheckRateLimitPerMinute: 0,
+        corsOrigins: [],
+      },
+    });
+  });
+  after(() => catalog.stop());
+
+  it('needs write for every webhook route and read for GET /events', async () => {
+    const as = (token: { token: string }) => ({ headers: { Authorization: `Bearer ${token.token}` } });
+    const body = { url: 'http://127.0.0.1:9/hook', events: ['*'], secret: generateSecret() };
+    expect((await catalog.api.post('/webhooks', body)).status).to.equal(401);
+    expect((await catalog.api.post('/webhooks', body, as(reader))).status).to.equal(403);
+    expect((await catalog.api.get('/webhooks', as(reader))).status).to.equal(403);
+    const created = await catalog.api.post('/webhooks', body, as(writer));
+    expect(created.status).to.equal(201);
+    const id = String(created.body.data.webhook_id);
+    expect((await catalog.api.get(`/webhooks/${id}/deliveries`, as(reader))).status).to.equal(403);
+    expect((await catalog.api.get(`/webhooks/${id}/deliveries`, as(writer))).status).to.equal(200);
+    expect((await catalog.api.delete(`/webhooks/${id}`, as(reader))).status).to.equal(403);
+    expect((await catalog.api.delete(`/webhooks/${id}`, as(writer))).status).to.equal(200);
+    // The stream: 401 without a token, 200 text/event-stream with a read token (read with fetch, as the dashboard does).
+    const server = http.createServer(catalog.catalog.handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      expect((await fetch(`${base}/events`)).status).to.equal(401);
+      const abort = new AbortController();
+      const res = await fetch(`${base}/events`, {
+        headers: { Authorization: `Bearer ${reader.token}` },
+        signal: abort.signal,
+      });
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^text\/event-stream/);
+      const reader_ = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader_.read()).value);
+      expect(first).to.include(': connected');
+      abort.abort();
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
