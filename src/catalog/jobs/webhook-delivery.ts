@@ -24,6 +24,7 @@ export interface WebhookDeliveryDeps {
 }
 
 const PRUNE_EVERY_MS = 60_000;
+const BATCH = 100;
 
 /**
  * Drains the outbox to the receivers. Each subscription's deliveries form one queue, delivered
@@ -118,9 +119,10 @@ export class WebhookDeliveryJob {
   private async drain(webhook: StoredWebhook): Promise<void> {
     const { store, owner, config } = this.deps;
     const id = webhook.webhook_id;
-    const head = await store.headOf(id);
-    if (!head || head.next_attempt_at > this.now()) return;
-    // The lease outlives one attempt by a margin; it is renewed before each next one.
+    // The queue is read in batches (one query per batch, not per delivery: FerretDB sorts slowly).
+    let batch = await store.pendingOf(id, BATCH);
+    if (batch.length === 0 || batch[0]!.next_attempt_at > this.now()) return;
+    // The lease outlives one attempt by a margin; it is renewed when less than half is left.
     const leaseMs = config.timeoutMs * 2 + 5_000;
     let leasedUntil = this.now() + leaseMs;
     if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
@@ -129,22 +131,21 @@ export class WebhookDeliveryJob {
       const current = (await store.getWebhook(id))?.webhook;
       if (!current) return;
       const secret = this.deps.webhooks.openSecret(current);
-      for (
-        let next: StoredDelivery | undefined = head;
-        next && !this.stopped;
-        next = await store.headOf(id)
-      ) {
-        if (next.next_attempt_at > this.now()) break;
-        // Renewed when less than half is left: an attempt (at most `timeoutMs`) always ends inside it.
-        if (leasedUntil - this.now() < leaseMs / 2) {
-          leasedUntil = this.now() + leaseMs;
-          if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+      while (batch.length > 0) {
+        for (const next of batch) {
+          if (this.stopped || next.next_attempt_at > this.now()) return;
+          if (leasedUntil - this.now() < leaseMs / 2) {
+            leasedUntil = this.now() + leaseMs;
+            if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+          }
+          // Re-read: a replica whose lease this one took over may have delivered it, or a redelivery moved it.
+          const fresh = await store.getDelivery(next.delivery_id);
+          if (!fresh || fresh.delivery.status !== 'pending') continue;
+          if (fresh.delivery.next_attempt_at > this.now()) return;
+          // A failed head holds the queue: what follows it waits for its retry (per-subscription order).
+          if (!(await this.attempt(current, secret, fresh.delivery, fresh.version))) return;
         }
-        // The head may have been delivered by a replica whose lease this one took over: re-read it.
-        const fresh = await store.getDelivery(next.delivery_id);
-        if (!fresh || fresh.delivery.status !== 'pending') continue;
-        const delivered = await this.attempt(current, secret, fresh.delivery, fresh.version);
-        if (!delivered) break;
+        batch = await store.pendingOf(id, BATCH);
       }
     } finally {
       await store.release(id, owner).catch(() => undefined);

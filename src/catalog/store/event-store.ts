@@ -177,13 +177,12 @@ export class EventStore {
 
   // Deliveries.
 
-  /** The oldest pending delivery of a subscription (its queue's head), if any. */
-  async headOf(webhookId: string): Promise<StoredDelivery | undefined> {
-    const [head] = await this.deliveries.find(
+  /** The oldest pending deliveries of a subscription (the head of its queue first), at most `limit`. */
+  async pendingOf(webhookId: string, limit: number): Promise<StoredDelivery[]> {
+    return this.deliveries.find(
       { webhook_id: webhookId, status: 'pending' },
-      { sort: [['event_id', 1]], skip: 0, limit: 1 },
+      { sort: [['event_id', 1]], skip: 0, limit },
     );
-    return head;
   }
 
   async getDelivery(id: string): Promise<{ delivery: StoredDelivery; version: number } | undefined> {
