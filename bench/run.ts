@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <suite> [options]`: runs one benchmark suite, or all of them in turn.
- * Suites: catalog, registry, proxy, token, health, images, soak, cli, register. Each prints its figures and ratios against a reference
+ * Suites: catalog, registry, proxy, token, health, images, soak, cli, register, events. Each prints its figures and ratios against a reference
  * measured in the same run; bench/README.md records them with the command used.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ const SUITES = [
   'soak',
   'cli',
   'register',
+  'events',
 ] as const;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [suite, ...rest] = process.argv.slice(2);

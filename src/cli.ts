@@ -11,6 +11,7 @@ import { ListenError } from './shared/server.js';
 import { CATALOG_ENV_VARS } from './catalog/config.js';
 import { HEALTH_ENV_VARS } from './catalog/health/config.js';
 import { MONITOR_ENV_VARS } from './catalog/jobs/config.js';
+import { WEBHOOK_ENV_VARS } from './catalog/jobs/webhook-config.js';
 import { CRAWL_ENV_VARS } from './catalog/jobs/crawl-config.js';
 import { HEARTBEAT_WATCH_ENV_VARS } from './catalog/jobs/heartbeat-config.js';
 import { REGISTRY_ENV_VARS } from './oci/config.js';
@@ -40,7 +41,7 @@ program
   )
   .addHelpText(
     'after',
-    `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS, ...CRAWL_ENV_VARS, ...HEARTBEAT_WATCH_ENV_VARS].join(', ')}`,
+    `\nEnvironment variables: ${[...CATALOG_ENV_VARS, ...HEALTH_ENV_VARS, ...MONITOR_ENV_VARS, ...CRAWL_ENV_VARS, ...HEARTBEAT_WATCH_ENV_VARS, ...WEBHOOK_ENV_VARS].join(', ')}`,
   )
   .action(async (options: { host?: string; port?: string; allowUnauthenticated?: boolean }) => {
     const { runCatalog } = await import('./catalog/main.js');

@@ -24,6 +24,7 @@ import type { RegistryStore } from './store/registry-store.js';
 import { HeartbeatService } from './domain/heartbeats.js';
 import { RegistryEventService } from './domain/registry-events.js';
 import type { HeartbeatStore } from './store/heartbeat-store.js';
+import { createCatalogEvents, type CatalogEvents, type EventsDeps } from './domain/catalog-events-wiring.js';
 
 export interface CatalogDeps {
   readonly store: RegistryStore;
@@ -43,6 +44,8 @@ export interface CatalogDeps {
   readonly images?: { readonly store: ImageStore; readonly crawl: CrawlFunction };
   /** Self-registration and heartbeats (with `images`: events too); without it those routes are absent. */
   readonly heartbeats?: { readonly store: HeartbeatStore };
+  /** Events, webhooks and `GET /events`; without it those routes are absent and nothing is published. */
+  readonly events?: EventsDeps;
 }
 
 export interface AccessDeps {
@@ -70,14 +73,25 @@ export interface Catalog {
   readonly images: ImageService | undefined;
   readonly heartbeats: HeartbeatService | undefined;
   readonly metrics: Registry;
+  /** The publisher API (`publish`, `heartbeatStale`, `imageEvents`), webhooks and the stream; absent without `events`. */
+  readonly events: CatalogEvents | undefined;
 }
 
 /** Builds the catalog (services, the front door and the Express app) from its dependencies. It never listens. */
 export function createCatalog(deps: CatalogDeps): Catalog {
   const metrics = createMetricsRegistry('catalog_');
   let health: HealthService | undefined;
+  const events =
+    deps.events &&
+    createCatalogEvents(deps.events, {
+      store: deps.store,
+      schemas: deps.schemas,
+      cipher: deps.cipher,
+      logger: deps.logger,
+      healthStore: deps.health?.store,
+    });
   const registries = new RegistryService({
-    store: deps.store,
+    store: events?.registryStore ?? deps.store,
     schemas: deps.schemas,
     cipher: deps.cipher,
     checkReachable:
@@ -110,6 +124,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       historySize: deps.health.historySize,
       logger: deps.logger,
       metrics,
+      onRecorded: events?.announcer && ((document, report) => events.announcer!.recorded(document, report)),
     });
   }
   const images =
@@ -121,6 +136,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
       crawl: deps.images.crawl,
       logger: deps.logger,
       metrics,
+      onCrawled: events?.crawled,
     });
   const selfRegistration =
     heartbeats && deps.images
@@ -131,6 +147,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
             registries,
             heartbeats,
             schemas: deps.schemas,
+            onApplied: events && ((registryId, applied) => events.imageEvents(registryId, applied)),
           }),
         }
       : undefined;
@@ -142,6 +159,8 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     ping: () => deps.store.ping(),
     metrics,
     openapi: bundleOpenApi(deps.schemas),
+    webhooks: events?.webhooks,
+    eventStream: events?.stream,
   };
   const access = deps.access ?? OPEN_ACCESS;
   const front = createFront({
@@ -155,7 +174,7 @@ export function createCatalog(deps: CatalogDeps): Catalog {
     corsOrigins: access.corsOrigins,
   });
   const app = createCatalogApp(front, services, deps);
-  return { handler: front.listener(app), app, registries, health, images, heartbeats, metrics };
+  return { handler: front.listener(app), app, registries, health, images, heartbeats, metrics, events };
 }
 
 /** The Express app: the front door's prelude, JSON bodies, every route of the table, the envelope for errors. */

@@ -24,17 +24,21 @@ import { credentialKeysFor } from './store/credentials-key-file.js';
 import { openStores } from './store/open-stores.js';
 import { backupEmbeddedStore } from './store/sqlite-backup.js';
 import { loadHeartbeatWatchConfig } from './jobs/heartbeat-config.js';
-import { HeartbeatWatch, type OnStale } from './jobs/heartbeat-watch.js';
+import { HeartbeatWatch } from './jobs/heartbeat-watch.js';
+import { loadWebhookConfig } from './jobs/webhook-config.js';
+import { WebhookDeliveryJob } from './jobs/webhook-delivery.js';
+import { createWebhookPost, destinationProblem } from './health/webhook-post.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
-export async function runCatalog(env: Env, hooks: { onStale?: OnStale } = {}): Promise<void> {
+export async function runCatalog(env: Env): Promise<void> {
   const config = loadCatalogConfig(env);
   const healthConfig = loadHealthConfig(env);
   const monitorConfig = loadMonitorConfig(env);
   const crawlConfig = loadCrawlConfig(env);
+  const webhookConfig = loadWebhookConfig(env);
   const logger = createLogger('catalog', config.logLevel);
   const heartbeatWatchConfig = loadHeartbeatWatchConfig(env);
-  const { store, healthStore, imageStore, heartbeatStore } = await openStores(config, logger);
+  const { store, healthStore, imageStore, heartbeatStore, eventStore } = await openStores(config, logger);
   const credentialKeys = credentialKeysFor(config, logger);
   const cipher = credentialKeys.length > 0 ? new CredentialCipher(credentialKeys) : undefined;
   if (!cipher)
@@ -79,7 +83,30 @@ export async function runCatalog(env: Env, hooks: { onStale?: OnStale } = {}): P
     access: { policy, ...access },
     images: { store: imageStore, crawl },
     heartbeats: { store: heartbeatStore },
+    // Webhooks and GET /events: URLs pass the probe's SSRF policy (address-policy.ts).
+    events: {
+      store: eventStore,
+      checkDestination: (url) => destinationProblem(url, addressPolicy),
+      stream: {
+        pollMs: webhookConfig.streamPollMs,
+        heartbeatMs: webhookConfig.streamHeartbeatMs,
+        clientBuffer: webhookConfig.streamClientBuffer,
+      },
+    },
   });
+  const deliveries =
+    webhookConfig.deliveryEnabled && catalog.events
+      ? new WebhookDeliveryJob({
+          store: eventStore,
+          webhooks: catalog.events.webhooks,
+          publisher: catalog.events.publisher,
+          post: createWebhookPost(addressPolicy),
+          config: webhookConfig,
+          logger,
+          owner: `${hostname()}:${process.pid}`,
+        })
+      : undefined;
+  deliveries?.start();
   const server = await listen(catalog.handler, {
     host: config.host,
     port: config.port,
@@ -112,20 +139,26 @@ export async function runCatalog(env: Env, hooks: { onStale?: OnStale } = {}): P
         })
       : undefined;
   crawler?.start();
-  // Stale transitions of self-registered registries; `onStale` is a no-op unless wired (webhooks).
+  // Stale transitions of self-registered registries become `registry.heartbeat.stale` events.
   const heartbeatWatch =
     heartbeatWatchConfig.enabled && catalog.heartbeats
       ? new HeartbeatWatch({
           heartbeats: catalog.heartbeats,
           config: heartbeatWatchConfig,
           logger,
-          onStale: hooks.onStale,
+          onStale:
+            catalog.events &&
+            (async ({ registry, heartbeat }) => {
+              await catalog.events!.heartbeatStale(registry.container_registry_id, { heartbeat });
+            }),
         })
       : undefined;
   heartbeatWatch?.start();
   onShutdownSignal(logger, async () => {
     await heartbeatWatch?.stop();
     if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
+    catalog.events?.stream.close();
+    await deliveries?.stop();
     await crawler?.stop();
     await monitor?.stop();
     await server.close(config.shutdownTimeoutMs);

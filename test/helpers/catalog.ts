@@ -25,6 +25,9 @@ import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { ApiClient } from './api-client.js';
+import type { EventsDeps } from '../../src/catalog/domain/catalog-events-wiring.js';
+import type { EventStore } from '../../src/catalog/store/event-store.js';
+import { destinationProblem } from '../../src/catalog/health/webhook-post.js';
 import { getMongoUri } from './mongo-server.js';
 import { OpenApiValidator } from './openapi-validator.js';
 
@@ -38,6 +41,7 @@ export interface TestStore {
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
   readonly heartbeatStore: HeartbeatStore;
+  readonly eventStore: EventStore;
   cleanup(): Promise<void>;
 }
 
@@ -90,6 +94,8 @@ export interface StartOptions {
   crawl?: CrawlFunction;
   /** A MongoDB store on this database of the test server (already filled, say) instead of a fresh one. */
   mongoDatabase?: string;
+  /** Events and webhooks: webhook URLs may be loopback unless `events.checkDestination` says otherwise. */
+  events?: Partial<EventsDeps>;
 }
 
 export interface TestCatalog {
@@ -97,15 +103,18 @@ export interface TestCatalog {
   readonly store: RegistryStore;
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
+  readonly eventStore: EventStore;
   readonly catalog: Catalog;
   stop(): Promise<void>;
 }
+
+const LOOPBACK_POLICY = new AddressPolicy({ allow: ['127.0.0.0/8', '::1/128'], deny: [] });
 
 /** The catalog in-process on a fresh store; every response is checked against openapi.yaml. */
 export async function startCatalog(kind: StoreKind, options: StartOptions = {}): Promise<TestCatalog> {
   schemas ??= new SchemaSet();
   validator ??= new OpenApiValidator(schemas);
-  const { store, healthStore, imageStore, heartbeatStore, cleanup } =
+  const { store, healthStore, imageStore, heartbeatStore, eventStore, cleanup } =
     options.mongoDatabase !== undefined
       ? await openMongoTestStore(options.mongoDatabase)
       : await openTestStore(kind);
@@ -124,12 +133,18 @@ export async function startCatalog(kind: StoreKind, options: StartOptions = {}):
     images: options.crawl && { store: imageStore, crawl: options.crawl },
     // Self-registration routes come with the image index (their events feed it).
     heartbeats: { store: heartbeatStore },
+    events: {
+      store: eventStore,
+      checkDestination: (url) => destinationProblem(url, LOOPBACK_POLICY),
+      ...options.events,
+    },
   });
   return {
     api: new ApiClient(catalog.handler, validator),
     store,
     healthStore,
     imageStore,
+    eventStore,
     catalog,
     stop: cleanup,
   };

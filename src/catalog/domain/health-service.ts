@@ -20,6 +20,8 @@ export interface HealthServiceDeps {
   readonly metrics: Registry;
   /** The heartbeat of a self-registered registry, added to its reports (never changing `status`). */
   readonly heartbeatOf?: (registryId: string) => Promise<HeartbeatView | undefined>;
+  /** Told of every recorded probe (the health announcer: `registry.health.changed` with hysteresis). */
+  readonly onRecorded?: (document: ContainerRegistry, report: HealthReport) => Promise<void>;
 }
 
 /**
@@ -73,6 +75,7 @@ export class HealthService {
     const previous = await this.deps.healthStore.record(id, report, this.deps.historySize);
     this.up.set({ registry_id: id }, report.status === 'healthy' ? 1 : 0);
     this.latency.observe({ status: report.status }, report.latency_ms / 1000);
+    await this.deps.onRecorded?.(document, report);
     if (previous !== undefined && previous !== report.status) {
       this.deps.logger.info(
         { registryId: id, from: previous, to: report.status, reason: report.detail },

@@ -40,6 +40,12 @@ export interface ImageServiceDeps {
   readonly logger: Logger;
   readonly metrics: Registry;
   readonly now?: () => number;
+  /** Told what each crawl added and removed (`image.discovered`, `image.removed`). */
+  readonly onCrawled?: (
+    registryId: string,
+    discovered: readonly ContainerImage[],
+    removed: readonly ContainerImage[],
+  ) => Promise<void>;
 }
 
 /** A registry's `container_registry_config.crawl`, with defaults. */
@@ -222,10 +228,13 @@ export class ImageService {
       last_seen: seenAt,
       source: 'crawl',
     }));
-    const { added, updated } = await this.deps.store.writeSeen(records);
+    const discovered: ContainerImage[] = [];
+    const gone: ContainerImage[] = [];
+    const { added, updated } = await this.deps.store.writeSeen(records, discovered);
     const removed = outcome.complete
-      ? await this.deps.store.removeUnseen(id, new Set(records.map(imageId)))
+      ? await this.deps.store.removeUnseen(id, new Set(records.map(imageId)), gone)
       : 0;
+    if (discovered.length + gone.length > 0) await this.deps.onCrawled?.(id, discovered, gone);
     const report: CrawlReport = {
       container_registry_id: id,
       started_at: new Date(started).toISOString(),

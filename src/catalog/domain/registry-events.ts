@@ -5,6 +5,7 @@ import type { Principal } from '../access/principal.js';
 import { ValidationError } from '../errors.js';
 import type { ContainerImage, ImagePlatform } from '../model.js';
 import type { ImageStore } from '../store/image-store.js';
+import type { ImageEventInput } from './catalog-events.js';
 import type { HeartbeatService } from './heartbeats.js';
 import { pullHost } from './images.js';
 import { parseId } from './parameters.js';
@@ -43,6 +44,8 @@ export interface RegistryEventServiceDeps {
   readonly heartbeats: HeartbeatService;
   readonly schemas: SchemaSet;
   readonly now?: () => number;
+  /** Told what each batch applied, in order (`image.pushed`, `image.deleted` events). */
+  readonly onApplied?: (registryId: string, applied: readonly ImageEventInput[]) => Promise<unknown>;
 }
 
 const NO_REFERRERS = { signatures: 0, sboms: 0, attestations: 0, other: 0, artifact_types: [] };
@@ -78,6 +81,7 @@ export class RegistryEventService {
     await this.deps.heartbeats.registered(id, principal);
     const host = pullHost(document);
     const result: EventsResult = { applied: 0, pushed: 0, deleted: 0 };
+    const applied: ImageEventInput[] = [];
     for (const event of events) {
       if (event.action === 'push') {
         const seenAt = new Date(this.now()).toISOString();
@@ -101,14 +105,30 @@ export class RegistryEventService {
         };
         await this.deps.images.writeSeen([record]);
         result.pushed++;
+        applied.push({
+          action: 'pushed',
+          repository: event.repository,
+          tag,
+          digest: event.digest,
+          details: { media_type: event.media_type, size: event.size, platforms: event.platforms },
+        });
       } else {
-        result.deleted += await this.deps.images.removeByEvent(id, event.repository, {
+        const removed = await this.deps.images.removeByEvent(id, event.repository, {
           ...(event.digest === undefined ? {} : { digest: event.digest }),
           ...((event.tag ?? null) === null ? {} : { tag: event.tag! }),
         });
+        result.deleted += removed;
+        if (removed > 0)
+          applied.push({
+            action: 'deleted',
+            repository: event.repository,
+            tag: event.tag ?? null,
+            digest: event.digest ?? null,
+          });
       }
       result.applied++;
     }
+    if (applied.length > 0) await this.deps.onApplied?.(id, applied);
     return result;
   }
 }

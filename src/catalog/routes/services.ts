@@ -4,6 +4,8 @@ import type { ImageService } from '../domain/images.js';
 import type { HeartbeatService } from '../domain/heartbeats.js';
 import type { RegistryEventService } from '../domain/registry-events.js';
 import type { RegistryService } from '../domain/registries.js';
+import type { EventStream } from '../domain/event-stream.js';
+import type { WebhookService } from '../domain/webhooks.js';
 
 /** What the route handlers are built from (one set per app, see app.ts). */
 export interface CatalogServices {
@@ -20,4 +22,7 @@ export interface CatalogServices {
   readonly metrics: Registry;
   /** The bundled OpenAPI document (`/openapi.json`, `/docs`). */
   readonly openapi: Record<string, unknown>;
+  /** Absent without an event store: the webhook and event routes are then not registered. */
+  readonly webhooks?: WebhookService | undefined;
+  readonly eventStream?: EventStream | undefined;
 }

@@ -12,6 +12,16 @@ import {
 import { crawlRegistry, lastCrawl, queryImages, registryImages, resolveImage } from './images.js';
 import type { CatalogServices } from './services.js';
 import { registerRegistry, registryEvents, registryHeartbeat } from './self-registration.js';
+import { streamEvents } from './events.js';
+import {
+  createWebhook,
+  deleteWebhook,
+  listDeliveries,
+  listWebhooks,
+  readWebhook,
+  redeliver,
+  updateWebhook,
+} from './webhooks.js';
 import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from './system.js';
 
 /** `?verify=true` (or `=1`, or bare) on a create: the registry is probed before it is stored. */
@@ -153,6 +163,35 @@ export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
     rateLimit: 'client',
     handler: registryEvents,
     available: withSelfRegistration,
+  },
+  // Webhooks and the event stream (README, "Events and webhooks"). Every webhook route needs
+  // `write`, as registry writes do: a subscription's URL may hold the receiver's token, and
+  // creating one makes the catalog send requests out. The stream needs only `read`.
+  ...(
+    [
+      ['POST', '/webhooks', createWebhook],
+      ['GET', '/webhooks', listWebhooks],
+      ['GET', '/webhooks/:webhook_id', readWebhook],
+      ['PUT', '/webhooks/:webhook_id', updateWebhook],
+      ['DELETE', '/webhooks/:webhook_id', deleteWebhook],
+      ['GET', '/webhooks/:webhook_id/deliveries', listDeliveries],
+      ['POST', '/webhooks/:webhook_id/deliveries/:delivery_id/redeliver', redeliver],
+    ] as const
+  ).map(([method, path, handler]): RouteSpec<CatalogServices> => ({
+    method,
+    path,
+    role: 'write',
+    rateLimit: 'client',
+    handler,
+    available: (services) => services.webhooks !== undefined,
+  })),
+  {
+    method: 'GET',
+    path: '/events',
+    role: 'read',
+    rateLimit: 'client',
+    handler: streamEvents,
+    available: (services) => services.webhooks !== undefined,
   },
   { method: 'GET', path: '/healthz', role: 'public', rateLimit: 'none', handler: liveness },
   { method: 'GET', path: '/readyz', role: 'public', rateLimit: 'none', handler: readiness },

@@ -124,7 +124,7 @@ export class ImageStore {
    * Writes the records one crawl saw: new ones are added, changed ones updated (keeping
    * `first_seen`), unchanged ones only get a fresh `last_seen`.
    */
-  async writeSeen(records: readonly SeenImage[]): Promise<SeenCounts> {
+  async writeSeen(records: readonly SeenImage[], added?: SeenImage[]): Promise<SeenCounts> {
     const counts: SeenCounts = { added: 0, updated: 0 };
     for (const record of records) {
       const stored = toStored(record);
@@ -135,6 +135,7 @@ export class ImageStore {
           const created = await this.images.createMany([stored]);
           if (created.has(id)) {
             counts.added++;
+            added?.push(record);
             break;
           }
           continue;
@@ -181,14 +182,22 @@ export class ImageStore {
   }
 
   /** Removes the records of `registryId` from crawls whose ids are not in `seen`; returns how many. */
-  async removeUnseen(registryId: string, seen: ReadonlySet<string>): Promise<number> {
+  async removeUnseen(
+    registryId: string,
+    seen: ReadonlySet<string>,
+    removed?: ContainerImage[],
+  ): Promise<number> {
     const stale: string[] = [];
     for (let skip = 0; ; skip += PAGE) {
       const page = await this.images.find(
         { container_registry_id: registryId, source: 'crawl' },
         { sort: [], skip, limit: PAGE },
       );
-      for (const image of page) if (!seen.has(image.image_id)) stale.push(image.image_id);
+      for (const image of page) {
+        if (seen.has(image.image_id)) continue;
+        stale.push(image.image_id);
+        removed?.push(toRecord(image));
+      }
       if (page.length < PAGE) break;
     }
     for (const id of stale) await this.images.delete(id);

@@ -2,6 +2,7 @@ import type { CatalogConfig } from '../config.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DocumentDatabase } from './collection.js';
 import { EmbeddedDatabase } from './embedded-collection.js';
+import { EventStore } from './event-store.js';
 import { HealthStore } from './health-store.js';
 import { ImageStore } from './image-store.js';
 import { HeartbeatStore } from './heartbeat-store.js';
@@ -15,6 +16,8 @@ export interface OpenedStores {
   readonly healthStore: HealthStore;
   readonly imageStore: ImageStore;
   readonly heartbeatStore: HeartbeatStore;
+  /** The event outbox and webhook subscriptions. */
+  readonly eventStore: EventStore;
 }
 
 /**
@@ -60,6 +63,7 @@ export async function openRepositories(
       healthStore: await HealthStore.open(database, prefix),
       imageStore: await ImageStore.open(database, prefix),
       heartbeatStore: await HeartbeatStore.open(database, prefix),
+      eventStore: await EventStore.open(database, prefix),
     };
   } catch (error) {
     await database.close();

@@ -1,0 +1,218 @@
+import pLimit from 'p-limit';
+import type { Logger } from '../../shared/logger.js';
+import type { EventPublisher } from '../domain/event-publisher.js';
+import { idAt } from '../domain/event-types.js';
+import { sign } from '../domain/webhook-signature.js';
+import type { WebhookService } from '../domain/webhooks.js';
+import type { WebhookPost } from '../health/webhook-post.js';
+import type { EventStore, StoredDelivery, StoredWebhook } from '../store/event-store.js';
+import type { WebhookConfig } from './webhook-config.js';
+
+export interface WebhookDeliveryDeps {
+  readonly store: EventStore;
+  readonly webhooks: WebhookService;
+  readonly publisher: EventPublisher;
+  readonly post: WebhookPost;
+  readonly config: Pick<
+    WebhookConfig,
+    'pollMs' | 'timeoutMs' | 'concurrency' | 'retryInitialMs' | 'retryMaxMs' | 'retryWindowMs' | 'retentionMs'
+  >;
+  readonly logger: Logger;
+  /** Names this replica in its leases. */
+  readonly owner: string;
+  readonly now?: () => number;
+}
+
+const PRUNE_EVERY_MS = 60_000;
+const BATCH = 100;
+
+/**
+ * Drains the outbox to the receivers. Each subscription's deliveries form one queue, delivered
+ * strictly in event order: only its head is tried, and a head waiting for its retry holds the
+ * ones behind it. A replica delivers a queue only while it holds the queue's lease in the store
+ * (taken with compare-and-swap, renewed before each attempt, given back when the queue is empty
+ * or waiting), so two replicas never send the same event at once; a replica killed mid-attempt
+ * leaves its lease to expire and another replica sends that event again with the same
+ * `webhook-id` (at least once). Queues are drained concurrently (`concurrency`), each attempt
+ * has a deadline, so a slow receiver holds only its own queue.
+ */
+export class WebhookDeliveryJob {
+  private readonly now: () => number;
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly draining = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private passing: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private unsubscribe: (() => void) | undefined;
+  private lastPrune = 0;
+
+  constructor(private readonly deps: WebhookDeliveryDeps) {
+    this.now = deps.now ?? Date.now;
+    this.limit = pLimit(deps.config.concurrency);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = this.deps.publisher.onPublished(() => this.wake());
+    this.wake();
+  }
+
+  /** Stops looking for work and waits for the attempts in flight (each ends by its deadline). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    clearTimeout(this.timer);
+    await this.passing;
+    await Promise.all(this.draining.values());
+  }
+
+  /** Runs a pass soon (a local publish or redelivery). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.passing = this.pass().finally(() => {
+      this.passing = undefined;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+        return;
+      }
+      this.timer = setTimeout(() => this.wake(), this.deps.config.pollMs);
+      this.timer.unref();
+    });
+  }
+
+  /** One pass: every subscription not being drained here gets a drain (which leases it first). */
+  private async pass(): Promise<void> {
+    try {
+      const webhooks = await this.deps.store.listWebhooks();
+      for (const webhook of webhooks) {
+        if (this.stopped) break;
+        const id = webhook.webhook_id;
+        if (this.draining.has(id)) continue;
+        const drain = this.limit(() => this.drain(webhook))
+          .catch((error: unknown) =>
+            this.deps.logger.warn({ err: error, webhookId: id }, 'webhook drain failed'),
+          )
+          .finally(() => this.draining.delete(id));
+        this.draining.set(id, drain);
+      }
+      if (this.now() - this.lastPrune > PRUNE_EVERY_MS) {
+        this.lastPrune = this.now();
+        const before = idAt(this.now() - this.deps.config.retentionMs);
+        await this.deps.store.pruneDeliveries(before);
+        await this.deps.store.pruneEvents(before);
+      }
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'webhook delivery pass failed');
+    }
+  }
+
+  /** Delivers one subscription's due deliveries in order while this replica holds its lease. */
+  private async drain(webhook: StoredWebhook): Promise<void> {
+    const { store, owner, config } = this.deps;
+    const id = webhook.webhook_id;
+    // The queue is read in batches (one query per batch, not per delivery: FerretDB sorts slowly).
+    let batch = await store.pendingOf(id, BATCH);
+    if (batch.length === 0 || batch[0]!.next_attempt_at > this.now()) return;
+    // The lease outlives one attempt by a margin; it is renewed when less than half is left.
+    const leaseMs = config.timeoutMs * 2 + 5_000;
+    let leasedUntil = this.now() + leaseMs;
+    if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+    try {
+      // A fresh read of the subscription: its URL or secret may have changed since the pass listed it.
+      const current = (await store.getWebhook(id))?.webhook;
+      if (!current) return;
+      const secret = this.deps.webhooks.openSecret(current);
+      while (batch.length > 0) {
+        for (const next of batch) {
+          if (this.stopped || next.next_attempt_at > this.now()) return;
+          if (leasedUntil - this.now() < leaseMs / 2) {
+            leasedUntil = this.now() + leaseMs;
+            if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+          }
+          // Re-read: a replica whose lease this one took over may have delivered it, or a redelivery moved it.
+          const fresh = await store.getDelivery(next.delivery_id);
+          if (!fresh || fresh.delivery.status !== 'pending') continue;
+          if (fresh.delivery.next_attempt_at > this.now()) return;
+          // A failed head holds the queue: what follows it waits for its retry (per-subscription order).
+          if (!(await this.attempt(current, secret, fresh.delivery, fresh.version))) return;
+        }
+        batch = await store.pendingOf(id, BATCH);
+      }
+    } finally {
+      await store.release(id, owner).catch(() => undefined);
+    }
+  }
+
+  /** One attempt; records the outcome (delivered, retry later, or failed); true when delivered. */
+  private async attempt(
+    webhook: StoredWebhook,
+    secret: string,
+    delivery: StoredDelivery,
+    version: number,
+  ): Promise<boolean> {
+    const { config } = this.deps;
+    const body = JSON.stringify(delivery.event);
+    const started = this.now();
+    const timestamp = Math.floor(started / 1000);
+    const outcome = await this.deps.post(
+      webhook.url,
+      {
+        'content-type': 'application/cloudevents+json',
+        'user-agent': 'aios-registry-catalog-webhooks/1',
+        'webhook-id': delivery.event.id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': sign(secret, delivery.event.id, timestamp, body),
+      },
+      body,
+      config.timeoutMs,
+    );
+    const finished = this.now();
+    const ok = outcome.status !== undefined && outcome.status >= 200 && outcome.status < 300;
+    const attempts = delivery.attempts + 1;
+    const expired = finished - delivery.window_start >= config.retryWindowMs;
+    const next: StoredDelivery = {
+      ...delivery,
+      attempts,
+      status: ok ? 'delivered' : expired ? 'failed' : 'pending',
+      delivered_at: ok ? new Date(finished).toISOString() : null,
+      next_attempt_at: ok || expired ? delivery.next_attempt_at : finished + backoff(attempts, config),
+      last_attempt: {
+        at: new Date(started).toISOString(),
+        status_code: outcome.status ?? null,
+        error: outcome.error ?? (ok ? null : `answered ${outcome.status}`),
+        duration_ms: finished - started,
+      },
+    };
+    await this.deps.store.replaceDelivery(next, version);
+    if (!ok)
+      this.deps.logger.info(
+        {
+          webhookId: webhook.webhook_id,
+          eventId: delivery.event_id,
+          attempts,
+          error: next.last_attempt!.error,
+          failed: expired,
+        },
+        'webhook delivery failed',
+      );
+    return ok;
+  }
+}
+
+/** Capped exponential backoff with full jitter in its upper half: [d/2, d) for d = initial * 2^(n-1), d <= max. */
+export function backoff(
+  attempts: number,
+  config: Pick<WebhookConfig, 'retryInitialMs' | 'retryMaxMs'>,
+): number {
+  const ceiling = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(attempts - 1, 40));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
