@@ -31,10 +31,20 @@ import type { CliProcess } from '../../helpers/spawn-cli.js';
 const MONITOR_INTERVAL_MS = 2000;
 /** The dashboard reloads the visible page this often without /events (live.js POLL_MS). */
 const POLL_MS = 3000;
+/**
+ * From a registry going down to its badge turning: the monitor's next probe (within one
+ * interval, plus the probe's timeout), then the page's next reload (an event, or a poll), plus
+ * a second for a loaded machine.
+ */
+const BADGE_BUDGET_MS = MONITOR_INTERVAL_MS + 1000 + POLL_MS + 1000;
 const SCREENSHOT = path.join(REPO_ROOT, 'docs', 'dashboard.png');
 
+/** An envelope as the tests read it (its shape is checked by the API tests, not here). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Envelope = any;
+
 interface Api {
-  (method: string, route: string, body?: unknown): Promise<{ status: number; body: any; total: number }>;
+  (method: string, route: string, body?: unknown): Promise<{ status: number; body: Envelope; total: number }>;
 }
 
 function apiClient(base: string, token: string): Api {
@@ -241,21 +251,13 @@ describe('dashboard (/ui) in Chromium, against a catalog probing loopback regist
     await waitFor(
       'the unreachable badge',
       async () => ((await badgeOf(page, id)) === 'unreachable' ? true : undefined),
-      MONITOR_INTERVAL_MS + 1000 + POLL_MS + 1000,
-    ).catch(async (error) => {
-      console.log(
-        'DEBUG',
-        JSON.stringify((await write('GET', `/container_registry/${id}/health`)).body.data.last),
-        await page.locator('.live').textContent(),
-        await page.locator(`tr[data-id="${id}"]`).innerHTML(),
-      );
-      throw error;
-    });
+      BADGE_BUDGET_MS,
+    );
     const tookMs = Date.now() - stoppedAt;
     expect(await page.evaluate('window.marker')).to.equal('same page');
     const api = await write('GET', `/container_registry/${id}/health`);
     expect(api.body.data.last.status).to.equal('unreachable');
-    expect(tookMs).to.be.below(MONITOR_INTERVAL_MS + 1000 + POLL_MS + 1000);
+    expect(tookMs).to.be.below(BADGE_BUDGET_MS);
     expect(problems).to.deep.equal([]);
   });
 

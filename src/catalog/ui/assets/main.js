@@ -144,4 +144,6 @@ class App extends Component {
   }
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.replaceChildren(); // the "Loading…" line of index.html
+render(html`<${App} />`, root);
