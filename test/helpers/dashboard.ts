@@ -2,9 +2,14 @@
  * The dashboard's test kit: a page that records console errors, uncaught errors and CSP
  * violations, axe-core run inside it, and a catalog `serve` process started on port 0.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
+import type { ContainerRegistry, HealthReport } from '../../src/catalog/model.js';
+import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
+import { openRepositories } from '../../src/catalog/store/open-stores.js';
+import { REGISTRIES } from '../../src/catalog/store/registry-store.js';
 import { spawnCli, type CliProcess } from './spawn-cli.js';
 
 export interface DashboardPage {
@@ -101,4 +106,94 @@ export async function stopServe(cli: CliProcess | undefined): Promise<void> {
   if (!cli || cli.child.exitCode !== null) return;
   cli.child.kill('SIGTERM');
   await cli.exited;
+}
+
+/** The name of seeded registry `i`: sorted by name, registry `i` is the `i`-th. */
+export const seededName = (i: number): string => `registry-${String(i).padStart(5, '0')}`;
+
+/** Registry `i`'s seeded health: every seventh unreachable, the others healthy. */
+export const seededStatus = (i: number): 'healthy' | 'unreachable' =>
+  i % 7 === 3 ? 'unreachable' : 'healthy';
+
+function seededReport(
+  url: string,
+  status: 'healthy' | 'unreachable',
+  at: number,
+  latency: number,
+): HealthReport {
+  const healthy = status === 'healthy';
+  return {
+    reachable: healthy,
+    status_code: healthy ? 200 : null,
+    reason: healthy ? 'OK' : null,
+    url,
+    probe_url: `${url}/v2/`,
+    detail: healthy ? 'the registry answered /v2/ with 200' : 'connection refused',
+    status,
+    oci_compatible: healthy,
+    api_version: healthy ? 'registry/2.0' : null,
+    auth: null,
+    latency_ms: latency,
+    checked_at: new Date(at).toISOString(),
+    error: healthy ? null : 'ECONNREFUSED',
+  };
+}
+
+/**
+ * Fills an embedded store under `dataDir` (before `serve` opens it) with `count` registries,
+ * each with one health report and the first `historyOf` (by name) with 20. Written in batches
+ * straight into the store's collections (10,000 in a few seconds; one by one through the API or
+ * the repositories it takes minutes); the collections are the ones HealthStore.open and
+ * openRegistryStore name, and the tests read everything back through the API.
+ */
+export async function seedRegistries(dataDir: string, count: number, historyOf = 100): Promise<void> {
+  const database = await EmbeddedDatabase.open(dataDir);
+  try {
+    // Opened as serve opens them first, so the tables and indexes are the real ones.
+    await openRepositories(database, 'registries', '');
+    const registries = await database.collection<ContainerRegistry>('registries', REGISTRIES);
+    const statuses = await database.collection<Record<string, unknown>>('health_statuses', {
+      idField: 'registry_id',
+      indexes: [{ field: 'status', kind: 'column', column: 'status' }],
+    });
+    const histories = await database.collection<Record<string, unknown>>('health_histories', {
+      idField: 'registry_id',
+      indexes: [],
+    });
+    const now = Date.now();
+    for (let start = 0; start < count; start += 1000) {
+      const documents: ContainerRegistry[] = [];
+      const status: Array<Record<string, unknown>> = [];
+      const history: Array<Record<string, unknown>> = [];
+      for (let i = start; i < Math.min(count, start + 1000); i++) {
+        const url = `http://127.0.0.1:${10_000 + (i % 50_000)}`;
+        const id = randomUUID();
+        documents.push({
+          container_registry_id: id,
+          container_registry_name: seededName(i),
+          container_registry_public_url: url,
+          container_registry_image_prefix: '',
+          container_registry_tags: [`team-${i % 20}`, i % 2 === 0 ? 'even' : 'odd'],
+          container_registry_metadata: { seeded: true },
+          container_registry_config: {},
+          container_registry_storage_info: {},
+        });
+        const reports = Array.from({ length: i < historyOf ? 20 : 1 }, (_, r) =>
+          seededReport(
+            url,
+            r === 0 ? seededStatus(i) : r % 9 === 4 ? 'unreachable' : 'healthy',
+            now - r * 60_000,
+            2 + ((i * 7 + r * 3) % 40),
+          ),
+        );
+        history.push({ registry_id: id, history: reports });
+        status.push({ registry_id: id, status: reports[0]!.status, checked_at: reports[0]!.checked_at });
+      }
+      await registries.createMany(documents);
+      await histories.createMany(history);
+      await statuses.createMany(status);
+    }
+  } finally {
+    await database.close();
+  }
 }

@@ -7,6 +7,9 @@ import { createToken } from '../../../src/catalog/access/tokens.js';
 import { launchBrowser } from '../../helpers/browser.js';
 import {
   openDashboardPage,
+  seededName,
+  seededStatus,
+  seedRegistries,
   seriousAxeViolations,
   startServe,
   stopServe,
@@ -327,6 +330,129 @@ describe('dashboard (/ui) in Chromium, against a catalog probing loopback regist
     const history = await write('GET', `/container_registry/${ids.bundled}/health`);
     const rows = await page.locator('caption', { hasText: /^Last \d+ checks/ }).textContent();
     expect(Number(/Last (\d+)/.exec(rows ?? '')![1])).to.be.at.least(history.body.data.history.length - 2);
+    expect(await seriousAxeViolations(page)).to.deep.equal([]);
+    expect(problems).to.deep.equal([]);
+  });
+});
+
+describe('dashboard (/ui) in Chromium, with 10,000 registries', function () {
+  this.timeout(180_000);
+  const COUNT = 10_000;
+  let browser: Browser;
+  let dir: string;
+  let cli: CliProcess | undefined;
+  let base: string;
+  let watched: DashboardPage | undefined;
+
+  before(async () => {
+    browser = await launchBrowser();
+    dir = await mkdtemp(path.join(tmpdir(), 'dashboard-10k-'));
+    await seedRegistries(path.join(dir, 'data'), COUNT);
+    // Anonymous reads allowed: the page works without signing in.
+    ({ cli, url: base } = await startServe({
+      DATA_DIR: path.join(dir, 'data'),
+      API_TOKENS: createToken('viewer', 'read').entry,
+      ANONYMOUS_READ: 'true',
+      HEALTH_MONITOR_ENABLED: 'false',
+      CRAWL_ENABLED: 'false',
+    }));
+  });
+  afterEach(async () => {
+    await watched?.close();
+    watched = undefined;
+  });
+  after(async () => {
+    await browser?.close();
+    await stopServe(cli);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The names the API answers for a page of the table (anonymously, as the page asks). */
+  async function apiNames(query: string, filter: unknown = {}): Promise<{ names: string[]; total: number }> {
+    const response = await fetch(`${base}/container_registries?${query}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(filter),
+    });
+    expect(response.status).to.equal(200);
+    const body = (await response.json()) as { data: Array<{ container_registry_name: string }> };
+    return {
+      names: body.data.map((entry) => entry.container_registry_name),
+      total: Number(response.headers.get('x-total-count')),
+    };
+  }
+
+  async function shownNames(page: Page): Promise<string[]> {
+    return page.locator('table.registries tbody tr th a').allTextContents();
+  }
+
+  async function summary(page: Page, text: string): Promise<void> {
+    await page.locator('.summary').filter({ hasText: text }).waitFor({ timeout: 15_000 });
+  }
+
+  it('pages, sorts and searches (name, tag, health) on the server', async () => {
+    watched = await openDashboardPage(browser);
+    const { page, problems } = watched;
+    const started = Date.now();
+    await page.goto(`${base}/ui/`);
+    await summary(page, 'Registries 1–25 of 10,000');
+    console.log(`      first render of 10,000 registries: ${Date.now() - started} ms`);
+    await page.getByText('Anonymous (read only)').waitFor();
+    const first = await apiNames('limit=25&skip=0&sort=container_registry_name');
+    expect(first.total).to.equal(COUNT);
+    expect(first.names[0]).to.equal(seededName(0));
+    expect(await shownNames(page)).to.deep.equal(first.names);
+    // Health of the visible rows: seeded as every seventh unreachable.
+    await page.locator('tr td.health .badge').nth(24).waitFor();
+    const badges = await page
+      .locator('tr td.health .badge')
+      .evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-status')));
+    expect(badges).to.deep.equal(first.names.map((_, i) => seededStatus(i)));
+
+    await page.getByRole('button', { name: 'Next' }).click();
+    await summary(page, 'Registries 26–50 of 10,000');
+    expect(await shownNames(page)).to.deep.equal(
+      (await apiNames('limit=25&skip=25&sort=container_registry_name')).names,
+    );
+    await page.getByRole('button', { name: 'Last' }).click();
+    await summary(page, 'Registries 9,976–10,000 of 10,000');
+    expect(await page.getByText('Page 400 of 400').count()).to.equal(1);
+    expect(await shownNames(page)).to.deep.equal(
+      (await apiNames('limit=25&skip=9975&sort=container_registry_name')).names,
+    );
+
+    await page.getByRole('button', { name: 'First' }).click();
+    await summary(page, 'Registries 1–25 of 10,000');
+    await page.getByRole('button', { name: 'Name' }).click();
+    await page.locator('th[aria-sort="descending"]').waitFor();
+    await page
+      .locator('table.registries tbody tr th a')
+      .first()
+      .filter({ hasText: seededName(COUNT - 1) })
+      .waitFor();
+    expect(await shownNames(page)).to.deep.equal(
+      (await apiNames('limit=25&skip=0&sort=-container_registry_name')).names,
+    );
+
+    await page.getByLabel('Name').fill('registry-0424');
+    const byName = await apiNames('limit=25&skip=0&sort=-container_registry_name', {
+      container_registry_name: { $regex: 'registry-0424', $options: 'i' },
+    });
+    expect(byName.total).to.equal(10);
+    await summary(page, 'Registries 1–10 of 10');
+    expect(await shownNames(page)).to.deep.equal(byName.names);
+
+    await page.getByLabel('Name').fill('');
+    await page.getByLabel('Tag').fill('team-7');
+    await page.locator('select[name="health"]').selectOption('unreachable');
+    const filtered = await apiNames('limit=25&skip=0&sort=-container_registry_name&health=unreachable', {
+      container_registry_tags: { $in: ['team-7'] },
+    });
+    expect(filtered.total).to.be.greaterThan(25);
+    await summary(page, `Registries 1–25 of ${filtered.total.toLocaleString('en')}`);
+    expect(await shownNames(page)).to.deep.equal(filtered.names);
+    expect(page.url()).to.match(/#\/\?tag=team-7&health=unreachable&sort=-name$/);
+
     expect(await seriousAxeViolations(page)).to.deep.equal([]);
     expect(problems).to.deep.equal([]);
   });

@@ -43,6 +43,8 @@ export class RegistriesPage extends Component {
     this.state = { rows: undefined, total: undefined, health: {}, error: '', loading: true, draft: {} };
     this.generation = 0;
     this.typing = undefined;
+    /** Search text typed and not yet in the URL. */
+    this.pending = {};
   }
 
   componentDidMount() {
@@ -75,7 +77,7 @@ export class RegistriesPage extends Component {
         body: filterOf(p),
       });
       if (generation !== this.generation) return;
-      this.setState({ rows: data, total, error: '', loading: false });
+      this.setState({ rows: data, total, shown: p, error: '', loading: false });
       const health = await Promise.all(data.map((row) => this.healthOf(row.container_registry_id)));
       if (generation !== this.generation) return;
       this.setState({ health: Object.fromEntries(health) });
@@ -97,7 +99,11 @@ export class RegistriesPage extends Component {
 
   /** Changes the URL; the router re-renders this page with the new query. */
   go(changes) {
-    const p = { ...tableParams(new URLSearchParams(this.props.query)), ...changes };
+    // Text typed but not yet applied goes along (a select changed right after typing).
+    clearTimeout(this.typing);
+    const typed = this.pending;
+    this.pending = {};
+    const p = { ...tableParams(new URLSearchParams(this.props.query)), ...typed, ...changes };
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(p)) {
       if (value === '' || (key === 'page' && value === 1) || (key === 'size' && value === 25)) continue;
@@ -112,8 +118,9 @@ export class RegistriesPage extends Component {
   type(changes) {
     // What is typed shows at once (a live reload must not put back the old text).
     this.setState({ draft: { ...this.state.draft, ...changes } });
+    this.pending = { ...this.pending, ...changes, page: 1 };
     clearTimeout(this.typing);
-    this.typing = setTimeout(() => this.go({ ...changes, page: 1 }), 300);
+    this.typing = setTimeout(() => this.go({}), 300);
   }
 
   sortButton(key, label, p) {
@@ -130,9 +137,11 @@ export class RegistriesPage extends Component {
   render() {
     const p = tableParams(new URLSearchParams(this.props.query));
     const { rows, total, health, error, loading } = this.state;
-    const pages = total === undefined ? 1 : Math.max(1, Math.ceil(total / p.size));
-    const first = total === 0 ? 0 : (p.page - 1) * p.size + 1;
-    const last = Math.min(total ?? 0, p.page * p.size);
+    // The range counted is that of the rows on screen, until the next page has arrived.
+    const shown = this.state.shown ?? p;
+    const pages = total === undefined ? 1 : Math.max(1, Math.ceil(total / shown.size));
+    const first = total === 0 ? 0 : (shown.page - 1) * shown.size + 1;
+    const last = Math.min(total ?? 0, shown.page * shown.size);
     return html`<section aria-labelledby="registries-title">
       <h1 id="registries-title">Registries</h1>
       <form
@@ -185,7 +194,7 @@ export class RegistriesPage extends Component {
       </form>
       <${ErrorNote} error=${error} />
       <p class="summary" role="status" aria-live="polite" data-total=${total ?? ''}>
-        ${loading ? 'Loading…' : total === undefined ? '' : `Registries ${first}–${last} of ${total.toLocaleString('en')}`}
+        ${loading ? 'Loading…' : total === undefined ? '' : `Registries ${first.toLocaleString('en')}–${last.toLocaleString('en')} of ${total.toLocaleString('en')}`}
       </p>
       <div class="table-wrap">
         <table class="registries" aria-labelledby="registries-title" aria-busy=${loading ? 'true' : 'false'}>
@@ -210,7 +219,7 @@ export class RegistriesPage extends Component {
         <button type="button" disabled=${p.page <= 1} onClick=${() => this.go({ page: p.page - 1 })}>
           Previous
         </button>
-        <span>Page ${p.page} of ${pages.toLocaleString('en')}</span>
+        <span>Page ${shown.page} of ${pages.toLocaleString('en')}</span>
         <button type="button" disabled=${p.page >= pages} onClick=${() => this.go({ page: p.page + 1 })}>
           Next
         </button>

@@ -62,7 +62,7 @@ export function Sparkline({ history, width = 120, height = 24 }) {
     height=${height}
     viewBox="0 0 ${width} ${height}"
     role="img"
-    aria-label=${`Last ${reports.length} checks: ${summary}`}
+    aria-label=${`Last ${reports.length === 1 ? 'check' : `${reports.length} checks`}: ${summary}`}
   >
     ${reports.map((report, i) => {
       const healthy = report.status === 'healthy';
