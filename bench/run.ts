@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <suite> [options]`: runs one benchmark suite, or all of them in turn.
- * Suites: catalog, registry, proxy, token, health, images, soak. Each prints its figures and ratios against a reference
+ * Suites: catalog, registry, proxy, token, health, images, soak, ui. Each prints its figures and ratios against a reference
  * measured in the same run; bench/README.md records them with the command used.
  */
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const SUITES = ['catalog', 'registry', 'proxy', 'token', 'health', 'images', 'soak'] as const;
+const SUITES = ['catalog', 'registry', 'proxy', 'token', 'health', 'images', 'soak', 'ui'] as const;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [suite, ...rest] = process.argv.slice(2);
 const chosen = suite && (SUITES as readonly string[]).includes(suite) ? [suite] : SUITES;

@@ -86,6 +86,15 @@ export function loadUiBundle(dir: string = UI_ASSETS_DIR): UiBundle {
   for (const [name, body] of sources) hash.update(name).update(body);
   const version = hash.digest('hex').slice(0, 16);
   const files = new Map([...sources].map(([name, body]) => [name, file(name, body)] as const));
-  const page = file('index.html', Buffer.from(template.replaceAll('{{static}}', `static/${version}`)));
+  // Every module is announced in the page, so the browser fetches them at once instead of
+  // discovering them import by import (one round trip instead of three).
+  const preload = [...files.keys()]
+    .filter((name) => name.endsWith('.js') || name.endsWith('.mjs'))
+    .map((name) => `<link rel="modulepreload" href="static/${version}/${name}" />`)
+    .join('\n    ');
+  const page = file(
+    'index.html',
+    Buffer.from(template.replace('{{modulepreload}}', preload).replaceAll('{{static}}', `static/${version}`)),
+  );
   return { version, page, files };
 }
