@@ -180,8 +180,10 @@ describe('dashboard (/ui) in Chromium, against a catalog probing loopback regist
     const redirect = await fetch(`${base}/ui`, { redirect: 'manual' });
     expect(redirect.status).to.equal(301);
     expect(redirect.headers.get('location')).to.equal('ui/');
+    // No token: the page is public on this token-protected catalog (it holds no data), the API is not.
     const page = await fetch(`${base}/ui/`);
     expect(page.status).to.equal(200);
+    expect((await fetch(`${base}/container_registries?limit=1`, { method: 'POST' })).status).to.equal(401);
     expect(page.headers.get('cache-control')).to.equal('no-cache');
     const csp = page.headers.get('content-security-policy') ?? '';
     expect(csp).to.include("script-src 'self'");
