@@ -31,6 +31,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json openapi.yaml ./
 COPY schemas ./schemas
+# The dashboard's browser files are served as they are (tsc does not copy them; see src/catalog/ui/bundle.ts).
+COPY src/catalog/ui/assets ./src/catalog/ui/assets
 # An unprivileged user with a fixed id, matching the manifests' runAsUser.
 USER 10001:10001
 EXPOSE 8080 5000

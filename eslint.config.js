@@ -102,4 +102,29 @@ export default tseslint.config(
       message: 'The CLI client talks to the catalog over HTTP: it imports neither server (src/shared only).',
     }),
   },
+  // The dashboard's browser modules (plain JavaScript, served as they are) and the loader of
+  // its files, which sits below the routes and imports nothing of the catalog.
+  {
+    files: ['src/catalog/ui/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          ...['window', 'document', 'navigator', 'fetch', 'URL', 'URLSearchParams', 'FormData'],
+          ...['AbortController', 'TextDecoderStream', 'setTimeout', 'clearTimeout', 'setInterval'],
+          ...['clearInterval', 'console'],
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
+    files: ['src/catalog/ui/*.ts'],
+    rules: restrict(
+      {
+        regex: `^\\.\\./(${[...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'access', 'config', 'model'].join('|')})(/|\\.js$)`,
+        message: 'src/catalog/ui only reads files; it imports nothing of the catalog.',
+      },
+      SERVERS_APART['src/catalog'],
+    ),
+  },
 );

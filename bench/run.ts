@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <suite> [options]`: runs one benchmark suite, or all of them in turn.
- * Suites: catalog, registry, proxy, token, health, images, soak, cli, register, events. Each prints its figures and ratios against a reference
+ * Suites: catalog, registry, proxy, token, health, images, soak, cli, register, events, ui. Each prints its figures and ratios against a reference
  * measured in the same run; bench/README.md records them with the command used.
  */
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,7 @@ const SUITES = [
   'cli',
   'register',
   'events',
+  'ui',
 ] as const;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [suite, ...rest] = process.argv.slice(2);

@@ -119,6 +119,10 @@ for (const kind of STORE_KINDS) {
       const history = await catalog.api.get(`/container_registry/${upId}/health`);
       expect(history.body.data.history).to.have.length(3);
       expect(history.body.data.last).to.deep.equal(history.body.data.history[0]);
+      // `?limit=`: the newest reports only (the dashboard's sparklines); a bad limit is a 400.
+      const newest = await catalog.api.get(`/container_registry/${upId}/health?limit=2`);
+      expect(newest.body.data.history).to.deep.equal(history.body.data.history.slice(0, 2));
+      expect((await catalog.api.get(`/container_registry/${upId}/health?limit=0`)).status).to.equal(400);
 
       const bulk = await catalog.api.get('/container_registries/health');
       expect(bulk.headers['x-total-count']).to.equal('2');

@@ -18,10 +18,13 @@ export const checkHealth = ({ health }: CatalogServices): RequestHandler =>
 
 export const healthHistory = ({ health }: CatalogServices): RequestHandler =>
   async function healthHistory(req, res) {
+    // `?limit=`: the newest reports only (the dashboard's sparklines need a few, not the whole history).
+    const limit = req.query.limit === undefined ? undefined : parsePage({ limit: req.query.limit }).limit;
     const record = await health!.record(String(req.params.registry_id));
+    const history = limit === undefined ? record.history : record.history.slice(0, limit);
     res.json({
       success: true,
-      data: { container_registry_id: record.registryId, last: record.last, history: record.history },
+      data: { container_registry_id: record.registryId, last: record.last, history },
     });
   };
 

@@ -23,6 +23,7 @@ import {
   updateWebhook,
 } from './webhooks.js';
 import { docs, liveness, openapiDocument, prometheusMetrics, readiness } from './system.js';
+import { dashboard } from './ui.js';
 
 /** `?verify=true` (or `=1`, or bare) on a create: the registry is probed before it is stored. */
 const VERIFY = /(^|&)verify(=(true|1)?)?(&|$)/;
@@ -198,6 +199,8 @@ export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
   { method: 'GET', path: '/metrics', role: 'admin', rateLimit: 'client', handler: prometheusMetrics },
   { method: 'GET', path: '/openapi.json', role: 'read', rateLimit: 'client', handler: openapiDocument },
   { method: 'GET', path: '/docs', mount: true, role: 'read', rateLimit: 'client', handler: docs },
+  // The dashboard's page and files hold no data (it reads through the API with the person's token).
+  { method: 'GET', path: '/ui', mount: true, role: 'public', rateLimit: 'none', handler: dashboard },
 ];
 
 export const CATALOG_ROUTE_INDEX = new RouteIndex(CATALOG_ROUTES);
