@@ -332,7 +332,10 @@ function listing(command: Command): Command {
     .addOption(
       new Option('--all', 'every entry, 1000 per request, printed as they arrive').conflicts('limit'),
     )
-    .option('--sort <field>', 'sort by a field, -field for descending (default: by id)')
+    .option(
+      '--sort <field>',
+      'sort by a field, -field for descending (--all adds the id last, so pages never overlap)',
+    )
     .option(
       '--health <statuses>',
       'only registries whose last status is one of these (healthy,unhealthy,unreachable,refused)',
