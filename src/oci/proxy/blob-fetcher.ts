@@ -247,6 +247,8 @@ export class Flight {
         // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
         // upstream keeps streaming through short stalls of the disk.
         for (const sink of sinks) if (sink.writableLength > WRITE_AHEAD) await drainedOrFailed(sink);
+        // Likewise the hash: a starved worker thread must not queue the blob in memory.
+        if (hash.backlog > WRITE_AHEAD) await hash.caughtUp(WRITE_AHEAD / 2);
       }
       clearTimeout(idle);
       if (this.size !== undefined && this.received !== this.size)

@@ -20,7 +20,10 @@ parentPort.on('message', (message) => {
   const { id, op } = message;
   try {
     if (op === 'start') hashes.set(id, createHash(message.algorithm));
-    else if (op === 'update') hashes.get(id).update(new Uint8Array(message.data, 0, message.length));
+    else if (op === 'update') {
+      hashes.get(id).update(new Uint8Array(message.data, 0, message.length));
+      parentPort.postMessage({ id, hashed: message.length });
+    }
     else if (op === 'digest') {
       const hash = hashes.get(id);
       hashes.delete(id);
@@ -40,6 +43,10 @@ export interface RunningHash {
   digest(): Promise<string>;
   /** Forgets the hash (a failed flight). */
   abort(): void;
+  /** Bytes handed to the worker and not hashed yet. */
+  readonly backlog: number;
+  /** Resolves once the backlog is at most `bytes` (or the worker is gone: `digest` then fails). */
+  caughtUp(bytes: number): Promise<void>;
 }
 
 interface Pending {
@@ -47,17 +54,36 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** One running hash's bookkeeping on the main thread. */
+interface Job {
+  backlog: number;
+  waiter: { bytes: number; resolve(): void } | undefined;
+}
+
 /** The worker thread and the digests it owes. */
 export class HashThread {
   private worker: Worker | undefined;
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
+  private readonly jobs = new Map<number, Job>();
 
   private ensureWorker(): Worker {
     if (this.worker !== undefined) return this.worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on('message', (message: { id: number; hex?: string; error?: string }) => {
+    worker.on('message', (message: { id: number; hex?: string; error?: string; hashed?: number }) => {
+      if (message.hashed !== undefined) {
+        const job = this.jobs.get(message.id);
+        if (job === undefined) return;
+        job.backlog -= message.hashed;
+        if (job.waiter !== undefined && job.backlog <= job.waiter.bytes) {
+          const { resolve } = job.waiter;
+          job.waiter = undefined;
+          resolve();
+        }
+        return;
+      }
+      this.jobs.delete(message.id);
       const waiting = this.pending.get(message.id);
       this.pending.delete(message.id);
       if (message.hex !== undefined) waiting?.resolve(message.hex);
@@ -67,6 +93,8 @@ export class HashThread {
       this.worker = undefined;
       for (const waiting of this.pending.values()) waiting.reject(error);
       this.pending.clear();
+      for (const job of this.jobs.values()) job.waiter?.resolve();
+      this.jobs.clear();
     };
     worker.on('error', lost);
     worker.on('exit', (code) => lost(new Error(`hash worker exited (${code})`)));
@@ -79,12 +107,15 @@ export class HashThread {
     const worker = this.ensureWorker();
     const id = this.nextId++;
     worker.postMessage({ id, op: 'start', algorithm });
+    const job: Job = { backlog: 0, waiter: undefined };
+    this.jobs.set(id, job);
     let batch = Buffer.allocUnsafeSlow(BATCH);
     let used = 0;
     const flush = () => {
       if (used === 0) return;
       const data = batch.buffer;
       worker.postMessage({ id, op: 'update', data, length: used }, [data]);
+      job.backlog += used;
       batch = Buffer.allocUnsafeSlow(BATCH);
       used = 0;
     };
@@ -107,7 +138,18 @@ export class HashThread {
           worker.postMessage({ id, op: 'digest' });
         });
       },
-      abort: () => worker.postMessage({ id, op: 'abort' }),
+      abort: () => {
+        this.jobs.delete(id);
+        job.waiter?.resolve();
+        worker.postMessage({ id, op: 'abort' });
+      },
+      get backlog() {
+        return job.backlog;
+      },
+      caughtUp: (bytes) =>
+        job.backlog <= bytes || this.worker !== worker
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => (job.waiter = { bytes, resolve })),
     };
   }
 
