@@ -45,6 +45,7 @@ export async function startRegistry(root: string): Promise<{ process: CliProcess
   const child = spawnCli(['registry', '--host', '127.0.0.1', '--port', '0', '--storage-root', root], {
     LOG_LEVEL: 'info',
   });
-  const line = await child.waitForLog((entry) => entry.msg === 'registry listening');
+  // 60 s: on a loaded machine, starting node with tsx alone can take longer than the default 15 s.
+  const line = await child.waitForLog((entry) => entry.msg === 'registry listening', 60_000);
   return { process: child, base: String(line.url) };
 }
