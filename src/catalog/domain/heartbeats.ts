@@ -77,7 +77,13 @@ export class HeartbeatService {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     });
-    this.authorize(id, record, principal, existing === undefined);
+    // A new id may be claimed, and so may an entry registered while access control was off.
+    this.authorize(
+      id,
+      record?.owner === null ? undefined : record,
+      principal,
+      existing === undefined || record?.owner === null,
+    );
     const candidate: ContainerRegistry = {
       container_registry_id: id,
       container_registry_name: fields.container_registry_name,

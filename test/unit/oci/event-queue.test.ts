@@ -41,9 +41,8 @@ describe('registry event queue (self-registration)', () => {
       send: () => new Promise<SendOutcome>(() => {}), // a catalog that never answers
       onDrop: (count, why) => drops.push([count, why]),
     });
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < 1000; i++) queue.push(i);
-    expect(Number(process.hrtime.bigint() - started) / 1e6).to.be.below(50);
+    // push is synchronous (no promise to wait for) whatever the catalog does; speed is in bench/register.
+    for (let i = 0; i < 1000; i++) expect(queue.push(i)).to.equal(undefined);
     expect(queue.length).to.equal(3);
     expect(queue.dropped).to.equal(997);
     expect(drops[0]).to.deep.equal([1, 'full']);
