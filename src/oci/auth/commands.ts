@@ -2,92 +2,13 @@
  * The token-mode CLI under `registry`: robot accounts (`robot create|list|rotate|delete`),
  * `quota show` and `token-key rotate`. They work on the storage directly (the directory or the
  * S3 bucket of `--storage-url`, as `gc` does), so they run beside a serving registry, which picks
- * the changes up within seconds.
+ * the changes up within seconds. What they do is in `command-actions.ts`, imported when one runs.
  */
 import type { Command } from 'commander';
 import type { Env } from '../../shared/config/env.js';
-import { loadOciConfig } from '../config.js';
-import { Blobs } from '../domain/blobs.js';
-import { Content } from '../domain/content.js';
-import { createStorageDriver } from '../storage/create-driver.js';
-import { AUTH_CONFIG_VARIABLE, loadAuthConfig } from './auth-config.js';
-import { ConfigError } from '../../shared/config/env.js';
-import { formatBytes } from '../../shared/format-bytes.js';
-import { Policy } from './policy.js';
-import { QuotaLedger } from './quotas.js';
-import { RobotError, RobotStore } from './robots.js';
-import { KeyRing } from './signing-keys.js';
+import type { RootOptions } from './command-actions.js';
 
-type Out = (line: string) => void;
-const stdout: Out = (line) => process.stdout.write(`${line}\n`);
-const stderr: Out = (line) => process.stderr.write(`${line}\n`);
-
-interface RootOptions {
-  storageRoot?: string;
-  storageUrl?: string;
-  authConfig?: string;
-}
-
-function settings(env: Env, options: RootOptions) {
-  // `registry` has --storage-root and --auth-config too; commander gives them to the parent.
-  const config = loadOciConfig({
-    ...env,
-    ...(options.storageRoot === undefined ? {} : { REGISTRY_STORAGE_ROOT: options.storageRoot }),
-    ...(options.storageUrl === undefined ? {} : { REGISTRY_STORAGE_URL: options.storageUrl }),
-    ...(options.authConfig === undefined ? {} : { REGISTRY_AUTH_CONFIG: options.authConfig }),
-  });
-  return { config, driver: createStorageDriver(config) };
-}
-
-function requireAuthConfig(file: string | undefined) {
-  if (file === undefined) throw new ConfigError(AUTH_CONFIG_VARIABLE, 'is required (--auth-config FILE)');
-  return loadAuthConfig(file);
-}
-
-/** Prints robots as a table (or JSON lines with `json`). */
-export async function listRobots(env: Env, options: RootOptions & { json?: boolean }, out: Out = stdout) {
-  const robots = await new RobotStore(settings(env, options).driver).list();
-  if (options.json) {
-    out(JSON.stringify(robots));
-    return;
-  }
-  out(['ACCOUNT', 'NAMESPACE', 'ACTIONS', 'EXPIRES', 'LAST USED'].join('\t'));
-  for (const robot of robots)
-    out(
-      [
-        robot.account,
-        robot.prefix,
-        robot.actions.join(','),
-        robot.expiresAt ?? 'never',
-        robot.lastUsedAt ?? 'never',
-      ].join('\t'),
-    );
-}
-
-/** `registry quota show`: usage per namespace, computed from storage. */
-export async function showQuotas(env: Env, options: RootOptions, out: Out = stdout) {
-  const { config, driver } = settings(env, options);
-  const auth = requireAuthConfig(config.authConfig);
-  const ledger = new QuotaLedger(driver, new Policy(auth), Date.now, config.uploadTimeoutSeconds * 1000);
-  await ledger.start(new Content(driver, new Blobs(driver)));
-  out(['NAMESPACE', 'USED', 'RESERVED', 'QUOTA', 'USE'].join('\t'));
-  for (const entry of ledger.usage()) {
-    const total = entry.referencedBytes + entry.reservedBytes;
-    out(
-      [
-        entry.namespace,
-        `${entry.referencedBytes} (${formatBytes(entry.referencedBytes)})`,
-        `${entry.reservedBytes} (${formatBytes(entry.reservedBytes)})`,
-        entry.quotaBytes === undefined
-          ? 'unlimited'
-          : `${entry.quotaBytes} (${formatBytes(entry.quotaBytes)})`,
-        entry.quotaBytes === undefined || entry.quotaBytes === 0
-          ? '-'
-          : `${((100 * total) / entry.quotaBytes).toFixed(1)}%`,
-      ].join('\t'),
-    );
-  }
-}
+const actions = () => import('./command-actions.js');
 
 /** Adds `robot`, `quota` and `token-key` under the `registry` command. */
 export function addTokenModeCommands(registry: Command, env: Env): void {
@@ -95,8 +16,8 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
   const storageHelp = 'storage directory (env REGISTRY_STORAGE_ROOT, default ./data/registry)';
   const storageUrl = '--storage-url <url>';
   const storageUrlHelp = "s3://BUCKET/PREFIX: the registry's S3 storage instead (env REGISTRY_STORAGE_URL)";
-  const fail = (command: Command, error: unknown): never => {
-    if (error instanceof RobotError) return command.error(`error: ${error.message}`);
+  const fail = async (command: Command, error: unknown): Promise<never> => {
+    if ((await actions()).isRobotError(error)) return command.error(`error: ${(error as Error).message}`);
     throw error;
   };
 
@@ -114,24 +35,10 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
       const options = this.optsWithGlobals<
         RootOptions & { name: string; namespace: string; actions: string; expiresDays?: string }
       >();
-      const store = new RobotStore(settings(env, options).driver);
       try {
-        const created = await store.create({
-          name: options.name,
-          prefix: options.namespace,
-          actions: options.actions
-            .split(',')
-            .map((action) => action.trim())
-            .filter((action) => action !== ''),
-          ...(options.expiresDays === undefined ? {} : { expiresDays: Number(options.expiresDays) }),
-        });
-        stdout(`account: ${created.account}`);
-        stdout(`secret: ${created.secret}`);
-        stderr(
-          `The secret is shown only now. Log in with: skopeo login --username ${created.account} --password-stdin <registry>`,
-        );
+        await (await actions()).createRobot(env, options);
       } catch (error) {
-        fail(this, error);
+        await fail(this, error);
       }
     });
   robot
@@ -141,7 +48,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .option(storageRoot, storageHelp)
     .option(storageUrl, storageUrlHelp)
     .action(async function (this: Command) {
-      await listRobots(env, this.optsWithGlobals<RootOptions & { json?: boolean }>());
+      await (await actions()).listRobots(env, this.optsWithGlobals<RootOptions & { json?: boolean }>());
     });
   robot
     .command('rotate')
@@ -152,11 +59,9 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .action(async function (this: Command) {
       const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
-        const rotated = await new RobotStore(settings(env, options).driver).rotate(options.name);
-        stdout(`account: ${rotated.account}`);
-        stdout(`secret: ${rotated.secret}`);
+        await (await actions()).rotateRobot(env, options);
       } catch (error) {
-        fail(this, error);
+        await fail(this, error);
       }
     });
   robot
@@ -168,10 +73,9 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .action(async function (this: Command) {
       const options = this.optsWithGlobals<RootOptions & { name: string }>();
       try {
-        await new RobotStore(settings(env, options).driver).delete(options.name);
-        stdout(`deleted robot ${options.name}`);
+        await (await actions()).deleteRobot(env, options);
       } catch (error) {
-        fail(this, error);
+        await fail(this, error);
       }
     });
 
@@ -184,7 +88,7 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .option(storageUrl, storageUrlHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
     .action(async function (this: Command) {
-      await showQuotas(env, this.optsWithGlobals<RootOptions>());
+      await (await actions()).showQuotas(env, this.optsWithGlobals<RootOptions>());
     });
 
   registry
@@ -196,15 +100,6 @@ export function addTokenModeCommands(registry: Command, env: Env): void {
     .option(storageUrl, storageUrlHelp)
     .option('--auth-config <file>', 'the token-mode config (env REGISTRY_AUTH_CONFIG)')
     .action(async function (this: Command) {
-      const { config, driver } = settings(env, this.optsWithGlobals<RootOptions>());
-      const auth = requireAuthConfig(config.authConfig);
-      const ring = await KeyRing.rotateGenerated(
-        driver,
-        { signingKeyFile: auth.signingKeyFile, tokenTtlSeconds: auth.tokenTtlSeconds, subject: auth.service },
-        Date.now(),
-      );
-      stdout(`active key: ${ring.active.kid}`);
-      for (const key of ring.retired) stdout(`retired key: ${key.kid} (verified until its tokens expire)`);
-      stdout('Certificates for a Distribution rootcertbundle: GET /auth/certificates.pem');
+      await (await actions()).rotateTokenKey(env, this.optsWithGlobals<RootOptions>());
     });
 }
