@@ -36,7 +36,7 @@ describe('access: tokens', () => {
   it('refuses malformed entries with a sentence naming the entry, never echoing a hash', () => {
     const hash = 'a'.repeat(64);
     expect(() => parseTokenEntries(`ci:boss:${hash}`)).to.throw(
-      'entry ci has role "boss" (one of read, write, admin)',
+      'entry ci has role "boss" (one of read, register, write, admin)',
     );
     expect(() => parseTokenEntries('ci:read:abc')).to.throw(/^entry 1 is not <name>:<role>:<sha256 hex>/);
     expect(() => parseTokenEntries(`ci:read:${hash}:someday`)).to.throw(/not an ISO 8601 date/);
@@ -50,7 +50,11 @@ describe('access: tokens', () => {
     let now = 999_000;
     const policy = new AccessPolicy(parseTokenEntries(`${soon.entry}\n${other.entry}`), false, () => now);
     const write = { role: 'write' as const, probe: false };
-    expect(policy.decide(write, `Bearer ${soon.token}`)).to.deep.equal({ allowed: true, client: 'soon' });
+    expect(policy.decide(write, `Bearer ${soon.token}`)).to.deep.equal({
+      allowed: true,
+      client: 'soon',
+      role: 'write',
+    });
     now = 1_000_000;
     expect(policy.decide(write, `Bearer ${soon.token}`)).to.include({ allowed: false, code: 'unauthorized' });
     policy.replaceTokens(parseTokenEntries(soon.entry));
