@@ -545,12 +545,22 @@ export async function catalogTarget(store: 'embedded' | 'mongo'): Promise<Target
 async function filesUnder(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
   const files = entries.filter((entry) => entry.isFile());
-  return Promise.all(
+  // A temporary file (a proxied blob in flight, an upload's claim) may be gone by the time it is
+  // stat'ed: it was never state, so it is left out rather than failing the snapshot.
+  const sized = await Promise.all(
     files.map(async (entry) => {
       const full = path.join(entry.parentPath, entry.name);
-      return `${path.relative(root, full)}:${(await stat(full)).size}`;
+      const size = await stat(full).then(
+        (stats) => stats.size,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return undefined;
+          throw error;
+        },
+      );
+      return size === undefined ? undefined : `${path.relative(root, full)}:${size}`;
     }),
   );
+  return sized.filter((line): line is string => line !== undefined);
 }
 
 export async function registryTarget(): Promise<Target> {
