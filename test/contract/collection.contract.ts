@@ -102,6 +102,32 @@ export function describeCollectionContract(
       expect(page.map((i) => i.rank)).to.deep.equal([28, 27, 26]);
     });
 
+    it('pages by an indexed field in MongoDB order (numbers before strings, ties by id), as a sort in process would', async () => {
+      const groups = ['b', 'a', 'B', 'é', 'a', 'ab', 'z', '10', '9', 'a'];
+      await items.createMany(groups.map((group, i) => item(i + 1, { group })));
+      await items.create(item(20, { group: 7 as unknown as string }));
+      const page = async (sort: Array<[string, 1 | -1]>, skip: number, limit: number, filter = {}) =>
+        (await items.find(filter, { sort, skip, limit })).map((i) => `${String(i.group)}:${i.rank}`);
+      const ascending = ['7:20', '10:8', '9:9', 'B:3', 'a:2', 'a:5', 'a:10', 'ab:6', 'b:1', 'z:7', 'é:4'];
+      expect(await page([['group', 1]], 0, 100)).to.deep.equal(ascending);
+      expect(await page([['group', 1]], 4, 3)).to.deep.equal(ascending.slice(4, 7));
+      expect(await page([['group', -1]], 0, 4)).to.deep.equal(['é:4', 'z:7', 'b:1', 'ab:6']);
+      expect(
+        await page(
+          [
+            ['group', -1],
+            ['key', -1],
+          ],
+          4,
+          3,
+        ),
+      ).to.deep.equal(['a:10', 'a:5', 'a:2']);
+      expect(await page([['group', 1]], 0, 100, { labels: 'three' })).to.deep.equal(['9:9', 'B:3', 'ab:6']);
+      // A document whose value the column cannot hold (an array) still sorts as MongoDB does.
+      await items.create(item(21, { group: ['x'] as unknown as string }));
+      expect((await page([['group', 1]], 0, 100)).length).to.equal(12);
+    });
+
     it('answers prefix regexes on indexed fields (a range scan on SQLite) as MongoDB does', async () => {
       const groups = ['team-a/api', 'team-a/web', 'team-ab/x', 'team-a', 'team-b/a', 'Team-a/up', 'team-a0'];
       await items.createMany(

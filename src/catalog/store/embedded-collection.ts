@@ -321,9 +321,49 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       ).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as T);
     }
+    const column = exact && this.orderColumn(options.sort);
+    if (exact && column) {
+      // One indexed column, then the id: SQLite walks the (value, id) index in MongoDB's order
+      // (numbers before strings, strings by their UTF-8 bytes) and parses only the page.
+      const { sql, params } = this.indexQuery(
+        exact,
+        'r.id',
+        `ORDER BY r.${column.name} ${column.direction}, r.id ${column.idDirection} LIMIT ? OFFSET ?`,
+        this.multiStrategy(exact),
+      );
+      const rows = this.prepared<{ doc: string }>(
+        `SELECT doc FROM ${this.table} WHERE id IN (${sql}) ORDER BY ${column.name} ${column.direction}, id ${column.idDirection}`,
+      ).all(...params, options.limit, options.skip);
+      return rows.map((row) => JSON.parse(row.doc) as T);
+    }
     const matches = [...(await this.matching(filter))];
     matches.sort(compareBy(options.sort, this.idField));
     return matches.slice(options.skip, options.skip + options.limit) as T[];
+  }
+
+  /**
+   * The index column that can order a page by `sort` in SQL: a sort on one column-indexed field
+   * (then the id, as `compareBy` breaks ties), while no row holds a value the column cannot order
+   * as MongoDB does (missing, null, objects, arrays, booleans are NULL there: those sort in process).
+   */
+  private orderColumn(
+    sort: FindOptions['sort'],
+  ): { name: string; direction: 'ASC' | 'DESC'; idDirection: 'ASC' | 'DESC' } | undefined {
+    const [first, second, ...rest] = sort;
+    if (!first || rest.length > 0) return undefined;
+    const index = this.byField.get(first[0]);
+    if (index === undefined || index === 'id' || index.kind !== 'column') return undefined;
+    if (second && second[0] !== this.idField) return undefined;
+    const unordered = this.prepared<{ one: number }>(
+      `SELECT 1 AS one FROM ${this.table} WHERE ${index.column} IS NULL LIMIT 1`,
+    ).get();
+    if (unordered) return undefined;
+    const sqlDirection = (direction: number) => (direction === -1 ? 'DESC' : 'ASC');
+    return {
+      name: index.column,
+      direction: sqlDirection(first[1]),
+      idDirection: sqlDirection(second?.[1] ?? 1),
+    };
   }
 
   async *stream(filter: Filter, options: StreamOptions): AsyncIterable<T> {
