@@ -285,8 +285,14 @@ describe('dashboard (/ui) in Chromium, against a catalog probing loopback regist
         command: item.querySelector('.copy code')?.textContent,
       })),
     );
-    expect(shown).to.deep.equal(
-      expected.map((c) => ({ id: c.container_registry_id, command: `docker pull ${c.pull_reference}` })),
+    // The same candidates; their order (healthy, then probe latency) can change between the
+    // page's request and this one, as the monitor probes every 2 s.
+    const byId = (a: { id: string | null }, b: { id: string | null }) =>
+      String(a.id).localeCompare(String(b.id));
+    expect(shown.sort(byId)).to.deep.equal(
+      expected
+        .map((c) => ({ id: c.container_registry_id, command: `docker pull ${c.pull_reference}` }))
+        .sort(byId),
     );
     expect(await page.locator('.summary').textContent()).to.equal('2 registries hold team/app:1.0');
     await page.locator('li.candidate').first().getByRole('button').click();
