@@ -7,6 +7,7 @@ import type { ContainerRegistry } from '../../src/catalog/model.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import { openRegistryStore } from '../../src/catalog/store/registry-store.js';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
+import { percentile } from '../helpers/percentile.js';
 
 /**
  * The worst regexes of the hostile corpus against the real `serve` process on a realistic
@@ -34,11 +35,6 @@ function registry(n: number): ContainerRegistry {
     container_registry_config: {},
     container_registry_storage_info: {},
   };
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 describe('hostile queries against the serve process', function () {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
+import { percentile } from '../helpers/percentile.js';
 
 /**
  * Issue 10's leftover: update operators over a ~1 MB array ran on the event loop in one piece
@@ -33,11 +34,6 @@ const UPDATES: unknown[] = [
   { $set: { 'container_registry_metadata.list': LIST } },
   { $set: { 'container_registry_metadata.note': 'touched' } },
 ];
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 describe('expensive updates of a ~1 MB array against the serve process', function () {
   this.timeout(120_000);
