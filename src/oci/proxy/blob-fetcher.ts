@@ -285,6 +285,9 @@ export class Flight {
               `blob body stalled or failed: ${(error as Error).message}`,
             )
           : (error as Error);
+      // The spool goes before the clients are cut (a local unlink): once a client sees the
+      // failure, no copy of the bad bytes is left behind.
+      await this.spool?.remove().catch(() => undefined);
       this.fail(failure);
       source.failed(failure);
       await this.driver.delete(this.tmp).catch(() => undefined);

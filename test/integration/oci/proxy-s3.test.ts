@@ -181,6 +181,7 @@ describe('registry: pull-through cache on S3 storage (gofakes3), skopeo and cran
       expect(result.bytes).to.be.lessThan(data.length);
     }
     expect(await inBucket(digest)).to.equal(false);
+    // The temporary upload is deleted from S3 after the clients are cut; give it a moment.
     for (let i = 0; i < 40 && (await leftovers()).tmp.length > 0; i += 1) await sleep(50);
     expect(await leftovers()).to.deep.equal({ tmp: [], spools: [] });
 
