@@ -66,6 +66,8 @@ export const GO_TOOLS = {
   oras: 'oras.land/oras/cmd/oras@v1.3.6',
   registry: 'github.com/distribution/distribution/v3/cmd/registry@v3.1.2',
   gofakes3: 'github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0',
+  // A fuller S3 server (a gateway onto a POSIX directory), for test/stress/s3-versitygw.sh only.
+  versitygw: 'github.com/versity/versitygw/cmd/versitygw@v1.8.0',
 } as const;
 
 /** Path of the binary of one of {@link GO_TOOLS}, installing it first when it is missing. */

@@ -1,7 +1,10 @@
 /**
  * A real S3 server on loopback for tests: gofakes3 (pinned in go-tools.ts, built once into
  * .cache/bin) on a free 127.0.0.1 port, in-memory by default. Each test gets its own bucket via
- * `bucket()`, so one server can serve a whole file.
+ * `bucket()`, so one server can serve a whole file. With `S3_TEST_SERVER=versitygw` in the
+ * environment every caller gets Versity Gateway on a temp directory instead: a fuller S3
+ * implementation (real multipart, conditional writes, checksums) that takes minutes to build, so
+ * only test/stress/s3-versitygw.sh asks for it.
  */
 import { randomUUID } from 'node:crypto';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -11,7 +14,7 @@ import { freePort } from './ports.js';
 import { startChild, waitForHttp, type ChildHandle } from './registry.js';
 import { tempDir } from './temp-dirs.js';
 
-/** Credentials gofakes3 accepts (it checks none); the SDK insists on some. */
+/** Credentials for both servers (gofakes3 checks none; versitygw's root user is started with them). */
 export const S3_TEST_CREDENTIALS = { accessKeyId: 'test-access-key', secretAccessKey: 'test-secret-key' };
 export const S3_TEST_REGION = 'us-east-1';
 
@@ -25,13 +28,31 @@ export interface TestS3Server {
   stop(): Promise<void>;
 }
 
-/** Starts gofakes3 (`backend` memory, or fs in a temp dir for large benchmark payloads). */
+/** Starts gofakes3 (`backend` memory, or fs in a temp dir for large benchmark payloads), or versitygw. */
 export async function startS3Server(options: { backend?: 'memory' | 'fs' } = {}): Promise<TestS3Server> {
-  const binary = installGoTool('gofakes3');
   const port = await freePort();
-  const args = ['-host', `127.0.0.1:${port}`, '-backend', options.backend ?? 'memory'];
-  if (options.backend === 'fs') args.push('-fs.path', await tempDir('gofakes3-'), '-fs.create');
-  const handle = startChild(binary, args);
+  const handle =
+    process.env.S3_TEST_SERVER === 'versitygw'
+      ? startChild(installGoTool('versitygw'), [
+          '--port',
+          `127.0.0.1:${port}`,
+          '--access',
+          S3_TEST_CREDENTIALS.accessKeyId,
+          '--secret',
+          S3_TEST_CREDENTIALS.secretAccessKey,
+          '--region',
+          S3_TEST_REGION,
+          '--quiet',
+          'posix',
+          await tempDir('versitygw-'),
+        ])
+      : startChild(installGoTool('gofakes3'), [
+          '-host',
+          `127.0.0.1:${port}`,
+          '-backend',
+          options.backend ?? 'memory',
+          ...(options.backend === 'fs' ? ['-fs.path', await tempDir('gofakes3-'), '-fs.create'] : []),
+        ]);
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(endpoint);
   const settingsOf = (bucket: string, prefix: string): S3Settings => ({

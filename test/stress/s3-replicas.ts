@@ -21,7 +21,9 @@ const driver = new S3Driver(settings);
 let failed = false;
 let interrupted = 0;
 const started = Date.now();
-console.log(`# S3 replica crash runs ${new Date().toISOString()}, node ${process.version}, gofakes3 v1.2.0`);
+console.log(
+  `# S3 replica crash runs ${new Date().toISOString()}, node ${process.version}, ${process.env.S3_TEST_SERVER ?? 'gofakes3'}`,
+);
 try {
   await replicaCrashRounds(s3.registryEnv(settings), driver, rounds, (round, result) => {
     interrupted += result.interrupted;
