@@ -3,7 +3,8 @@
  * found there (`GET /container_registry/<id>`, `.../health`, `.../images`).
  */
 import { api } from './api.js';
-import { Component, html } from './html.js';
+import { html } from './html.js';
+import { LivePage } from './live-page.js';
 import {
   CopyCommand,
   ErrorNote,
@@ -29,7 +30,7 @@ export function masked(value, key = '') {
   return value;
 }
 
-export class RegistryPage extends Component {
+export class RegistryPage extends LivePage {
   constructor(props) {
     super(props);
     this.state = {
@@ -41,19 +42,6 @@ export class RegistryPage extends Component {
       error: '',
       note: '',
     };
-  }
-
-  componentDidMount() {
-    this.props.register?.(this);
-    void this.load();
-  }
-
-  componentWillUnmount() {
-    this.props.register?.(this, true);
-  }
-
-  componentDidUpdate(previous) {
-    if (previous.id !== this.props.id) void this.load();
   }
 
   async load() {
