@@ -112,6 +112,12 @@ type Rows = Record<
 >;
 type Mirrors = Record<'ours' | 'distribution', { server: Server; prefix: string; counter: FaultProxy }>;
 
+/** A row of the same figure of each mirror. */
+const both = <T>(of: Record<string, T>, figure: (value: T) => number | string) => ({
+  ours: figure(of.ours!),
+  distribution: figure(of.distribution!),
+});
+
 /** The rows after cold and warm pulls: 8 concurrent cold pulls, upstream slow, upstream down. */
 async function others(
   rows: Rows,
@@ -135,18 +141,9 @@ async function others(
       seconds: (performance.now() - started) / 1000,
     };
   }
-  rows['8 concurrent cold pulls: upstream bytes (x image)'] = {
-    ours: concurrent.ours!.bytes / SIZE,
-    distribution: concurrent.distribution!.bytes / SIZE,
-  };
-  rows['8 concurrent cold pulls: complete / 8'] = {
-    ours: concurrent.ours!.ok,
-    distribution: concurrent.distribution!.ok,
-  };
-  rows['8 concurrent cold pulls: wall time (s)'] = {
-    ours: concurrent.ours!.seconds,
-    distribution: concurrent.distribution!.seconds,
-  };
+  rows['8 concurrent cold pulls: upstream bytes (x image)'] = both(concurrent, (c) => c.bytes / SIZE);
+  rows['8 concurrent cold pulls: complete / 8'] = both(concurrent, (c) => c.ok);
+  rows['8 concurrent cold pulls: wall time (s)'] = both(concurrent, (c) => c.seconds);
 
   const slow: Record<string, Pull> = {};
   for (const label of order) {
@@ -154,14 +151,8 @@ async function others(
     mirror.counter.mode = { delayMs: 10_000 };
     slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
   }
-  rows['upstream 10 s slow: cached tag pull status'] = {
-    ours: slow.ours!.status,
-    distribution: slow.distribution!.status,
-  };
-  rows['upstream 10 s slow: cached tag pull time (s)'] = {
-    ours: slow.ours!.seconds,
-    distribution: slow.distribution!.seconds,
-  };
+  rows['upstream 10 s slow: cached tag pull status'] = both(slow, (c) => c.status);
+  rows['upstream 10 s slow: cached tag pull time (s)'] = both(slow, (c) => c.seconds);
   for (const label of order) mirrors[label].counter.mode = {};
 
   await upstream.stop();
@@ -170,14 +161,8 @@ async function others(
     const mirror = mirrors[label];
     down[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
   }
-  rows['upstream down: cached tag pull status (manifest/blob)'] = {
-    ours: down.ours!.status,
-    distribution: down.distribution!.status,
-  };
-  rows['upstream down: cached tag pull time (s)'] = {
-    ours: down.ours!.seconds,
-    distribution: down.distribution!.seconds,
-  };
+  rows['upstream down: cached tag pull status (manifest/blob)'] = both(down, (c) => c.status);
+  rows['upstream down: cached tag pull time (s)'] = both(down, (c) => c.seconds);
 }
 
 async function main() {
