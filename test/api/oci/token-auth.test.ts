@@ -14,19 +14,14 @@ import {
   decodeJwt,
   requestToken,
   SERVICE,
+  TARGETS,
   TokenClient,
   tokenFixture,
   USERS,
   type Credentials,
+  type Target,
 } from '../../helpers/token-auth.js';
 
-const TARGETS = {
-  public: 'library/app',
-  private: 'home/alice/app',
-  'other tenant': 'home/bob/app',
-  'outside namespaces': 'misc/app',
-} as const;
-type Target = keyof typeof TARGETS;
 type Operation = 'pull' | 'push' | 'delete';
 
 describe('registry token mode (DESIGN 9) over HTTP', function () {
