@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import type dns from 'node:dns';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -85,4 +86,42 @@ export function selfSignedCertificate(): { key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Inside a `describe`: a fresh `serve(handler)` for each test, closed after it; call the result to get it. */
+export function targetPerTest(handler: Parameters<typeof serve>[0]): () => Target {
+  let target: Target | undefined;
+  beforeEach(async () => {
+    target = await serve(handler);
+  });
+  afterEach(async () => {
+    await target?.close();
+    target = undefined;
+  });
+  return () => {
+    if (target === undefined) throw new Error('targetPerTest: the target exists only while a test runs');
+    return target;
+  };
+}
+
+/** A resolver (the prober's `lookup`) that answers from `table` and records what it was asked. */
+export function fakeResolver(table: Record<string, string[]>): {
+  lookup: typeof dns.lookup;
+  asked: string[];
+} {
+  const asked: string[] = [];
+  const lookup = ((
+    hostname: string,
+    _options: unknown,
+    callback: (error: Error | null, addresses: dns.LookupAddress[]) => void,
+  ) => {
+    asked.push(hostname);
+    const answers = table[hostname];
+    if (!answers) return callback(Object.assign(new Error('not found'), { code: 'ENOTFOUND' }), []);
+    callback(
+      null,
+      answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
+  }) as unknown as typeof dns.lookup;
+  return { lookup, asked };
 }
