@@ -195,3 +195,29 @@ export async function createMatrixRobots(
     ),
   };
 }
+
+/** The matrix's callers, by name: what each presents (robots as `createMatrixRobots` made them). */
+export function matrixCallers(robots: {
+  readonly pull?: Credentials;
+  readonly push?: Credentials;
+  readonly expired?: Credentials;
+}): Record<string, () => Credentials | undefined> {
+  return {
+    anonymous: () => undefined,
+    user: () => USERS.alice,
+    'robot with pull': () => robots.pull,
+    'robot with push': () => robots.push,
+    'expired robot': () => robots.expired,
+    'wrong secret': () => ({ ...robots.push!, password: 'not-the-secret' }),
+  };
+}
+
+/** What each caller of the matrix may do, by target (an operation not listed is refused). */
+export const MATRIX_ALLOWED: Readonly<Record<string, Partial<Record<Target, readonly string[]>>>> = {
+  anonymous: { public: ['pull'] },
+  user: { public: ['pull'], private: ['pull', 'push', 'delete'] },
+  'robot with pull': { public: ['pull'], private: ['pull'] },
+  'robot with push': { public: ['pull'], private: ['pull', 'push'] },
+  'expired robot': {},
+  'wrong secret': {},
+};

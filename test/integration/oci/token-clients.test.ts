@@ -14,6 +14,8 @@ import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js'
 import { tempDir } from '../../helpers/temp-dirs.js';
 import {
   createMatrixRobots,
+  MATRIX_ALLOWED,
+  matrixCallers,
   TARGETS,
   TokenClient,
   tokenFixture,
@@ -42,22 +44,8 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
   let work: string;
   let crane: string;
   const robots: Record<string, Credentials> = {};
-  const callers: Record<string, () => Credentials | undefined> = {
-    anonymous: () => undefined,
-    user: () => USERS.alice,
-    'robot with pull': () => robots.pull,
-    'robot with push': () => robots.push,
-    'expired robot': () => robots.expired,
-    'wrong secret': () => ({ ...robots.push!, password: 'not-the-secret' }),
-  };
-  const allowed: Record<string, Partial<Record<Target, readonly string[]>>> = {
-    anonymous: { public: ['pull'] },
-    user: { public: ['pull'], private: ['pull', 'push', 'delete'] },
-    'robot with pull': { public: ['pull'], private: ['pull'] },
-    'robot with push': { public: ['pull'], private: ['pull', 'push'] },
-    'expired robot': {},
-    'wrong secret': {},
-  };
+  const callers = matrixCallers(robots);
+  const allowed = MATRIX_ALLOWED;
 
   const skopeo = (credentials: Credentials | undefined, ...args: string[]) =>
     run('skopeo', [
