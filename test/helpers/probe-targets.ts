@@ -7,6 +7,22 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+/**
+ * `HEALTH_PROBE_DENY` for a spawned catalog that must reach loopback (with
+ * `HEALTH_PROBE_ALLOW=127.0.0.0/8`) and nothing else: every IPv4 range but 127/8, and all of IPv6.
+ */
+export const NON_LOOPBACK_DENY = [
+  '0.0.0.0/2',
+  '64.0.0.0/3',
+  '96.0.0.0/4',
+  '112.0.0.0/5',
+  '120.0.0.0/6',
+  '124.0.0.0/7',
+  '126.0.0.0/8',
+  '128.0.0.0/1',
+  '::/0',
+].join(',');
+
 /** A loopback HTTP(S) server for probe tests that counts the connections it receives. */
 export interface Target {
   readonly url: string;

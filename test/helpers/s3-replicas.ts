@@ -156,12 +156,34 @@ export interface ReplicaRoundResult {
 }
 
 /**
- * One round: 3 replicas on the bucket, 8 concurrent pushes each spread over all three (uploads
- * move between replicas mid-blob), SIGKILL of one replica after 150-450 ms. Then the bucket must
- * be consistent; after a restart of the killed one, every push retried through the replicas
- * succeeds and every image reads back byte for byte from every replica.
+ * `rounds` SIGKILL rounds on 3 replicas started once: in round r, 8 concurrent pushes each spread
+ * over all three (uploads move between replicas mid-blob), SIGKILL of replica r % 3 after
+ * 150-450 ms. Then the bucket must be consistent; after a restart of the killed one, every push
+ * retried through the replicas succeeds and every image reads back byte for byte from every
+ * replica. `onRound` sees each round's result (a failed round throws).
  */
-export async function replicaCrashRound(
+export async function replicaCrashRounds(
+  env: Record<string, string>,
+  driver: StorageDriver,
+  rounds: number,
+  onRound: (round: number, result: ReplicaRoundResult) => void = () => undefined,
+): Promise<ReplicaRoundResult[]> {
+  const replicas = await startReplicas(env, 3);
+  const results: ReplicaRoundResult[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const result = await crashRound(replicas, env, driver, round);
+      onRound(round, result);
+      results.push(result);
+    }
+    return results;
+  } finally {
+    await Promise.all(replicas.map((replica) => replica.stop()));
+  }
+}
+
+async function crashRound(
+  replicas: Replica[],
   env: Record<string, string>,
   driver: StorageDriver,
   round: number,
@@ -172,43 +194,28 @@ export async function replicaCrashRound(
     tag: `r${round}-${i}`,
     layers: i < 2 ? shared : [randomBytes(1024 * 1024 + i), randomBytes(512 * 1024)],
   }));
-  const replicas = await startReplicas(env, 3);
-  try {
-    const bases = replicas.map((replica) => replica.base);
-    const inFlight = images.map((image, i) =>
-      pushImageAcross(
-        [...bases.slice(i % 3), ...bases.slice(0, i % 3)],
-        image.name,
-        image.tag,
-        image.layers,
-      ).then(
-        () => 'done',
-        () => 'failed',
-      ),
+  const pushAll = (bases: readonly string[]) =>
+    images.map((image, i) =>
+      pushImageAcross([...bases.slice(i % 3), ...bases.slice(0, i % 3)], image.name, image.tag, image.layers),
     );
-    await sleep(150 + Math.random() * 300);
-    await replicas[0]!.stop('SIGKILL');
-    const interrupted = (await Promise.all(inFlight)).filter((outcome) => outcome === 'failed').length;
-    await assertStorageConsistent(driver);
+  const inFlight = pushAll(replicas.map((replica) => replica.base)).map((push) =>
+    push.then(
+      () => 'done',
+      () => 'failed',
+    ),
+  );
+  await sleep(150 + Math.random() * 300);
+  const victim = round % replicas.length;
+  await replicas[victim]!.stop('SIGKILL');
+  const interrupted = (await Promise.all(inFlight)).filter((outcome) => outcome === 'failed').length;
+  await assertStorageConsistent(driver);
 
-    replicas[0] = await startReplica(env);
-    const survivors = replicas.map((replica) => replica.base);
-    const digests = await Promise.all(
-      images.map((image, i) =>
-        pushImageAcross(
-          [...survivors.slice(i % 3), ...survivors.slice(0, i % 3)],
-          image.name,
-          image.tag,
-          image.layers,
-        ),
-      ),
-    );
-    for (const [i, image] of images.entries()) {
-      for (const base of survivors)
-        expect(await pullAndVerify(base, image.name, image.tag)).to.equal(digests[i]);
-    }
-    return { interrupted, blobs: await assertStorageConsistent(driver) };
-  } finally {
-    await Promise.all(replicas.map((replica) => replica.stop()));
+  replicas[victim] = await startReplica(env);
+  const survivors = replicas.map((replica) => replica.base);
+  const digests = await Promise.all(pushAll(survivors));
+  for (const [i, image] of images.entries()) {
+    for (const base of survivors)
+      expect(await pullAndVerify(base, image.name, image.tag)).to.equal(digests[i]);
   }
+  return { interrupted, blobs: await assertStorageConsistent(driver) };
 }

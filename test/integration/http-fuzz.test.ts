@@ -8,7 +8,7 @@ import {
 } from '../stress/http-fuzz.js';
 
 // 10,000 random and mutated requests against each server process (test/stress/http-fuzz.ts;
-// about 25 s for the catalog on the embedded store, 55 s on FerretDB, 45 s for the registry here).
+// about 20 s for the catalog on the embedded store, 45 s on FerretDB, 10 s for the registry here).
 // Zero 5xx, the process alive at the end, and no rejected request changes what is stored.
 describe('HTTP fuzz', function () {
   this.timeout(300_000);
