@@ -23,6 +23,21 @@ export const NON_LOOPBACK_DENY = [
   '::/0',
 ].join(',');
 
+/**
+ * The environment of a spawned `serve` whose probe reaches loopback only and which runs neither
+ * the health monitor nor the crawler (a test turns on what it tests); `env` adds or overrides.
+ */
+export function loopbackCatalogEnv(env: Record<string, string>): Record<string, string> {
+  return {
+    LOG_LEVEL: 'info',
+    HEALTH_MONITOR_ENABLED: 'false',
+    CRAWL_ENABLED: 'false',
+    HEALTH_PROBE_ALLOW: '127.0.0.0/8',
+    HEALTH_PROBE_DENY: NON_LOOPBACK_DENY,
+    ...env,
+  };
+}
+
 /** A loopback HTTP(S) server for probe tests that counts the connections it receives. */
 export interface Target {
   readonly url: string;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
 import type { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
 import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
-import { loopbackCatalogEnv } from '../../helpers/loopback-catalog.js';
+import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 import { deliveryJob } from '../../helpers/webhook-delivery.js';
 import { eventually, startReceiver, type Received } from '../../helpers/webhook-receiver.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createToken } from '../../../src/catalog/access/tokens.js';
-import { loopbackCatalogEnv } from '../../helpers/loopback-catalog.js';
+import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { freePort } from '../../helpers/ports.js';
 import { OciLayoutWriter } from '../../helpers/registry-oci-layout.js';
 import { skopeo } from '../../helpers/skopeo.js';
