@@ -12,12 +12,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { generateSecret } from '../../src/catalog/domain/webhook-signature.js';
-import { AddressPolicy } from '../../src/catalog/health/address-policy.js';
-import { createWebhookPost } from '../../src/catalog/health/webhook-post.js';
-import { WebhookDeliveryJob } from '../../src/catalog/jobs/webhook-delivery.js';
-import { createLogger } from '../../src/shared/logger.js';
 import { startCatalog, type StoreKind, type TestCatalog } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
+import { percentile } from '../../test/helpers/percentile.js';
+import { deliveryJob } from '../../test/helpers/webhook-delivery.js';
 import { startReceiver } from '../../test/helpers/webhook-receiver.js';
 
 const { values } = parseArgs({
@@ -32,10 +30,6 @@ const EVENTS = Number(values.events);
 const PUTS = Number(values.puts);
 const secret = generateSecret();
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
-
 async function serve(catalog: TestCatalog): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer({ keepAlive: true }, catalog.catalog.handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,24 +43,33 @@ async function serve(catalog: TestCatalog): Promise<{ url: string; close(): Prom
   };
 }
 
-function job(catalog: TestCatalog): WebhookDeliveryJob {
-  return new WebhookDeliveryJob({
-    store: catalog.eventStore,
-    webhooks: catalog.catalog.events!.webhooks,
-    publisher: catalog.catalog.events!.publisher,
-    post: createWebhookPost(new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] })),
-    config: {
-      pollMs: 100,
-      timeoutMs: 5_000,
-      concurrency: 64,
-      retryInitialMs: 100,
-      retryMaxMs: 1_000,
-      retryWindowMs: 86_400_000,
-      retentionMs: 86_400_000,
-    },
-    logger: createLogger('bench', 'silent'),
+const job = (catalog: TestCatalog) =>
+  deliveryJob(catalog, {
     owner: 'bench',
+    config: { pollMs: 100, timeoutMs: 5_000, concurrency: 64, retryInitialMs: 100, retryMaxMs: 1_000 },
   });
+
+/** An in-process catalog with a receiver, its delivery job (started when `delivering`) and one registry. */
+async function setup(kind: StoreKind, delivering: boolean) {
+  const catalog = await startCatalog(kind, {});
+  const receiver = await startReceiver(secret);
+  const delivery = job(catalog);
+  if (delivering) delivery.start();
+  const registry = async () =>
+    String(
+      (
+        await catalog.api.post('/container_registry', {
+          container_registry_name: 'b',
+          container_registry_public_url: 'http://127.0.0.1:9',
+        })
+      ).body.data.id,
+    );
+  const stop = async () => {
+    await delivery.stop();
+    await receiver.close();
+    await catalog.stop();
+  };
+  return { catalog, receiver, registry, stop };
 }
 
 /** Sequential PUTs (one client, no queueing): the latencies in ms. */
@@ -83,7 +86,7 @@ async function putLatencies(base: string, id: string, count: number): Promise<nu
     if (res.status !== 200) throw new Error(`PUT answered ${res.status}`);
     latencies.push(performance.now() - started);
   }
-  return latencies.sort((a, b) => a - b);
+  return latencies;
 }
 
 console.log(
@@ -93,19 +96,9 @@ console.log('store      scenario                    events/s  p50 ms   p99 ms');
 for (const kind of values.stores.split(',') as StoreKind[]) {
   // Throughput and delivery latency: one subscription, a burst of events published as fast as the store takes them.
   {
-    const catalog = await startCatalog(kind, {});
-    const receiver = await startReceiver(secret);
-    const delivery = job(catalog);
-    delivery.start();
+    const { catalog, receiver, registry, stop } = await setup(kind, true);
     await catalog.api.post('/webhooks', { url: receiver.url, events: ['registry.*'], secret });
-    const id = String(
-      (
-        await catalog.api.post('/container_registry', {
-          container_registry_name: 'b',
-          container_registry_public_url: 'http://127.0.0.1:9',
-        })
-      ).body.data.id,
-    );
+    const id = await registry();
     while (receiver.received.length < 1) await new Promise((resolve) => setTimeout(resolve, 10));
     const arrivals: number[] = [];
     const startIndex = receiver.received.length;
@@ -128,13 +121,10 @@ for (const kind of values.stores.split(',') as StoreKind[]) {
     while (receiver.received.length - startIndex < EVENTS)
       await new Promise((resolve) => setTimeout(resolve, 5));
     const seconds = (performance.now() - started) / 1000;
-    const sorted = arrivals.sort((a, b) => a - b);
     console.log(
-      `${kind.padEnd(10)} outbox -> receiver         ${String(Math.round(EVENTS / seconds)).padEnd(9)} ${String(percentile(sorted, 50)).padEnd(8)} ${percentile(sorted, 99)}`,
+      `${kind.padEnd(10)} outbox -> receiver         ${String(Math.round(EVENTS / seconds)).padEnd(9)} ${String(percentile(arrivals, 50)).padEnd(8)} ${percentile(arrivals, 99)}`,
     );
-    await delivery.stop();
-    await receiver.close();
-    await catalog.stop();
+    await stop();
   }
   // Added p99 of PUT: none vs 10 subscriptions matching every update (deliveries running meanwhile).
   // "outbox only": the delivery job off, so the row shows what writing the outbox adds to a PUT;
@@ -144,20 +134,10 @@ for (const kind of values.stores.split(',') as StoreKind[]) {
     [10, false],
     [10, true],
   ] as const) {
-    const catalog = await startCatalog(kind, {});
-    const receiver = await startReceiver(secret);
-    const delivery = job(catalog);
-    if (delivering) delivery.start();
+    const { catalog, receiver, registry, stop } = await setup(kind, delivering);
     for (let i = 0; i < webhooks; i++)
       await catalog.api.post('/webhooks', { url: receiver.url, events: ['registry.updated'], secret });
-    const id = String(
-      (
-        await catalog.api.post('/container_registry', {
-          container_registry_name: 'b',
-          container_registry_public_url: 'http://127.0.0.1:9',
-        })
-      ).body.data.id,
-    );
+    const id = await registry();
     const server = await serve(catalog);
     await putLatencies(server.url, id, 20); // warm-up
     const latencies = await putLatencies(server.url, id, PUTS);
@@ -165,9 +145,7 @@ for (const kind of values.stores.split(',') as StoreKind[]) {
       `${kind.padEnd(10)} PUT, ${String(webhooks).padEnd(2)} webhooks ${(webhooks === 0 ? '' : delivering ? 'delivering' : 'outbox only').padEnd(11)}  ${String(Math.round(PUTS / (latencies.reduce((a, b) => a + b, 0) / 1000))).padEnd(9)} ${percentile(latencies, 50).toFixed(1).padEnd(8)} ${percentile(latencies, 99).toFixed(1)}`,
     );
     await server.close();
-    await delivery.stop();
-    await receiver.close();
-    await catalog.stop();
+    await stop();
   }
 }
 await stopMongoServer();

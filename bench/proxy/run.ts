@@ -11,18 +11,17 @@
  *
  *   npm run bench -- proxy [--size-mb 256]
  */
-import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startFaultProxy, type FaultProxy } from '../../test/helpers/fault-proxy.js';
 import { installGoTool } from '../../test/helpers/go-tools.js';
+import { pushImage, spawnRegistry, startDistribution } from '../../test/helpers/registry.js';
 
 const execFileAsync = promisify(execFile);
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const at = process.argv.indexOf('--size-mb');
 const SIZE_MB = at > 0 ? Number(process.argv[at + 1]) : 256;
 const SIZE = SIZE_MB * 1024 * 1024;
@@ -41,136 +40,28 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 400; i += 1) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-async function start(
-  command: string,
-  args: string[],
-  url: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Server> {
-  const child = spawn(command, args, {
-    env: { ...env, OTEL_TRACES_EXPORTER: 'none' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  await waitFor(`${url}/v2/`);
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 /** Distribution 3.1.2 (`go install`ed, see test/helpers/go-tools.ts): the reference proxy. */
 const DISTRIBUTION_3 = installGoTool('registry');
-const DEBIAN_DISTRIBUTION = '/usr/bin/docker-registry';
 
-async function distribution(binary: string, dir: string, remote?: string): Promise<Server> {
-  const port = await freePort();
-  await fs.mkdir(dir, { recursive: true });
-  const config = path.join(dir, 'config.yml');
-  await fs.writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  cache:',
-      '    blobdescriptor: inmemory',
-      '  filesystem:',
-      `    rootdirectory: ${path.join(dir, 'data')}`,
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      ...(remote === undefined ? [] : ['proxy:', `  remoteurl: ${remote}`]),
-      '',
-    ].join('\n'),
-  );
-  return start(binary, ['serve', config], `http://127.0.0.1:${port}`);
-}
-
-async function ours(dir: string, remote: string): Promise<Server> {
-  const port = await freePort();
-  return start(
-    process.execPath,
-    [
-      ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]),
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'src', 'cli.ts'),
-      'registry',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--storage-root',
-      dir,
-      '--proxy',
-      `hub/=${remote}`,
-    ],
-    `http://127.0.0.1:${port}`,
-    { ...process.env, LOG_LEVEL: 'error' },
-  );
-}
-
-const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-
-/** Pushes a config + one layer of `size` random bytes as `name:tag` (POST, then PUT with the bytes). */
-async function pushImage(base: string, name: string, tag: string, size: number): Promise<string> {
-  const layer = randomBytes(size);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
-  for (const blob of [config, layer]) {
-    const started = await fetch(`${base}/v2/${name}/blobs/uploads/`, { method: 'POST' });
-    const location = new URL(started.headers.get('location') ?? '', base);
-    location.searchParams.set('digest', sha256(blob));
-    const put = await fetch(location, {
-      method: 'PUT',
-      body: blob,
-      headers: { 'Content-Type': 'application/octet-stream' },
-    });
-    if (put.status !== 201) throw new Error(`push answered ${put.status}`);
-  }
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: sha256(config),
-      size: config.length,
-    },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size }],
+/** Debian's Distribution 2.8 (the upstream), or Distribution 3 as a proxy of `remote`. */
+const distribution = (remote?: string): Promise<Server> =>
+  startDistribution({
+    inMemoryCache: true,
+    ...(remote === undefined
+      ? {}
+      : { binary: DISTRIBUTION_3, extraConfig: ['proxy:', `  remoteurl: ${remote}`] }),
   });
-  const put = await fetch(`${base}/v2/${name}/manifests/${tag}`, {
-    method: 'PUT',
-    body: manifest,
-    headers: { 'Content-Type': OCI_MANIFEST },
+
+const ours = (dir: string, remote: string): Promise<Server> =>
+  spawnRegistry(dir, ['--proxy', `hub/=${remote}`], {
+    env: { LOG_LEVEL: 'error' },
+    nodeArgs: PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`],
   });
-  if (put.status !== 201) throw new Error(`manifest push answered ${put.status}`);
-  return sha256(layer);
+
+/** Pushes a config + one layer of `size` random bytes as `name:1`; returns the layer's digest. */
+async function seed(base: string, name: string, size: number): Promise<string> {
+  const { layerDigests } = await pushImage(base, name, '1', [randomBytes(size)]);
+  return layerDigests[0]!;
 }
 
 interface Pull {
@@ -221,6 +112,12 @@ type Rows = Record<
 >;
 type Mirrors = Record<'ours' | 'distribution', { server: Server; prefix: string; counter: FaultProxy }>;
 
+/** A row of the same figure of each mirror. */
+const both = <T>(of: Record<string, T>, figure: (value: T) => number | string) => ({
+  ours: figure(of.ours!),
+  distribution: figure(of.distribution!),
+});
+
 /** The rows after cold and warm pulls: 8 concurrent cold pulls, upstream slow, upstream down. */
 async function others(
   rows: Rows,
@@ -244,18 +141,9 @@ async function others(
       seconds: (performance.now() - started) / 1000,
     };
   }
-  rows['8 concurrent cold pulls: upstream bytes (x image)'] = {
-    ours: concurrent.ours!.bytes / SIZE,
-    distribution: concurrent.distribution!.bytes / SIZE,
-  };
-  rows['8 concurrent cold pulls: complete / 8'] = {
-    ours: concurrent.ours!.ok,
-    distribution: concurrent.distribution!.ok,
-  };
-  rows['8 concurrent cold pulls: wall time (s)'] = {
-    ours: concurrent.ours!.seconds,
-    distribution: concurrent.distribution!.seconds,
-  };
+  rows['8 concurrent cold pulls: upstream bytes (x image)'] = both(concurrent, (c) => c.bytes / SIZE);
+  rows['8 concurrent cold pulls: complete / 8'] = both(concurrent, (c) => c.ok);
+  rows['8 concurrent cold pulls: wall time (s)'] = both(concurrent, (c) => c.seconds);
 
   const slow: Record<string, Pull> = {};
   for (const label of order) {
@@ -263,14 +151,8 @@ async function others(
     mirror.counter.mode = { delayMs: 10_000 };
     slow[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
   }
-  rows['upstream 10 s slow: cached tag pull status'] = {
-    ours: slow.ours!.status,
-    distribution: slow.distribution!.status,
-  };
-  rows['upstream 10 s slow: cached tag pull time (s)'] = {
-    ours: slow.ours!.seconds,
-    distribution: slow.distribution!.seconds,
-  };
+  rows['upstream 10 s slow: cached tag pull status'] = both(slow, (c) => c.status);
+  rows['upstream 10 s slow: cached tag pull time (s)'] = both(slow, (c) => c.seconds);
   for (const label of order) mirrors[label].counter.mode = {};
 
   await upstream.stop();
@@ -279,14 +161,8 @@ async function others(
     const mirror = mirrors[label];
     down[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
   }
-  rows['upstream down: cached tag pull status (manifest/blob)'] = {
-    ours: down.ours!.status,
-    distribution: down.distribution!.status,
-  };
-  rows['upstream down: cached tag pull time (s)'] = {
-    ours: down.ours!.seconds,
-    distribution: down.distribution!.seconds,
-  };
+  rows['upstream down: cached tag pull status (manifest/blob)'] = both(down, (c) => c.status);
+  rows['upstream down: cached tag pull time (s)'] = both(down, (c) => c.seconds);
 }
 
 async function main() {
@@ -295,10 +171,10 @@ async function main() {
   let stopMirrors = async (): Promise<unknown> => undefined;
   const proxies: FaultProxy[] = [];
   try {
-    const upstream = await distribution(DEBIAN_DISTRIBUTION, path.join(work, 'upstream'));
+    const upstream = await distribution();
     servers.push(upstream);
-    const first = await pushImage(upstream.url, 'library/big', '1', SIZE);
-    const second = await pushImage(upstream.url, 'library/fresh', '1', SIZE);
+    const first = await seed(upstream.url, 'library/big', SIZE);
+    const second = await seed(upstream.url, 'library/fresh', SIZE);
     const countOurs = await startFaultProxy(upstream.url);
     const countTheirs = await startFaultProxy(upstream.url);
     proxies.push(countOurs, countTheirs);
@@ -309,7 +185,7 @@ async function main() {
         counter: countOurs,
       },
       distribution: {
-        server: await distribution(DISTRIBUTION_3, path.join(work, 'distribution'), countTheirs.url),
+        server: await distribution(countTheirs.url),
         prefix: '',
         counter: countTheirs,
       },
@@ -329,8 +205,8 @@ async function main() {
     for (let round = 0; round < ROUNDS; round += 1) {
       if (round > 0) {
         await stopMirrors();
+        // A restarted Distribution has a fresh storage root; ours is emptied here.
         await fs.rm(path.join(work, 'ours'), { recursive: true, force: true });
-        await fs.rm(path.join(work, 'distribution', 'data'), { recursive: true, force: true });
         mirrors = await startMirrors();
       }
       const pulls: Partial<Record<'ours' | 'distribution', Pull>> = {};

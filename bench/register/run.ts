@@ -5,12 +5,13 @@
  * a new 4 KiB layer (POST + PUT), the config (HEAD, present after the first) and the manifest PUT
  * by tag, which is what queues an event. Prints p50/p99 per round and the ratio.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/helpers/ports.js';
-import { spawnCli, type CliProcess } from '../../test/helpers/spawn-cli.js';
+import { percentile } from '../../test/helpers/percentile.js';
+import { imageManifest, sha256, spawnRegistry, type SpawnedRegistry } from '../../test/helpers/registry.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
@@ -20,40 +21,17 @@ const option = (name: string, fallback: number) => {
 const PUSHES = option('pushes', 300);
 const ROUNDS = option('rounds', 3);
 
-const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-
-async function startRegistry(root: string, register: boolean): Promise<{ child: CliProcess; base: string }> {
+/** The bundled registry, registering with a catalog that is down (nothing listens at its port) or not. */
+async function startRegistry(root: string, register: boolean): Promise<SpawnedRegistry> {
+  const down = await freePort();
   const port = await freePort();
-  const down = await freePort(); // nothing listens there: the catalog is down
-  const child = spawnCli(
-    [
-      'registry',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--storage-root',
-      root,
-      ...(register
-        ? ['--register-with', `http://127.0.0.1:${down}`, '--public-url', `http://127.0.0.1:${port}`]
-        : []),
-    ],
-    { LOG_LEVEL: 'warn', REGISTER_HEARTBEAT_S: '1' },
+  return spawnRegistry(
+    root,
+    register
+      ? ['--register-with', `http://127.0.0.1:${down}`, '--public-url', `http://127.0.0.1:${port}`]
+      : [],
+    { port, env: { REGISTER_HEARTBEAT_S: '1' } },
   );
-  await waitFor(`http://127.0.0.1:${port}/v2/`);
-  return { child, base: `http://127.0.0.1:${port}` };
-}
-
-async function waitFor(url: string): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`${url} did not answer`);
 }
 
 async function uploadBlob(base: string, name: string, blob: Buffer): Promise<void> {
@@ -83,20 +61,7 @@ async function pushImages(base: string, count: number): Promise<number[]> {
     await uploadBlob(base, 'bench/app', layer);
     const head = await fetch(`${base}/v2/bench/app/blobs/${sha256(config)}`, { method: 'HEAD' });
     await head.arrayBuffer();
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: sha256(config),
-          size: config.length,
-        },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length },
-        ],
-      }),
-    );
+    const manifest = imageManifest(config, [layer]);
     const put = await fetch(`${base}/v2/bench/app/manifests/t${i}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
@@ -109,11 +74,6 @@ async function pushImages(base: string, count: number): Promise<number[]> {
   return times;
 }
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-};
-
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-register-'));
 try {
   console.log(`push latency, ${PUSHES} pushes per registry per round, ${ROUNDS} rounds`);
@@ -124,15 +84,15 @@ try {
     for (const register of order) {
       const registry = await startRegistry(path.join(work, `r${round}-${register}`), register);
       try {
-        results[register ? 'catalog down' : 'no registration'] = await pushImages(registry.base, PUSHES);
+        results[register ? 'catalog down' : 'no registration'] = await pushImages(registry.url, PUSHES);
         if (register) {
-          const metrics = await (await fetch(`${registry.base}/metrics`)).text();
+          const metrics = await (await fetch(`${registry.url}/metrics`)).text();
           const queued = /registry_catalog_events_queued (\d+)/.exec(metrics)?.[1];
           console.log(`  round ${round}: events queued while the catalog is down: ${queued}`);
         }
       } finally {
-        registry.child.child.kill('SIGKILL');
-        await registry.child.exited;
+        registry.cli.child.kill('SIGKILL');
+        await registry.cli.exited;
       }
     }
     const plain = results['no registration']!;

@@ -7,7 +7,7 @@
  *
  *   npm run bench -- registry [--size-mb 256] [--big-mb 1024] [--rounds 3] [--duration 5]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -16,11 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { freePort } from '../../test/helpers/ports.js';
+import { percentile } from '../../test/helpers/percentile.js';
+import { spawnRegistry, startDistribution } from '../../test/helpers/registry.js';
+import { curlPull, curlPush } from '../lib/curl.js';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 function option(name: string, fallback: number): number {
@@ -42,80 +42,23 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function waitForHttp(url: string): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-async function startProcess(
-  label: string,
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  url: string,
-  dir: string,
-): Promise<Target> {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForHttp(`${url}/v2/`);
+async function startOurs(): Promise<Target> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-ours-'));
+  const registry = await spawnRegistry(dir);
   return {
-    label,
-    url,
-    pid: child.pid!,
+    label: 'ours',
+    url: registry.url,
+    pid: registry.cli.child.pid!,
     stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      await registry.stop();
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-async function startOurs(): Promise<Target> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-ours-'));
-  const port = await freePort();
-  return startProcess(
-    'ours',
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'src', 'cli.ts'),
-      'registry',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--storage-root',
-      dir,
-    ],
-    { PATH: process.env.PATH, LOG_LEVEL: 'warn' },
-    `http://127.0.0.1:${port}`,
-    dir,
-  );
-}
-
-async function startDistribution(): Promise<Target> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-distribution-'));
-  const port = await freePort();
-  const config = path.join(dir, 'config.yml');
-  await fs.writeFile(
-    config,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-  );
-  return startProcess(
-    'distribution',
-    '/usr/bin/docker-registry',
-    ['serve', config],
-    { PATH: process.env.PATH },
-    `http://127.0.0.1:${port}`,
-    dir,
-  );
+async function startReference(): Promise<Target> {
+  const distribution = await startDistribution({ inMemoryCache: true });
+  return { label: 'distribution', url: distribution.url, pid: distribution.pid, stop: distribution.stop };
 }
 
 function request(
@@ -198,54 +141,6 @@ async function pullBlob(base: string, name: string, digest: string): Promise<num
   return bytes;
 }
 
-/** Runs a command to completion (asynchronously, so RSS sampling keeps running). */
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}`)),
-    );
-  });
-}
-
-/**
- * Pushes a file as the containers/image client does (POST, one streamed PATCH, PUT ?digest=),
- * with curl streaming the bytes so the client is never the bottleneck.
- */
-async function curlPush(base: string, name: string, file: string, digest: string): Promise<void> {
-  const started = await request(`${base}/v2/${name}/blobs/uploads/`, 'POST', { 'Content-Length': 0 });
-  if (started.status !== 202) throw new Error(`POST ${started.status}`);
-  const upload = new URL(String(started.headers.location), base).href;
-  const headers = await run('curl', [
-    '-sS',
-    '-f',
-    '-D',
-    '-',
-    '-o',
-    '/dev/null',
-    '-X',
-    'PATCH',
-    '-H',
-    'Content-Type: application/octet-stream',
-    '-T',
-    file,
-    upload,
-  ]);
-  const location = /^location: (.*)$/im.exec(headers)?.[1]?.trim();
-  if (location === undefined) throw new Error('PATCH answered no Location');
-  const url = new URL(location, base);
-  url.searchParams.set('digest', digest);
-  const put = await request(url.href, 'PUT', { 'Content-Length': 0 });
-  if (put.status !== 201) throw new Error(`PUT ${put.status}`);
-}
-
-async function curlPull(base: string, name: string, digest: string): Promise<void> {
-  await run('curl', ['-sS', '-f', '-o', '/dev/null', `${base}/v2/${name}/blobs/${digest}`]);
-}
-
 /** Current resident set size of a process (Linux VmRSS), in MiB. */
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -258,10 +153,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+const median = (values: number[]) => percentile(values, 50);
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -423,7 +315,7 @@ async function main(): Promise<void> {
   });
   const smallLayers = Array.from({ length: SMALL_LAYERS }, () => randomBytes(SMALL_LAYER_BYTES));
 
-  const distribution = await startDistribution();
+  const distribution = await startReference();
   const ours = await startOurs();
   let d: Figures;
   let o: Figures;

@@ -6,18 +6,17 @@
  *
  *   npm run bench -- token [--size-mb 128] [--rounds 3] [--duration 4]
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import bcrypt from 'bcryptjs';
+import { percentile } from '../../test/helpers/percentile.js';
+import { imageManifest, sha256, spawnRegistry } from '../../test/helpers/registry.js';
+import { CLI } from '../../test/helpers/spawn-cli.js';
+import { curlPull, curlPush } from '../lib/curl.js';
 import { load, type LoadResult } from '../lib/load.js';
-
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(REPO_ROOT, 'src', 'cli.ts');
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -36,115 +35,22 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function start(label: string, dir: string, flags: string[], auth: Target['auth']): Promise<Target> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      CLI,
-      'registry',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--storage-root',
-      path.join(dir, 'storage'),
-      ...flags,
-    ],
-    { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i += 1) {
-    try {
-      await fetch(`${url}/v2/`);
-      break;
-    } catch (error) {
-      if (i > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  return {
-    label,
-    url,
-    auth,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
+  const registry = await spawnRegistry(path.join(dir, 'storage'), flags);
+  return { label, url: registry.url, auth, stop: registry.stop };
 }
 
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}`)),
-    );
+/** The containers/image push flow, curl streaming the bytes (as bench/registry does). */
+const push = (target: Target, headers: Record<string, string>, file: string, digest: string) =>
+  curlPush(target.url, REPO, file, digest, headers).catch((error: Error) => {
+    throw new Error(`${target.label}: ${error.message}`);
   });
-}
 
-const headerArgs = (headers: Record<string, string>) =>
-  Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-
-/** POST, one curl-streamed PATCH, PUT ?digest= (the containers/image flow). */
-async function push(
-  target: Target,
-  headers: Record<string, string>,
-  file: string,
-  digest: string,
-): Promise<void> {
-  const started = await fetch(`${target.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers });
-  if (started.status !== 202) throw new Error(`${target.label}: POST ${started.status}`);
-  const upload = new URL(started.headers.get('location')!, target.url).href;
-  const answer = await run('curl', [
-    '-sS',
-    '-f',
-    '-D',
-    '-',
-    '-o',
-    '/dev/null',
-    '-X',
-    'PATCH',
-    ...headerArgs(headers),
-    '-H',
-    'Content-Type: application/octet-stream',
-    '-T',
-    file,
-    upload,
-  ]);
-  const location = /^location: (.*)$/im.exec(answer)?.[1]?.trim();
-  const url = new URL(location!, target.url);
-  url.searchParams.set('digest', digest);
-  const put = await fetch(url, { method: 'PUT', headers });
-  if (put.status !== 201) throw new Error(`${target.label}: PUT ${put.status}`);
-}
-
-async function pull(target: Target, headers: Record<string, string>, digest: string): Promise<void> {
-  await run('curl', [
-    '-sS',
-    '-f',
-    '-o',
-    '/dev/null',
-    ...headerArgs(headers),
-    `${target.url}/v2/${REPO}/blobs/${digest}`,
-  ]);
-}
+const pull = (target: Target, headers: Record<string, string>, digest: string) =>
+  curlPull(target.url, REPO, digest, headers);
 
 async function seconds(action: () => Promise<void>): Promise<number> {
   spawnSync('sync');
@@ -153,7 +59,7 @@ async function seconds(action: () => Promise<void>): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => percentile(values, 50);
 const fmt = (result: LoadResult) =>
   `${Math.round(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms${result.non2xx + result.errors > 0 ? ` (${result.non2xx} non-2xx, ${result.errors} errors)` : ''}`;
 
@@ -214,7 +120,7 @@ async function main(): Promise<void> {
     // A small image in each, for manifest GET by tag.
     for (const target of targets) {
       const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-      const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+      const configDigest = sha256(config);
       const headers = await target.auth(`repository:${REPO}:pull,push`);
       const blob = await fetch(`${target.url}/v2/${REPO}/blobs/uploads/?digest=${configDigest}`, {
         method: 'POST',
@@ -222,16 +128,7 @@ async function main(): Promise<void> {
         body: config,
       });
       if (blob.status !== 201) throw new Error(`${target.label}: config push ${blob.status}`);
-      const manifest = JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: configDigest,
-          size: config.length,
-        },
-        layers: [],
-      });
+      const manifest = imageManifest(config, []);
       const put = await fetch(`${target.url}/v2/${REPO}/manifests/latest`, {
         method: 'PUT',
         headers: { ...headers, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
@@ -282,7 +179,7 @@ async function main(): Promise<void> {
     const file = path.join(dir, 'blob');
     const data = randomBytes(SIZE_MB * 1024 * 1024);
     await fs.writeFile(file, data);
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const digest = sha256(data);
     const pushes: Record<string, number[]> = { 'no auth': [], token: [] };
     const pulls: Record<string, number[]> = { 'no auth': [], token: [] };
     for (let round = 0; round < ROUNDS; round += 1) {

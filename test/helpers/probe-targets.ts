@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import type dns from 'node:dns';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -21,6 +22,21 @@ export const NON_LOOPBACK_DENY = [
   '128.0.0.0/1',
   '::/0',
 ].join(',');
+
+/**
+ * The environment of a spawned `serve` whose probe reaches loopback only and which runs neither
+ * the health monitor nor the crawler (a test turns on what it tests); `env` adds or overrides.
+ */
+export function loopbackCatalogEnv(env: Record<string, string>): Record<string, string> {
+  return {
+    LOG_LEVEL: 'info',
+    HEALTH_MONITOR_ENABLED: 'false',
+    CRAWL_ENABLED: 'false',
+    HEALTH_PROBE_ALLOW: '127.0.0.0/8',
+    HEALTH_PROBE_DENY: NON_LOOPBACK_DENY,
+    ...env,
+  };
+}
 
 /** A loopback HTTP(S) server for probe tests that counts the connections it receives. */
 export interface Target {
@@ -101,4 +117,42 @@ export function selfSignedCertificate(): { key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Inside a `describe`: a fresh `serve(handler)` for each test, closed after it; call the result to get it. */
+export function targetPerTest(handler: Parameters<typeof serve>[0]): () => Target {
+  let target: Target | undefined;
+  beforeEach(async () => {
+    target = await serve(handler);
+  });
+  afterEach(async () => {
+    await target?.close();
+    target = undefined;
+  });
+  return () => {
+    if (target === undefined) throw new Error('targetPerTest: the target exists only while a test runs');
+    return target;
+  };
+}
+
+/** A resolver (the prober's `lookup`) that answers from `table` and records what it was asked. */
+export function fakeResolver(table: Record<string, string[]>): {
+  lookup: typeof dns.lookup;
+  asked: string[];
+} {
+  const asked: string[] = [];
+  const lookup = ((
+    hostname: string,
+    _options: unknown,
+    callback: (error: Error | null, addresses: dns.LookupAddress[]) => void,
+  ) => {
+    asked.push(hostname);
+    const answers = table[hostname];
+    if (!answers) return callback(Object.assign(new Error('not found'), { code: 'ENOTFOUND' }), []);
+    callback(
+      null,
+      answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
+  }) as unknown as typeof dns.lookup;
+  return { lookup, asked };
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { freePort } from './ports.js';
+import { spawnCli, type CliProcess } from './spawn-cli.js';
 import { tempDir } from './temp-dirs.js';
 /**
  * Test harness for the bundled OCI registry: starts it in-process on a loopback port with its
@@ -182,16 +183,67 @@ export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void
   }
 }
 
+/** Our registry spawned from the CLI (`registry --host 127.0.0.1 --port <port> --storage-root <root> ...`). */
+export interface SpawnedRegistry {
+  readonly url: string;
+  readonly port: number;
+  readonly cli: CliProcess;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `registry` on loopback with `flags` after the listen and storage flags; resolves once
+ * `/v2/` answers. `port` keeps a restarted registry at its address (default: a free one).
+ */
+export async function spawnRegistry(
+  root: string,
+  flags: readonly string[] = [],
+  options: { port?: number; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<SpawnedRegistry> {
+  const port = options.port ?? (await freePort());
+  const cli = spawnCli(
+    ['registry', '--host', '127.0.0.1', '--port', String(port), '--storage-root', root, ...flags],
+    { LOG_LEVEL: 'warn', ...options.env },
+    options.nodeArgs,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  // Generous: a spawned tsx process starts slowly on a loaded machine.
+  const died = cli.exited.then(() => {
+    throw new Error(`registry exited at start: ${cli.stderr()}`);
+  });
+  died.catch(() => undefined); // only the race below listens: an exit after the start is no error
+  await Promise.race([waitForHttp(`${url}/v2/`, 60_000), died]);
+  return {
+    url,
+    port,
+    cli,
+    stop: async () => {
+      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGTERM');
+      await cli.exited;
+    },
+  };
+}
+
 export const DISTRIBUTION_BINARY = '/usr/bin/docker-registry';
 
 /**
  * CNCF Distribution (Debian `docker-registry`, or another build given as `binary`) on a loopback
  * port with filesystem storage in a temp dir; `extraConfig` lines are appended to its YAML.
  */
-export async function startDistribution(options: { binary?: string; extraConfig?: string[] } = {}): Promise<{
+export async function startDistribution(
+  options: {
+    binary?: string;
+    extraConfig?: string[];
+    /** The blob descriptor cache of Distribution's stock config (benchmarks: the reference as shipped). */
+    inMemoryCache?: boolean;
+  } = {},
+): Promise<{
   url: string;
   host: string;
   root: string;
+  /** Of the Distribution process (benchmarks sample its RSS). */
+  pid: number;
   stop(): Promise<void>;
 }> {
   const root = await tempDir('distribution-');
@@ -206,6 +258,7 @@ export async function startDistribution(options: { binary?: string; extraConfig?
       '  accesslog:',
       '    disabled: true',
       'storage:',
+      ...(options.inMemoryCache === true ? ['  cache:', '    blobdescriptor: inmemory'] : []),
       '  filesystem:',
       `    rootdirectory: ${path.join(root, 'data')}`,
       '  delete:',
@@ -223,6 +276,7 @@ export async function startDistribution(options: { binary?: string; extraConfig?
     url,
     host: `127.0.0.1:${port}`,
     root,
+    pid: handle.child.pid!,
     stop: async () => {
       await handle.stop();
       await fs.rm(root, { recursive: true, force: true });

@@ -17,6 +17,39 @@ export interface Credentials {
 
 export const SERVICE = 'registry.test';
 
+/** A repository of each kind the matrix tests: public, the caller's own, another tenant's, in no namespace. */
+export const TARGETS = {
+  public: 'library/app',
+  private: 'home/alice/app',
+  'other tenant': 'home/bob/app',
+  'outside namespaces': 'misc/app',
+} as const;
+export type Target = keyof typeof TARGETS;
+
+/**
+ * Runs `fn` with a fresh Docker config directory logged in to `host` as `credentials` (none:
+ * anonymous), as crane and other clients read it; removes it afterwards.
+ */
+export async function withDockerLogin<T>(
+  host: string,
+  credentials: Credentials | undefined,
+  fn: (configDir: string) => Promise<T>,
+): Promise<T> {
+  const config = await tempDir('docker-config-');
+  const auths =
+    credentials === undefined
+      ? {}
+      : {
+          [host]: { auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64') },
+        };
+  await fs.writeFile(path.join(config, 'config.json'), JSON.stringify({ auths }));
+  try {
+    return await fn(config);
+  } finally {
+    await fs.rm(config, { recursive: true, force: true });
+  }
+}
+
 /** People of the fixture: alice and bob are tenants, root is an admin. */
 export const USERS = {
   alice: { username: 'alice', password: 'alice-pw' },
@@ -162,3 +195,29 @@ export async function createMatrixRobots(
     ),
   };
 }
+
+/** The matrix's callers, by name: what each presents (robots as `createMatrixRobots` made them). */
+export function matrixCallers(robots: {
+  readonly pull?: Credentials;
+  readonly push?: Credentials;
+  readonly expired?: Credentials;
+}): Record<string, () => Credentials | undefined> {
+  return {
+    anonymous: () => undefined,
+    user: () => USERS.alice,
+    'robot with pull': () => robots.pull,
+    'robot with push': () => robots.push,
+    'expired robot': () => robots.expired,
+    'wrong secret': () => ({ ...robots.push!, password: 'not-the-secret' }),
+  };
+}
+
+/** What each caller of the matrix may do, by target (an operation not listed is refused). */
+export const MATRIX_ALLOWED: Readonly<Record<string, Partial<Record<Target, readonly string[]>>>> = {
+  anonymous: { public: ['pull'] },
+  user: { public: ['pull'], private: ['pull', 'push', 'delete'] },
+  'robot with pull': { public: ['pull'], private: ['pull'] },
+  'robot with push': { public: ['pull'], private: ['pull', 'push'] },
+  'expired robot': {},
+  'wrong secret': {},
+};

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnCli, type CliProcess } from '../helpers/spawn-cli.js';
+import { healthzLatencies } from '../helpers/healthz.js';
 import { percentile } from '../helpers/percentile.js';
 
 /**
@@ -60,14 +61,7 @@ describe('expensive updates of a ~1 MB array against the serve process', functio
 
   it('keeps /healthz p99 under the target while they run, and every update ends with 200 or a 4xx', async () => {
     // The machine's own noise first, for the report: the same probes with no update running.
-    const quiet: number[] = [];
-    for (const until = performance.now() + 2_000; performance.now() < until;) {
-      const started = performance.now();
-      await (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) })).arrayBuffer();
-      quiet.push(performance.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const latencies: number[] = [];
+    const quiet = await healthzLatencies(url, 2_000);
     const outcomes: Array<{ update: number; status: number; ms: number }> = [];
     let attacking = true;
     const attacker = async (offset: number) => {
@@ -85,15 +79,7 @@ describe('expensive updates of a ~1 MB array against the serve process', functio
     };
     const attackers = [attacker(0), attacker(3)];
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const until = performance.now() + 8_000;
-    while (performance.now() < until) {
-      const started = performance.now();
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
-      await res.arrayBuffer();
-      expect(res.status).to.equal(200);
-      latencies.push(performance.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const latencies = await healthzLatencies(url, 8_000);
     attacking = false;
     await Promise.all(attackers);
 

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { crawlConfigOf, type ImageService } from '../domain/images.js';
 import type { HealthStore } from '../store/health-store.js';
@@ -29,21 +29,9 @@ const TICK_MS = 60_000;
  * unique key in the store, so exactly one replica crawls it per slot. Only registries whose last
  * probe was healthy and whose `crawl.enabled` is not false are crawled.
  */
-export class CrawlerJob {
-  private readonly clock: Clock;
-  private readonly job: PeriodicJob;
-
+export class CrawlerJob extends PeriodicJob {
   constructor(private readonly deps: CrawlerJobDeps) {
-    this.clock = deps.clock ?? SYSTEM_CLOCK;
-    this.job = new PeriodicJob(this.clock, () => this.pass());
-  }
-
-  start(): void {
-    this.job.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.job.stop();
+    super(deps.clock);
   }
 
   /** One pass: claims every due, healthy registry and crawls the ones this replica won. */
@@ -54,7 +42,7 @@ export class CrawlerJob {
     let due = 0;
     const won = await claimRegistryPages(
       registries,
-      () => this.job.halted,
+      () => this.halted,
       async (page) => {
         const candidates = page.flatMap((document) => {
           const crawl = crawlConfigOf(document);
@@ -75,7 +63,7 @@ export class CrawlerJob {
     await Promise.all(
       won.map(({ document, slot }) =>
         limit(async () => {
-          if (this.job.halted) return;
+          if (this.halted) return;
           try {
             await this.deps.images.crawl(document);
           } catch (error) {
@@ -88,7 +76,7 @@ export class CrawlerJob {
     return { claimed: won.length, due };
   }
 
-  private async pass(): Promise<number> {
+  protected async pass(): Promise<number> {
     try {
       const { claimed, due } = await this.sweep();
       this.deps.logger.debug({ claimed, due }, 'crawl sweep done');

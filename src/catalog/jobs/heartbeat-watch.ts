@@ -1,4 +1,4 @@
-import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HeartbeatService, StaleTransition } from '../domain/heartbeats.js';
 import type { HeartbeatWatchConfig } from './heartbeat-config.js';
@@ -22,26 +22,16 @@ export interface HeartbeatWatchDeps {
  * `onStale` once. The health report computes the status when read; this job exists for the
  * transitions. A hook that throws is logged and does not stop the watch.
  */
-export class HeartbeatWatch {
-  private readonly job: PeriodicJob;
-
+export class HeartbeatWatch extends PeriodicJob {
   constructor(private readonly deps: HeartbeatWatchDeps) {
-    this.job = new PeriodicJob(deps.clock ?? SYSTEM_CLOCK, () => this.pass());
-  }
-
-  start(): void {
-    this.job.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.job.stop();
+    super(deps.clock);
   }
 
   /** One pass; returns the transitions it announced. */
   async sweep(): Promise<StaleTransition[]> {
     const announced: StaleTransition[] = [];
     for await (const transition of this.deps.heartbeats.staleTransitions()) {
-      if (this.job.halted) break;
+      if (this.halted) break;
       announced.push(transition);
       this.deps.logger.warn(
         {
@@ -59,7 +49,7 @@ export class HeartbeatWatch {
     return announced;
   }
 
-  private async pass(): Promise<number> {
+  protected async pass(): Promise<number> {
     try {
       await this.sweep();
     } catch (error) {

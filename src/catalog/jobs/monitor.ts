@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 import type { MonitorConfig } from './config.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HealthService } from '../domain/health-service.js';
@@ -28,31 +28,13 @@ export interface MonitorDeps {
  * Probes start spread over `jitterMs`, at most `concurrency` at a time; it is all asynchronous
  * I/O, so API requests are never blocked behind it.
  */
-export class HealthMonitor {
-  private readonly clock: Clock;
-  private readonly job: PeriodicJob;
-
+export class HealthMonitor extends PeriodicJob {
   constructor(private readonly deps: MonitorDeps) {
-    this.clock = deps.clock ?? SYSTEM_CLOCK;
-    this.job = new PeriodicJob(this.clock, () => this.pass());
-  }
-
-  start(): void {
-    this.job.start();
-  }
-
-  /** Stops scheduling and waits for the sweep in progress to finish its probes. */
-  async stop(): Promise<void> {
-    await this.job.stop();
+    super(deps.clock);
   }
 
   currentSlot(): number {
     return Math.floor(this.clock.now() / this.deps.config.intervalMs);
-  }
-
-  /** Resolves when the sweep in progress, if any, is done and the next one is scheduled. */
-  async idle(): Promise<void> {
-    await this.job.idle();
   }
 
   /** One pass over every registry for `slot`: claims, then probes what this replica won. */
@@ -63,7 +45,7 @@ export class HealthMonitor {
     // sweep lasts about one timeout however many registries hang.
     const won = await claimRegistryPages(
       registries,
-      () => this.job.halted,
+      () => this.halted,
       async (page) => {
         seen += page.length;
         const claimed = await healthStore.claim(
@@ -87,7 +69,7 @@ export class HealthMonitor {
   }
 
   private async probe(document: ContainerRegistry): Promise<void> {
-    if (this.job.halted) return;
+    if (this.halted) return;
     try {
       await this.deps.health.probeAndRecord(document);
     } catch (error) {
@@ -99,7 +81,7 @@ export class HealthMonitor {
   }
 
   /** One scheduled sweep; the next one waits for the start of the following slot. */
-  private async pass(): Promise<number> {
+  protected async pass(): Promise<number> {
     const slot = this.currentSlot();
     try {
       const { claimed, seen } = await this.sweep(slot);

@@ -1,31 +1,32 @@
-import type { Clock } from '../../shared/clock.js';
+import { SYSTEM_CLOCK, type Clock } from '../../shared/clock.js';
 import type { ContainerRegistry } from '../model.js';
 import type { RegistryStore } from '../store/registry-store.js';
 
 /**
- * One pass of a periodic job; resolves with the delay (ms) until the next pass. It must not
- * reject: a pass logs its own failures, so a bad pass never stops the schedule.
+ * What the background jobs share: the first pass runs at once, each next one after the delay
+ * the previous pass returned, on the injected clock (the system clock by default). `stop()`
+ * cancels the timer, raises `halted` (work not yet begun is skipped) and waits for the pass in
+ * progress. A job extends it with its `pass`.
  */
-export type PeriodicPass = () => Promise<number>;
-
-/**
- * The start/stop machinery the background jobs share: the first pass runs at once, each next one
- * after the delay the previous pass returned, on the injected clock. `stop()` cancels the timer,
- * raises `halted` (work not yet begun is skipped) and waits for the pass in progress.
- */
-export class PeriodicJob {
+export abstract class PeriodicJob {
+  protected readonly clock: Clock;
   private cancelTimer: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private started = false;
   private stopped = false;
 
-  constructor(
-    private readonly clock: Clock,
-    private readonly pass: PeriodicPass,
-  ) {}
+  constructor(clock: Clock | undefined) {
+    this.clock = clock ?? SYSTEM_CLOCK;
+  }
+
+  /**
+   * One pass; resolves with the delay (ms) until the next one. It must not reject: a pass logs
+   * its own failures, so a bad pass never stops the schedule.
+   */
+  protected abstract pass(): Promise<number>;
 
   /** Set by stop(), cleared by start(): a pass checks it before each unit of work. */
-  get halted(): boolean {
+  protected get halted(): boolean {
     return this.stopped;
   }
 
@@ -36,7 +37,7 @@ export class PeriodicJob {
     this.schedule(0);
   }
 
-  /** Stops scheduling and waits for the pass in progress to finish. */
+  /** Stops scheduling and waits for the pass in progress to finish its work. */
   async stop(): Promise<void> {
     this.started = false;
     this.stopped = true;

@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { toPublic } from '../domain/credentials.js';
 import type { CatalogServices } from './services.js';
 
@@ -7,13 +7,12 @@ import type { CatalogServices } from './services.js';
  * `register` role suffices for them. Registered only when the catalog keeps heartbeats.
  */
 
+/** What every self-registration call takes: the registry named in the path, the body, the caller. */
+const callOf = (req: Request) => [String(req.params.registry_id), req.body, req.principal] as const;
+
 export const registerRegistry = ({ selfRegistration }: CatalogServices): RequestHandler =>
   async function registerRegistry(req, res) {
-    const { created, document } = await selfRegistration!.heartbeats.register(
-      String(req.params.registry_id),
-      req.body,
-      req.principal,
-    );
+    const { created, document } = await selfRegistration!.heartbeats.register(...callOf(req));
     if (created) res.status(201).set('Location', `/container_registry/${document.container_registry_id}`);
     res.json({
       success: true,
@@ -27,20 +26,10 @@ export const registerRegistry = ({ selfRegistration }: CatalogServices): Request
 
 export const registryHeartbeat = ({ selfRegistration }: CatalogServices): RequestHandler =>
   async function registryHeartbeat(req, res) {
-    const view = await selfRegistration!.heartbeats.beat(
-      String(req.params.registry_id),
-      req.body,
-      req.principal,
-    );
-    res.json({ success: true, data: view });
+    res.json({ success: true, data: await selfRegistration!.heartbeats.beat(...callOf(req)) });
   };
 
 export const registryEvents = ({ selfRegistration }: CatalogServices): RequestHandler =>
   async function registryEvents(req, res) {
-    const result = await selfRegistration!.events.apply(
-      String(req.params.registry_id),
-      req.body,
-      req.principal,
-    );
-    res.json({ success: true, data: result });
+    res.json({ success: true, data: await selfRegistration!.events.apply(...callOf(req)) });
   };

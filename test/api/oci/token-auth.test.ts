@@ -14,20 +14,15 @@ import {
   decodeJwt,
   requestToken,
   SERVICE,
+  MATRIX_ALLOWED,
+  matrixCallers,
+  TARGETS,
   TokenClient,
   tokenFixture,
   USERS,
   type Credentials,
+  type Target,
 } from '../../helpers/token-auth.js';
-
-const TARGETS = {
-  public: 'library/app',
-  private: 'home/alice/app',
-  'other tenant': 'home/bob/app',
-  'outside namespaces': 'misc/app',
-} as const;
-type Target = keyof typeof TARGETS;
-type Operation = 'pull' | 'push' | 'delete';
 
 describe('registry token mode (DESIGN 9) over HTTP', function () {
   this.timeout(30_000);
@@ -40,7 +35,7 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
     ({ dir, config } = await tokenFixture());
     registry = await startTestRegistry({ authConfig: config });
     const { pull, push, expired } = await createMatrixRobots(registry.root);
-    Object.assign(robots, { 'alice-pull': pull, 'alice-push': push, expired });
+    Object.assign(robots, { 'alice-pull': pull, 'alice-push': push, pull, push, expired });
     const root = new TokenClient(registry.url, USERS.root);
     for (const name of Object.values(TARGETS)) {
       expect((await root.pushImage(name, '1.0', Buffer.from(`layer of ${name}`))).status, name).to.equal(201);
@@ -153,22 +148,8 @@ describe('registry token mode (DESIGN 9) over HTTP', function () {
   });
 
   describe('the matrix: callers x namespaces x operations', () => {
-    const callers: Record<string, () => Credentials | undefined> = {
-      anonymous: () => undefined,
-      user: () => USERS.alice,
-      'robot with pull': () => robots['alice-pull'],
-      'robot with push': () => robots['alice-push'],
-      'expired robot': () => robots.expired,
-      'wrong secret': () => ({ ...robots['alice-push']!, password: 'not-the-secret' }),
-    };
-    const allowed: Record<string, Partial<Record<Target, readonly Operation[]>>> = {
-      anonymous: { public: ['pull'] },
-      user: { public: ['pull'], private: ['pull', 'push', 'delete'] },
-      'robot with pull': { public: ['pull'], private: ['pull'] },
-      'robot with push': { public: ['pull'], private: ['pull', 'push'] },
-      'expired robot': {},
-      'wrong secret': {},
-    };
+    const callers = matrixCallers(robots);
+    const allowed = MATRIX_ALLOWED;
     const catalogs: Record<string, string[] | undefined> = {
       anonymous: ['library/app'],
       user: ['home/alice/app', 'library/app'],

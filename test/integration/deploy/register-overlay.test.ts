@@ -14,7 +14,7 @@ import { createToken } from '../../../src/catalog/access/tokens.js';
 import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
 import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
 import { freePort } from '../../helpers/ports.js';
-import { NON_LOOPBACK_DENY } from '../../helpers/probe-targets.js';
+import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
 
@@ -106,16 +106,14 @@ describe('deploy: self-registration overlay', function () {
       await fs.writeFile(tokenFile, registrar.token);
 
       await fs.writeFile(path.join(work, 'tokens'), [admin.entry, registrar.entry].join('\n'));
-      const catalog = spawnCli(['serve'], {
-        PORT: '0',
-        DATA_DIR: path.join(work, 'catalog'),
-        LOG_LEVEL: 'info',
-        HEALTH_MONITOR_ENABLED: 'false',
-        CRAWL_ENABLED: 'false',
-        HEALTH_PROBE_ALLOW: '127.0.0.0/8',
-        HEALTH_PROBE_DENY: NON_LOOPBACK_DENY,
-        API_TOKENS_FILE: path.join(work, 'tokens'),
-      });
+      const catalog = spawnCli(
+        ['serve'],
+        loopbackCatalogEnv({
+          PORT: '0',
+          DATA_DIR: path.join(work, 'catalog'),
+          API_TOKENS_FILE: path.join(work, 'tokens'),
+        }),
+      );
       children.push(catalog);
       const catalogUrl = String(
         (await catalog.waitForLog((line) => line.msg === 'catalog listening', 60_000)).url,

@@ -3,36 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
-import { createWebhookPost } from '../../../src/catalog/health/webhook-post.js';
 import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
-import { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
-import { createLogger } from '../../../src/shared/logger.js';
+import type { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
 import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
+import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
+import { deliveryJob } from '../../helpers/webhook-delivery.js';
 import { eventually, startReceiver, type Received } from '../../helpers/webhook-receiver.js';
-
-/** Every IPv4 address but 127.0.0.0/8, and all of IPv6 but ::1: the spawned catalog reaches only loopback. */
-const DENY_ALL_BUT_LOOPBACK = [
-  '0.0.0.0/2',
-  '64.0.0.0/3',
-  '96.0.0.0/4',
-  '112.0.0.0/5',
-  '120.0.0.0/6',
-  '124.0.0.0/7',
-  '126.0.0.0/8',
-  '128.0.0.0/1',
-  '::/128',
-  '::2/127',
-  '::4/126',
-  '::8/125',
-  '::10/124',
-  '1::/16',
-  '2000::/3',
-  'fc00::/7',
-  'fe80::/10',
-  'ff00::/8',
-].join(',');
 
 /** Each webhook-id once, with the same body every time it came; returns the distinct deliveries. */
 function distinct(received: readonly Received[]): Received[] {
@@ -54,21 +31,16 @@ describe('webhook delivery durability', function () {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'catalog-webhooks-kill-'));
     const receiver = await startReceiver(secret);
     receiver.delayMs = 15; // deliveries are in flight most of the time
-    const env = {
+    const env = loopbackCatalogEnv({
       HOST: '127.0.0.1',
       PORT: '0',
       DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      HEALTH_MONITOR_ENABLED: 'false',
-      CRAWL_ENABLED: 'false',
       RATE_LIMIT_PER_SECOND: '0',
-      HEALTH_PROBE_ALLOW: '127.0.0.0/8',
-      HEALTH_PROBE_DENY: DENY_ALL_BUT_LOOPBACK,
       WEBHOOK_POLL_MS: '50',
       WEBHOOK_TIMEOUT_MS: '1000',
       WEBHOOK_RETRY_INITIAL_MS: '50',
       WEBHOOK_RETRY_MAX_MS: '200',
-    };
+    });
     const start = async (): Promise<{ cli: CliProcess; url: string }> => {
       const cli = spawnCli(['serve'], env);
       const line = await cli.waitForLog((entry) => entry.msg === 'catalog listening', 60_000);
@@ -146,22 +118,9 @@ describe('webhook delivery durability', function () {
       for (const owner of ['replica-a', 'replica-b']) {
         const catalog = await startCatalog('mongo', { mongoDatabase: database });
         replicas.push(catalog);
-        const job = new WebhookDeliveryJob({
-          store: catalog.eventStore,
-          webhooks: catalog.catalog.events!.webhooks,
-          publisher: catalog.catalog.events!.publisher,
-          post: createWebhookPost(new AddressPolicy({ allow: ['127.0.0.0/8'], deny: [] })),
-          config: {
-            pollMs: 20,
-            timeoutMs: 2_000,
-            concurrency: 8,
-            retryInitialMs: 50,
-            retryMaxMs: 200,
-            retryWindowMs: 86_400_000,
-            retentionMs: 86_400_000,
-          },
-          logger: createLogger(owner, 'silent'),
+        const job = deliveryJob(catalog, {
           owner,
+          config: { pollMs: 20, timeoutMs: 2_000, concurrency: 8, retryInitialMs: 50 },
         });
         jobs.push(job);
         job.start();

@@ -6,38 +6,16 @@ import { AccessPolicy } from '../../../src/catalog/access/policy.js';
 import { createToken, parseTokenEntries } from '../../../src/catalog/access/tokens.js';
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
-import { createWebhookPost, destinationProblem } from '../../../src/catalog/health/webhook-post.js';
+import { destinationProblem } from '../../../src/catalog/health/webhook-post.js';
 import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
-import { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
-import { createLogger } from '../../../src/shared/logger.js';
+import type { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
 import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
 import { REGISTRY_HEADERS } from '../../helpers/probe-targets.js';
+import { deliveryJob, LOOPBACK_POLICY } from '../../helpers/webhook-delivery.js';
 import { eventually, startReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.js';
 
-const LOOPBACK = new AddressPolicy({ allow: ['127.0.0.0/8', '::1/128'], deny: [] });
 /** The default policy: loopback is refused, as for a production catalog. */
 const STRICT = new AddressPolicy({ allow: [], deny: [] });
-const FAST_RETRIES = {
-  pollMs: 50,
-  timeoutMs: 500,
-  concurrency: 16,
-  retryInitialMs: 40,
-  retryMaxMs: 200,
-  retryWindowMs: 86_400_000,
-  retentionMs: 86_400_000,
-};
-
-function deliveryJob(catalog: TestCatalog, owner = 'test', policy = LOOPBACK): WebhookDeliveryJob {
-  return new WebhookDeliveryJob({
-    store: catalog.eventStore,
-    webhooks: catalog.catalog.events!.webhooks,
-    publisher: catalog.catalog.events!.publisher,
-    post: createWebhookPost(policy),
-    config: FAST_RETRIES,
-    logger: createLogger(owner, (process.env.TEST_LOG as 'silent') ?? 'silent'),
-    owner,
-  });
-}
 
 function entry(name: string, url = 'http://127.0.0.1:9/') {
   return {
@@ -81,7 +59,7 @@ describe('webhooks (embedded store, loopback receivers)', function () {
 
   beforeEach(async () => {
     catalog = await startCatalog('embedded', {
-      probe: createProber({ policy: LOOPBACK, defaultTimeoutMs: 1_000 }),
+      probe: createProber({ policy: LOOPBACK_POLICY, defaultTimeoutMs: 1_000 }),
     });
     receiver = await startReceiver(secret);
     job = deliveryJob(catalog);
@@ -215,7 +193,7 @@ describe('webhooks (embedded store, loopback receivers)', function () {
     // A subscription stored while loopback was allowed is refused when delivered with the strict policy.
     await job.stop();
     const webhookId = await subscribe(['registry.created']);
-    const strictJob = deliveryJob(catalog, 'strict', STRICT);
+    const strictJob = deliveryJob(catalog, { owner: 'strict', policy: STRICT });
     strictJob.start();
     try {
       await catalog.api.post('/container_registry', entry('ssrf'));

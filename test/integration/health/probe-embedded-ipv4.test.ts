@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import type dns from 'node:dns';
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
-import { registryHandler, serve, type Target } from '../../helpers/probe-targets.js';
+import { fakeResolver, registryHandler, targetPerTest } from '../../helpers/probe-targets.js';
 
 /**
  * The prober with an injected resolver: names resolving to IPv6 forms that embed a refused IPv4
@@ -10,31 +9,17 @@ import { registryHandler, serve, type Target } from '../../helpers/probe-targets
  * The loopback target only counts connections: none may arrive.
  */
 describe('health probe SSRF guard: IPv6 forms embedding IPv4', () => {
-  let target: Target;
-  beforeEach(async () => {
-    target = await serve(registryHandler);
-  });
-  afterEach(async () => {
-    await target.close();
-  });
+  const target = targetPerTest(registryHandler);
 
   it('refuses names and literals that reach loopback or metadata through an IPv6 form', async () => {
-    const port = new URL(target.url).port;
-    const table: Record<string, string> = {
-      'nat64.test': '64:ff9b::7f00:1',
-      'compatible.test': '::7f00:1',
-      'sixtofour.test': '2002:7f00:1::1',
-      'metadata.test': '64:ff9b::a9fe:a9fe',
+    const port = new URL(target().url).port;
+    const table: Record<string, string[]> = {
+      'nat64.test': ['64:ff9b::7f00:1'],
+      'compatible.test': ['::7f00:1'],
+      'sixtofour.test': ['2002:7f00:1::1'],
+      'metadata.test': ['64:ff9b::a9fe:a9fe'],
     };
-    const asked: string[] = [];
-    const lookup = ((
-      hostname: string,
-      _options: unknown,
-      callback: (error: Error | null, addresses: dns.LookupAddress[]) => void,
-    ) => {
-      asked.push(hostname);
-      callback(null, [{ address: table[hostname]!, family: 6 }]);
-    }) as unknown as typeof dns.lookup;
+    const { lookup, asked } = fakeResolver(table);
     const prober = createProber({
       policy: new AddressPolicy({ allow: [], deny: [] }),
       lookup,
@@ -50,6 +35,6 @@ describe('health probe SSRF guard: IPv6 forms embedding IPv4', () => {
       expect(report.status, literal).to.equal('refused');
     }
     expect(asked).to.deep.equal(Object.keys(table));
-    expect(target.connections()).to.equal(0);
+    expect(target().connections()).to.equal(0);
   });
 });

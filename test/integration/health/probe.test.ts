@@ -5,10 +5,12 @@ import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
 import type { HealthReport } from '../../../src/catalog/model.js';
 import {
+  fakeResolver,
   REGISTRY_HEADERS,
   registryHandler,
   selfSignedCertificate,
   serve,
+  targetPerTest,
   type Target,
 } from '../../helpers/probe-targets.js';
 
@@ -225,42 +227,17 @@ describe('health probe against real loopback servers', function () {
 describe('health probe SSRF guard (no packet leaves loopback)', () => {
   const defaults = new AddressPolicy({ allow: [], deny: [] });
 
-  /** A resolver that answers from a table and records what it was asked. */
-  function fakeResolver(table: Record<string, string[]>) {
-    const asked: string[] = [];
-    const lookup = ((
-      hostname: string,
-      _options: unknown,
-      callback: (error: Error | null, addresses: dns.LookupAddress[]) => void,
-    ) => {
-      asked.push(hostname);
-      const answers = table[hostname];
-      if (!answers) return callback(Object.assign(new Error('not found'), { code: 'ENOTFOUND' }), []);
-      callback(
-        null,
-        answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
-      );
-    }) as unknown as typeof dns.lookup;
-    return { lookup, asked };
-  }
-
-  let target: Target;
-  beforeEach(async () => {
-    target = await serve(registryHandler);
-  });
-  afterEach(async () => {
-    await target.close();
-  });
+  const target = targetPerTest(registryHandler);
 
   it('refuses loopback by default: the real server sees no connection', async () => {
-    const report = await createProber({ policy: defaults, defaultTimeoutMs: 1000 })({ url: target.url });
+    const report = await createProber({ policy: defaults, defaultTimeoutMs: 1000 })({ url: target().url });
     expect(report).to.include({ status: 'refused', reachable: false });
     expect(report.detail).to.match(/loopback/);
-    expect(target.connections()).to.equal(0);
+    expect(target().connections()).to.equal(0);
   });
 
   it('refuses a name that resolves to a refused address, before connecting', async () => {
-    const port = new URL(target.url).port;
+    const port = new URL(target().url).port;
     const { lookup, asked } = fakeResolver({
       'registry.test': ['127.0.0.1'],
       'metadata.test': ['169.254.169.254'],
@@ -268,7 +245,7 @@ describe('health probe SSRF guard (no packet leaves loopback)', () => {
     const prober = createProber({ policy: defaults, lookup, defaultTimeoutMs: 1000 });
     const viaName = await prober({ url: `http://registry.test:${port}` });
     expect(viaName.status).to.equal('refused');
-    expect(target.connections()).to.equal(0);
+    expect(target().connections()).to.equal(0);
     const metadata = await prober({ url: 'http://metadata.test/latest/meta-data' });
     expect(metadata).to.include({ status: 'refused', reachable: false });
     expect(metadata.detail).to.match(/link-local/);

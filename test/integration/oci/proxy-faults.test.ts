@@ -54,6 +54,13 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
   const cachedTag = () => timed(`${mirror.url}/v2/hub/library/app/manifests/1.0`);
   const uncachedTag = () => timed(`${mirror.url}/v2/hub/library/other/manifests/1`);
 
+  /** Pulls `reference` through the mirror with skopeo into a fresh OCI layout; the digest it got. */
+  const pullThrough = async (layout: string, reference: string) => {
+    const back = path.join(work, layout);
+    await skopeo('copy', '--src-tls-verify=false', `docker://${mirror.host}/${reference}`, `oci:${back}:x`);
+    return (await readLayoutRef(back, 'x'))?.digest;
+  };
+
   before(async () => {
     work = await tempDir('proxy-faults-');
     root = path.join(work, 'mirror');
@@ -159,14 +166,7 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     expect(uncached.body).to.match(/TOOMANYREQUESTS.*rate limited/);
     expect(uncached.ms).to.be.lessThan(BUDGET_MS);
     // A whole pull through the mirror still works: manifest stale, blobs local.
-    const back = path.join(work, 'back-429');
-    await skopeo(
-      'copy',
-      '--src-tls-verify=false',
-      `docker://${mirror.host}/hub/library/app:1.0`,
-      `oci:${back}:x`,
-    );
-    expect((await readLayoutRef(back, 'x'))?.digest).to.equal(image.digest);
+    expect(await pullThrough('back-429', 'hub/library/app:1.0')).to.equal(image.digest);
   });
 
   it('upstream answering after 10 s: cached tag within upstream_timeout_ms + 100 ms; uncached 504 as fast', async () => {
@@ -217,14 +217,7 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
 
   it('Docker token flow: one Bearer token fetched with the configured credentials; a password change is a 401', async () => {
     await restartMirror();
-    const back = path.join(work, 'back-token');
-    await skopeo(
-      'copy',
-      '--src-tls-verify=false',
-      `docker://${mirror.host}/tok/library/app:1.0`,
-      `oci:${back}:x`,
-    );
-    expect((await readLayoutRef(back, 'x'))?.digest).to.equal(image.digest);
+    expect(await pullThrough('back-token', 'tok/library/app:1.0')).to.equal(image.digest);
     expect(tokenProxy.count('GET', '/token')).to.equal(1);
     tokenProxy.mode = { bearer: { username: 'bot', password: 'second' } };
     const cached = await timed(`${mirror.url}/v2/tok/library/app/manifests/1.0`);
@@ -248,14 +241,7 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     await distribution.stop();
     await restartMirror();
     const started = performance.now();
-    const back = path.join(work, 'back-down');
-    await skopeo(
-      'copy',
-      '--src-tls-verify=false',
-      `docker://${mirror.host}/hub/library/app:1.0`,
-      `oci:${back}:x`,
-    );
-    expect((await readLayoutRef(back, 'x'))?.digest).to.equal(image.digest);
+    expect(await pullThrough('back-down', 'hub/library/app:1.0')).to.equal(image.digest);
     expect(performance.now() - started).to.be.lessThan(5000);
     const cached = await cachedTag();
     expect(cached.warning).to.match(/connection failed/);

@@ -2,10 +2,8 @@
  * The registry on S3 storage (gofakes3 on loopback): the official conformance suite and skopeo
  * round trips, the same as on the filesystem. Replicas and SIGKILL rounds: s3-replicas.test.ts.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { S3Driver } from '../../../src/oci/storage/s3-driver.js';
 import { expectAllPassed, runSuite } from '../../helpers/conformance.js';
@@ -17,17 +15,8 @@ import {
   type LayoutDescriptor,
 } from '../../helpers/registry-oci-layout.js';
 import { startS3Server, type TestS3Server } from '../../helpers/s3-server.js';
+import { skopeo } from '../../helpers/skopeo.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
-
-const execFileAsync = promisify(execFile);
-
-async function skopeo(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync('skopeo', ['--insecure-policy', ...args], {
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 60_000,
-  });
-  return stdout;
-}
 
 describe('registry on S3 storage (gofakes3)', function () {
   this.timeout(240_000);

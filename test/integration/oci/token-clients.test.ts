@@ -14,21 +14,18 @@ import { startTestRegistry, type TestRegistry } from '../../helpers/registry.js'
 import { tempDir } from '../../helpers/temp-dirs.js';
 import {
   createMatrixRobots,
+  MATRIX_ALLOWED,
+  matrixCallers,
+  TARGETS,
   TokenClient,
   tokenFixture,
   USERS,
   type Credentials,
+  type Target,
+  withDockerLogin,
 } from '../../helpers/token-auth.js';
 
 const execFileAsync = promisify(execFile);
-
-const TARGETS = {
-  public: 'library/app',
-  private: 'home/alice/app',
-  'other tenant': 'home/bob/app',
-  'outside namespaces': 'misc/app',
-} as const;
-type Target = keyof typeof TARGETS;
 
 /** Exit status and stderr of a client run (never throws for a refusal). */
 async function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -47,22 +44,8 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
   let work: string;
   let crane: string;
   const robots: Record<string, Credentials> = {};
-  const callers: Record<string, () => Credentials | undefined> = {
-    anonymous: () => undefined,
-    user: () => USERS.alice,
-    'robot with pull': () => robots.pull,
-    'robot with push': () => robots.push,
-    'expired robot': () => robots.expired,
-    'wrong secret': () => ({ ...robots.push!, password: 'not-the-secret' }),
-  };
-  const allowed: Record<string, Partial<Record<Target, readonly string[]>>> = {
-    anonymous: { public: ['pull'] },
-    user: { public: ['pull'], private: ['pull', 'push', 'delete'] },
-    'robot with pull': { public: ['pull'], private: ['pull'] },
-    'robot with push': { public: ['pull'], private: ['pull', 'push'] },
-    'expired robot': {},
-    'wrong secret': {},
-  };
+  const callers = matrixCallers(robots);
+  const allowed = MATRIX_ALLOWED;
 
   const skopeo = (credentials: Credentials | undefined, ...args: string[]) =>
     run('skopeo', [
@@ -82,27 +65,14 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
     ]);
 
   /** crane with a docker config.json login for `credentials` (none: anonymous). */
-  const craneAs = async (credentials: Credentials | undefined, ...args: string[]) => {
-    const config = await tempDir('crane-config-');
-    const auths =
-      credentials === undefined
-        ? {}
-        : {
-            [registry.host]: {
-              auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'),
-            },
-          };
-    await fs.writeFile(path.join(config, 'config.json'), JSON.stringify({ auths }));
-    try {
-      return await run(crane, [...args, '--insecure'], {
+  const craneAs = (credentials: Credentials | undefined, ...args: string[]) =>
+    withDockerLogin(registry.host, credentials, (config) =>
+      run(crane, [...args, '--insecure'], {
         PATH: process.env.PATH ?? '',
         HOME: config,
         DOCKER_CONFIG: config,
-      });
-    } finally {
-      await fs.rm(config, { recursive: true, force: true });
-    }
-  };
+      }),
+    );
 
   before(async () => {
     crane = installGoTool('crane');
@@ -169,18 +139,8 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
   }
 
   it('crane catalog lists only what the caller may pull', async () => {
-    const listing = async (credentials: Credentials | undefined) => {
-      const config = await tempDir('crane-config-');
-      const auths =
-        credentials === undefined
-          ? {}
-          : {
-              [registry.host]: {
-                auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'),
-              },
-            };
-      await fs.writeFile(path.join(config, 'config.json'), JSON.stringify({ auths }));
-      try {
+    const listing = (credentials: Credentials | undefined) =>
+      withDockerLogin(registry.host, credentials, async (config) => {
         const { stdout } = await execFileAsync(crane, ['catalog', registry.host, '--insecure'], {
           env: { PATH: process.env.PATH ?? '', HOME: config, DOCKER_CONFIG: config },
         });
@@ -188,10 +148,7 @@ describe('registry token mode with real clients (skopeo, crane)', function () {
           .trim()
           .split('\n')
           .filter((line) => line !== '');
-      } finally {
-        await fs.rm(config, { recursive: true, force: true });
-      }
-    };
+      });
     expect(await listing(undefined)).to.deep.equal(['library/app']);
     expect(await listing(robots.pull)).to.deep.equal(['home/alice/app', 'library/app']);
     expect(await listing(USERS.bob)).to.deep.equal(['home/bob/app', 'library/app']);

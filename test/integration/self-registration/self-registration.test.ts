@@ -2,9 +2,11 @@ import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createToken } from '../../../src/catalog/access/tokens.js';
+import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { freePort } from '../../helpers/ports.js';
 import { OciLayoutWriter } from '../../helpers/registry-oci-layout.js';
 import { skopeo } from '../../helpers/skopeo.js';
+import { spawnRegistry } from '../../helpers/registry.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
 
@@ -18,19 +20,6 @@ const HEARTBEAT_S = 0.5;
 const admin = createToken('ops', 'admin');
 const registrar = createToken('registry-a', 'register');
 const intruder = createToken('registry-b', 'register');
-
-/** Everything but loopback is denied to the catalog's probe (deny beats allow). */
-const NON_LOOPBACK = [
-  '0.0.0.0/2',
-  '64.0.0.0/3',
-  '96.0.0.0/4',
-  '112.0.0.0/5',
-  '120.0.0.0/6',
-  '124.0.0.0/7',
-  '126.0.0.0/8',
-  '128.0.0.0/1',
-  '::/0',
-].join(',');
 
 interface Instance {
   instance_id: string;
@@ -79,15 +68,9 @@ describe('self-registration: a bundled registry with a real catalog', function (
   ): Promise<{ process: CliProcess; id: string }> {
     const tokenFile = path.join(work, 'registrar-token');
     await fs.writeFile(tokenFile, `${registrar.token}\n`);
-    const child = spawnCli(
+    const registry = await spawnRegistry(
+      root,
       [
-        'registry',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--storage-root',
-        root,
         '--register-with',
         catalogBase,
         '--register-token-file',
@@ -99,14 +82,11 @@ describe('self-registration: a bundled registry with a real catalog', function (
         '--register-tags',
         'team-a,ci',
       ],
-      { LOG_LEVEL: 'info', REGISTER_HEARTBEAT_S: String(HEARTBEAT_S) },
+      { port, env: { LOG_LEVEL: 'info', REGISTER_HEARTBEAT_S: String(HEARTBEAT_S) } },
     );
+    const child = registry.cli;
     children.push(child);
-    if (!wait) {
-      await child.waitForLog((entry) => entry.msg === 'registry listening', 60_000);
-      return { process: child, id: '' };
-    }
-    // Generous: a spawned tsx process starts slowly on a loaded machine.
+    if (!wait) return { process: child, id: '' };
     const line = await child.waitForLog((entry) => entry.msg === 'registered with the catalog', 60_000);
     return { process: child, id: String(line.registryId) };
   }
@@ -118,18 +98,14 @@ describe('self-registration: a bundled registry with a real catalog', function (
     catalogUrl = String((await catalog.waitForLog((line) => line.msg === 'catalog listening', 60_000)).url);
   });
 
-  const catalogEnv = (port: string, dataDir: string) => ({
-    PORT: port,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'info',
-    HEALTH_MONITOR_ENABLED: 'false',
-    CRAWL_ENABLED: 'false',
-    HEARTBEAT_WATCH_INTERVAL_MS: '100',
-    HEALTH_PROBE_TIMEOUT_MS: '1000',
-    HEALTH_PROBE_ALLOW: '127.0.0.0/8',
-    API_TOKENS_FILE: path.join(work, 'tokens'),
-    HEALTH_PROBE_DENY: NON_LOOPBACK,
-  });
+  const catalogEnv = (port: string, dataDir: string) =>
+    loopbackCatalogEnv({
+      PORT: port,
+      DATA_DIR: dataDir,
+      HEARTBEAT_WATCH_INTERVAL_MS: '100',
+      HEALTH_PROBE_TIMEOUT_MS: '1000',
+      API_TOKENS_FILE: path.join(work, 'tokens'),
+    });
 
   after(async () => {
     for (const child of [...children, catalog]) {

@@ -3,7 +3,8 @@
  * and fast first; each candidate comes with a pull command to copy.
  */
 import { api } from './api.js';
-import { Component, html } from './html.js';
+import { html } from './html.js';
+import { LivePage } from './live-page.js';
 import { CopyCommand, ErrorNote, formatLatency, HealthBadge, TimeAgo } from './widgets.js';
 
 const PLATFORMS = [
@@ -25,24 +26,11 @@ function searchOf(query) {
   };
 }
 
-export class ImagesPage extends Component {
+export class ImagesPage extends LivePage {
   constructor(props) {
     super(props);
     this.state = { result: undefined, error: '', loading: false };
     this.generation = 0;
-  }
-
-  componentDidMount() {
-    this.props.register?.(this);
-    void this.load();
-  }
-
-  componentWillUnmount() {
-    this.props.register?.(this, true);
-  }
-
-  componentDidUpdate(previous) {
-    if (previous.query !== this.props.query) void this.load();
   }
 
   async load() {

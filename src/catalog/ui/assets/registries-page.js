@@ -5,7 +5,8 @@
  * thousand registries cost what 25 do.
  */
 import { api, literalRegex } from './api.js';
-import { Component, html } from './html.js';
+import { html } from './html.js';
+import { LivePage } from './live-page.js';
 import { ErrorNote, formatLatency, HealthBadge, Sparkline, STATUSES, TimeAgo } from './widgets.js';
 
 const PAGE_SIZES = [10, 25, 50, 100];
@@ -38,7 +39,7 @@ function filterOf({ q, tag }) {
   return all.length === 0 ? {} : all.length === 1 ? all[0] : { $and: all };
 }
 
-export class RegistriesPage extends Component {
+export class RegistriesPage extends LivePage {
   constructor(props) {
     super(props);
     this.state = { rows: undefined, total: undefined, health: {}, error: '', loading: true, draft: {} };
@@ -48,19 +49,12 @@ export class RegistriesPage extends Component {
     this.pending = {};
   }
 
-  componentDidMount() {
-    this.props.register?.(this);
-    void this.load();
-  }
-
-  componentDidUpdate(previous) {
-    if (previous.query === this.props.query) return;
+  routeChanged() {
     this.setState({ draft: {} });
-    void this.load();
   }
 
   componentWillUnmount() {
-    this.props.register?.(this, true);
+    super.componentWillUnmount();
     this.generation += 1;
     clearTimeout(this.typing);
   }

@@ -3,7 +3,8 @@
  * found there (`GET /container_registry/<id>`, `.../health`, `.../images`).
  */
 import { api } from './api.js';
-import { Component, html } from './html.js';
+import { html } from './html.js';
+import { LivePage } from './live-page.js';
 import {
   CopyCommand,
   ErrorNote,
@@ -11,6 +12,7 @@ import {
   formatLatency,
   HealthBadge,
   Sparkline,
+  Table,
   TimeAgo,
 } from './widgets.js';
 
@@ -29,7 +31,7 @@ export function masked(value, key = '') {
   return value;
 }
 
-export class RegistryPage extends Component {
+export class RegistryPage extends LivePage {
   constructor(props) {
     super(props);
     this.state = {
@@ -41,19 +43,6 @@ export class RegistryPage extends Component {
       error: '',
       note: '',
     };
-  }
-
-  componentDidMount() {
-    this.props.register?.(this);
-    void this.load();
-  }
-
-  componentWillUnmount() {
-    this.props.register?.(this, true);
-  }
-
-  componentDidUpdate(previous) {
-    if (previous.id !== this.props.id) void this.load();
   }
 
   async load() {
@@ -158,34 +147,21 @@ export class RegistryPage extends Component {
         ${button}
       </div>
       <${Sparkline} history=${history} width=${480} height=${48} />
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Last ${history.length} checks, newest first
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Checked</th>
-              <th scope="col">Status</th>
-              <th scope="col">HTTP</th>
-              <th scope="col">Latency</th>
-              <th scope="col">Detail</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${history.map(
-              (report) =>
-                html`<tr>
-                  <td><${TimeAgo} iso=${report.checked_at} /></td>
-                  <td><${HealthBadge} status=${report.status} /></td>
-                  <td class="num">${report.status_code ?? '–'}</td>
-                  <td class="num">${formatLatency(report.latency_ms)}</td>
-                  <td>${report.detail}</td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>`;
+      <${Table}
+        caption=${`Last ${history.length} checks, newest first`}
+        columns=${['Checked', 'Status', 'HTTP', 'Latency', 'Detail']}
+      >
+        ${history.map(
+          (report) =>
+            html`<tr>
+              <td><${TimeAgo} iso=${report.checked_at} /></td>
+              <td><${HealthBadge} status=${report.status} /></td>
+              <td class="num">${report.status_code ?? '–'}</td>
+              <td class="num">${formatLatency(report.latency_ms)}</td>
+              <td>${report.detail}</td>
+            </tr>`,
+        )}
+      <//>`;
   }
 
   images() {
@@ -194,43 +170,30 @@ export class RegistryPage extends Component {
       return imagesError ? html`<${ErrorNote} error=${imagesError} />` : html`<p role="status">Loading…</p>`;
     if (images.length === 0)
       return html`<p class="muted">No image found here yet (the crawler lists what it finds).</p>`;
-    return html`<div class="table-wrap">
-        <table class="images">
-          <caption>
-            Images ${skip + 1}–${skip + images.length} of ${total}
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Repository</th>
-              <th scope="col">Tag</th>
-              <th scope="col">Platforms</th>
-              <th scope="col">Size</th>
-              <th scope="col">Signatures</th>
-              <th scope="col">Pull</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${images.map(
-              (image) =>
-                html`<tr>
-                  <td>${image.repository}</td>
-                  <td>${image.tag ?? html`<span class="muted">untagged</span>`}</td>
-                  <td>
-                    ${image.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`).join(', ')}
-                  </td>
-                  <td class="num">${formatBytes(image.size)}</td>
-                  <td class="num">${image.referrers?.signatures ?? 0}</td>
-                  <td>
-                    <${CopyCommand}
-                      command=${`docker pull ${image.pull_reference}`}
-                      label=${image.pull_reference}
-                    />
-                  </td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>
+    return html`<${Table}
+        class="images"
+        caption=${`Images ${skip + 1}–${skip + images.length} of ${total}`}
+        columns=${['Repository', 'Tag', 'Platforms', 'Size', 'Signatures', 'Pull']}
+      >
+        ${images.map(
+          (image) =>
+            html`<tr>
+              <td>${image.repository}</td>
+              <td>${image.tag ?? html`<span class="muted">untagged</span>`}</td>
+              <td>
+                ${image.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`).join(', ')}
+              </td>
+              <td class="num">${formatBytes(image.size)}</td>
+              <td class="num">${image.referrers?.signatures ?? 0}</td>
+              <td>
+                <${CopyCommand}
+                  command=${`docker pull ${image.pull_reference}`}
+                  label=${image.pull_reference}
+                />
+              </td>
+            </tr>`,
+        )}
+      <//>
       <nav class="pager" aria-label="Image pages">
         <button
           type="button"

@@ -1,4 +1,4 @@
-/** Small pieces shared by the pages: health badge, sparkline, times, sizes, copy button. */
+/** Small pieces shared by the pages: health badge, sparkline, times, sizes, copy button, table. */
 import { Component, createRef, html } from './html.js';
 
 export const STATUSES = ['healthy', 'unhealthy', 'unreachable', 'refused'];
@@ -119,4 +119,23 @@ export class CopyCommand extends Component {
 export function ErrorNote({ error }) {
   if (!error) return null;
   return html`<p class="error" role="alert">${error}</p>`;
+}
+
+/** A captioned table in its scrolling wrapper: `columns` name the header cells, the children are the rows. */
+export function Table({ caption, columns, class: className, children }) {
+  return html`<div class="table-wrap">
+    <table class=${className}>
+      <caption>
+        ${caption}
+      </caption>
+      <thead>
+        <tr>
+          ${columns.map((name) => html`<th scope="col">${name}</th>`)}
+        </tr>
+      </thead>
+      <tbody>
+        ${children}
+      </tbody>
+    </table>
+  </div>`;
 }
