@@ -87,7 +87,66 @@ describe('MongoStore version claims', () => {
       expect((await mongo.get(doc.container_registry_id))!.document.container_registry_name).to.equal(
         'renamed',
       );
-      expect(await claims.countDocuments({})).to.equal(0); // released after the write
+      // Kept a while past the write (stale writers of version 1 are refused meanwhile), then released.
+      expect((await mongo.replaceIfVersion(renamed, 1)).status).to.equal('conflict');
+      const released = Date.now() + 10_000;
+      while ((await claims.countDocuments({})) > 0 && Date.now() < released)
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await claims.countDocuments({})).to.equal(0);
+    } finally {
+      await opened.cleanup();
+    }
+  });
+
+  it('two replicas, 16 writers each, pushing to one entry: no update is lost', async () => {
+    const first = await openTestStore('mongo', 'claim');
+    const second = await openMongoTestStore((first.database as MongoDatabase).db.databaseName, 'claim');
+    try {
+      const doc = registry(9_002);
+      await first.store.create(doc);
+      const id = doc.container_registry_id;
+      const writers = [first.store, second.store].flatMap((store, replica) =>
+        Array.from({ length: 16 }, (_, i) => ({ store, tag: `r${replica}w${i}` })),
+      );
+      await Promise.all(
+        writers.map(async ({ store, tag }) => {
+          for (;;) {
+            const current = (await store.get(id))!;
+            const next = {
+              ...current.document,
+              container_registry_tags: [...current.document.container_registry_tags, tag],
+            };
+            const result = await store.replaceIfVersion(next, current.version);
+            if (result.status === 'replaced') return;
+            expect(result.status).to.equal('conflict');
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+          }
+        }),
+      );
+      const final = (await second.store.get(id))!;
+      expect([...final.document.container_registry_tags].sort()).to.deep.equal(
+        [...doc.container_registry_tags, ...writers.map((writer) => writer.tag)].sort(),
+      );
+      expect(final.version).to.equal(writers.length + 1);
+    } finally {
+      await second.store.close();
+      await first.cleanup();
+    }
+  });
+
+  it('updates an entry deleted and re-created at once, though the old claims are still kept', async () => {
+    const opened = await openTestStore('mongo', 'claim');
+    try {
+      const doc = registry(9_003);
+      await opened.store.create(doc);
+      await opened.store.replaceIfVersion({ ...doc, container_registry_name: 'first life' }, 1);
+      await opened.store.delete(doc.container_registry_id);
+      await opened.store.create(doc);
+      const result = await opened.store.replaceIfVersion({ ...doc, container_registry_name: 'second life' }, 1);
+      expect(result.status).to.equal('replaced');
+      expect((await opened.store.get(doc.container_registry_id))!.document.container_registry_name).to.equal(
+        'second life',
+      );
     } finally {
       await opened.cleanup();
     }
