@@ -128,7 +128,7 @@ const CLAIM_TTL_MS = 30_000;
 
 /**
  * A claim outlives its write by at least this long, and is then removed with the others due in
- * one `deleteMany` (one round trip per batch instead of one per update). While it lasts, a writer
+ * one `deleteMany`, at most one per CLAIM_RELEASE_EVERY_MS (instead of one round trip per update). While it lasts, a writer
  * that saw the version before this write cannot claim the same version, which is what lets a
  * replace skip re-reading the version (`conditionalReplace`).
  */
@@ -140,6 +140,8 @@ const CLAIM_RETAIN_MS = 2_000;
  * claim for CLAIM_RETAIN_MS after it, so the claim would have been refused (half, as a margin).
  */
 const SEEN_FRESH_MS = CLAIM_RETAIN_MS / 2;
+
+const CLAIM_RELEASE_EVERY_MS = 1_000;
 
 /** Documents whose last seen version is kept for SEEN_FRESH_MS (about 100 bytes each). */
 const SEEN_CACHE = 10_000;
@@ -432,8 +434,8 @@ class MongoCollection<T extends object> implements Collection<T> {
       // closed or unreachable: a claim left behind is refused to stale writers only, and expires
     }
     const next = this.releasing[0];
-    this.releaseTimer =
-      next && setTimeout(() => void this.releaseDue(), Math.max(0, next.due - performance.now())).unref();
+    const wait = next && Math.max(CLAIM_RELEASE_EVERY_MS, next.due - performance.now());
+    this.releaseTimer = next && setTimeout(() => void this.releaseDue(), wait).unref();
   }
 
   /**
