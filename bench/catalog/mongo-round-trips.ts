@@ -1,49 +1,19 @@
 /**
- * Round trips to MongoDB/FerretDB per catalog request: a loopback TCP proxy between the catalog
- * and FerretDB (or `MONGODB_URI`) reads each OP_MSG the driver sends and counts it by command
- * name. The catalog runs in-process on 1,000 documents (bench/catalog/documents.ts); each row
+ * Round trips to MongoDB/FerretDB per catalog request: a loopback proxy between the catalog and
+ * FerretDB (or `MONGODB_URI`; test/helpers/mongo-wire-proxy.ts) counts the commands by name. The catalog runs in-process on 1,000 documents (bench/catalog/documents.ts); each row
  * is one request type, repeated, with the commands it cost on average.
  *
  *   node --import tsx bench/catalog/mongo-round-trips.ts [repeats]
  */
-import net from 'node:net';
 import { startCatalog } from '../../test/helpers/catalog.js';
 import { getMongoUri, stopMongoServer } from '../../test/helpers/mongo-server.js';
+import { startMongoWireProxy } from '../../test/helpers/mongo-wire-proxy.js';
 import { documentAt, idAt, TAGS } from './documents.js';
 
 const repeats = Number(process.argv[2] ?? 20);
-const upstream = new URL(await getMongoUri());
-const counts = new Map<string, number>();
-
-/** The first key of an OP_MSG's body section is the command name (MongoDB wire protocol). */
-function commandName(message: Buffer): string | undefined {
-  if (message.readInt32LE(12) !== 2013) return undefined; // OP_MSG
-  let at = 16 + 4; // header, flagBits
-  if (message[at] !== 0) return undefined; // body section first
-  at += 1 + 4 + 1; // kind, document length, element type
-  return message.toString('latin1', at, message.indexOf(0, at));
-}
-
-const proxy = net.createServer((client) => {
-  const server = net.connect(Number(upstream.port), upstream.hostname);
-  let pending = Buffer.alloc(0);
-  client.on('data', (chunk: Buffer) => {
-    pending = Buffer.concat([pending, chunk]);
-    while (pending.length >= 4 && pending.length >= pending.readInt32LE(0)) {
-      const length = pending.readInt32LE(0);
-      const name = commandName(pending.subarray(0, length));
-      if (name) counts.set(name, (counts.get(name) ?? 0) + 1);
-      pending = pending.subarray(length);
-    }
-    server.write(chunk);
-  });
-  server.pipe(client);
-  client.on('error', () => server.destroy());
-  server.on('error', () => client.destroy());
-  client.on('close', () => server.destroy());
-});
-await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-process.env.MONGODB_URI = `mongodb://127.0.0.1:${(proxy.address() as net.AddressInfo).port}/`;
+const proxy = await startMongoWireProxy(await getMongoUri());
+const counts = proxy.counts;
+process.env.MONGODB_URI = proxy.uri; // the catalog's store connects through the proxy
 
 const catalog = await startCatalog('mongo');
 for (let i = 0; i < 1000; i += 100)
@@ -83,6 +53,6 @@ for (const [name, send] of rows) {
   console.log(`${name.padEnd(28)} ${(total / repeats).toFixed(2)} commands (${each})`);
 }
 await catalog.stop();
-proxy.close();
+await proxy.close();
 await stopMongoServer();
 process.exit(0);

@@ -1,7 +1,9 @@
 import { openTestStore } from '../helpers/catalog.js';
-import { usingFerretDb } from '../helpers/mongo-server.js';
+import { getMongoUri, usingFerretDb } from '../helpers/mongo-server.js';
+import { startMongoWireProxy } from '../helpers/mongo-wire-proxy.js';
 import { expect } from 'chai';
-import type { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
+import { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
+import { openRegistryStore } from '../../src/catalog/store/registry-store.js';
 import { openMongoTestStore } from '../helpers/catalog.js';
 import { describeRegistryStoreContract, registry } from './registry-store.contract.js';
 
@@ -142,13 +144,43 @@ describe('MongoStore version claims', () => {
       await opened.store.replaceIfVersion({ ...doc, container_registry_name: 'first life' }, 1);
       await opened.store.delete(doc.container_registry_id);
       await opened.store.create(doc);
-      const result = await opened.store.replaceIfVersion({ ...doc, container_registry_name: 'second life' }, 1);
+      const result = await opened.store.replaceIfVersion(
+        { ...doc, container_registry_name: 'second life' },
+        1,
+      );
       expect(result.status).to.equal('replaced');
       expect((await opened.store.get(doc.container_registry_id))!.document.container_registry_name).to.equal(
         'second life',
       );
     } finally {
       await opened.cleanup();
+    }
+  });
+});
+
+describe('MongoStore on FerretDB: scans wait their turn', () => {
+  it('16 $in queries at once reach FerretDB at most 2 at a time, and all answer', async function () {
+    if (!ferret) this.skip(); // MongoDB answers these from its indexes: nothing is held back there
+    const proxy = await startMongoWireProxy(await getMongoUri());
+    const mongo = await MongoDatabase.connect({ uri: proxy.uri, database: `test_scans_${Date.now()}` });
+    try {
+      const store = await openRegistryStore(mongo, 'container_registry');
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          store.create(registry(20_000 + i, { container_registry_tags: [i % 3 === 0 ? 'common' : 'rare'] })),
+        ),
+      );
+      const filter = { container_registry_tags: { $in: ['common', 'team-a'] } };
+      const pages = await Promise.all(
+        Array.from({ length: 16 }, () => store.findPage(filter, { sort: [], skip: 0, limit: 10 })),
+      );
+      expect(pages.map((page) => page.total)).to.deep.equal(Array(16).fill(67));
+      expect(proxy.counts.get('find')).to.be.at.least(16);
+      expect(proxy.maxInFlight.get('find')).to.be.at.most(2);
+    } finally {
+      await mongo.dropDatabase();
+      await mongo.close();
+      await proxy.close();
     }
   });
 });
