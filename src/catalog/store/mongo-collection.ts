@@ -9,6 +9,7 @@ import {
   type IndexDescription,
   type Sort,
 } from 'mongodb';
+import pLimit from 'p-limit';
 import type { ReplaceMode } from '../config.js';
 import type { Filter } from '../model.js';
 import {
@@ -57,6 +58,13 @@ export class MongoDatabase implements DocumentDatabase {
     private readonly scansFilters: boolean,
   ) {}
 
+  /**
+   * FerretDB: finds and counts sent at once, across collections. Each is a scan in FerretDB's own
+   * CPU time; sent 16 at once (the `$in` bench row), they shared the cores until each ran past
+   * `maxTimeMS` and none finished. Queued here instead, each runs at full speed.
+   */
+  private readonly scans = pLimit(SCAN_CONCURRENCY);
+
   /** Connects, checks the server answers, and settles the replace mode (`auto` asks `buildInfo`). */
   static async connect(options: {
     uri: string;
@@ -91,7 +99,8 @@ export class MongoDatabase implements DocumentDatabase {
     ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
-    const collection = new MongoCollection<T>(native, claims, spec, this.maxTimeMs, this.scansFilters);
+    const gate = this.scansFilters ? this.scans : undefined;
+    const collection = new MongoCollection<T>(native, claims, spec, this.maxTimeMs, this.scansFilters, gate);
     // In the background: start-up does not wait for a scan of the whole collection.
     if (byField) this.warmUps.push(collection.rememberServerIds());
     return collection;
@@ -126,6 +135,26 @@ interface VersionClaim {
 /** How long a claim may be held; a replace takes milliseconds, so only a dead writer exceeds it. */
 const CLAIM_TTL_MS = 30_000;
 
+/**
+ * A claim outlives its write by at least this long, and is then removed with the others due in
+ * one `deleteMany`, at most one per CLAIM_RELEASE_EVERY_MS (instead of one round trip per update). While it lasts, a writer
+ * that saw the version before this write cannot claim the same version, which is what lets a
+ * replace skip re-reading the version (`conditionalReplace`).
+ */
+const CLAIM_RETAIN_MS = 2_000;
+
+/**
+ * A replace skips re-reading the version when this collection saw the document at the expected
+ * version less than this long before its claim was granted: any write since then holds its
+ * claim for CLAIM_RETAIN_MS after it, so the claim would have been refused (half, as a margin).
+ */
+const SEEN_FRESH_MS = CLAIM_RETAIN_MS / 2;
+
+const CLAIM_RELEASE_EVERY_MS = 1_000;
+
+/** Documents whose last seen version is kept for SEEN_FRESH_MS (about 100 bytes each). */
+const SEEN_CACHE = 10_000;
+
 interface StoredShape {
   /** The id (`mongoKey: 'id'`), or an ObjectId (or anything another writer chose) under `field`. */
   _id?: string | ObjectId;
@@ -139,6 +168,9 @@ const SERVER_ID_CACHE = 100_000;
 
 /** Documents per round trip of a streamed answer. */
 const STREAM_BATCH = 1000;
+
+/** FerretDB: scans (finds and counts) run at once per database; the rest wait their turn. */
+const SCAN_CONCURRENCY = 2;
 
 /** FerretDB: matches read in one pass to count them without a second scan (see `findPage`). */
 const COUNT_BY_READING = 2000;
@@ -159,6 +191,8 @@ class MongoCollection<T extends object> implements Collection<T> {
     spec: CollectionSpec,
     private readonly maxTimeMs: number,
     private readonly scansFilters: boolean,
+    /** FerretDB: where finds and counts wait their turn (`MongoDatabase.scans`). */
+    private readonly scanGate?: <R>(scan: () => Promise<R>) => Promise<R>,
   ) {
     this.idField = spec.idField;
     this.byField = spec.mongoKey === 'field';
@@ -219,12 +253,28 @@ class MongoCollection<T extends object> implements Collection<T> {
   private async findById(id: string): Promise<StoredShape | null> {
     const serverId = this.byField ? this.serverIds.get(id) : undefined;
     if (serverId !== undefined) {
+      const sent = performance.now();
       const stored = await this.collection.findOne({ _id: serverId });
-      if (stored && stored[this.idField] === id) return stored;
+      if (stored && stored[this.idField] === id) return this.saw(id, stored, sent);
       this.serverIds.delete(id);
     }
+    const sent = performance.now();
     const stored = await this.collection.findOne(this.key(id));
     if (stored) this.remember(stored);
+    return stored && this.saw(id, stored, sent);
+  }
+
+  /**
+   * Claim path, `mongoKey: 'field'`: the version each id had when a read of it was sent, by
+   * ObjectId `_id` (a string `_id` may be re-used by a re-created document; an ObjectId never is).
+   */
+  private readonly seen = new Map<string, { serverId: ObjectId; version: number; at: number }>();
+
+  private saw(id: string, stored: StoredShape, sent: number): StoredShape {
+    if (!this.claims || !this.byField || typeof stored._id !== 'object') return stored;
+    this.seen.delete(id);
+    if (this.seen.size >= SEEN_CACHE) this.seen.delete(this.seen.keys().next().value!); // the oldest
+    this.seen.set(id, { serverId: stored._id, version: stored._version ?? 0, at: sent });
     return stored;
   }
 
@@ -233,6 +283,7 @@ class MongoCollection<T extends object> implements Collection<T> {
     try {
       await this.collection.insertOne(stored); // the driver sets stored._id
       this.remember(stored);
+      await this.releaseNow(this.idOf(document));
     } catch (error) {
       if (error instanceof MongoServerError && error.code === DUPLICATE_KEY)
         throw new DuplicateIdError(this.idOf(document));
@@ -278,13 +329,21 @@ class MongoCollection<T extends object> implements Collection<T> {
       replaced = await this.conditionalReplace(id, document, expectedVersion);
     } else {
       const claim = `${id}@${expectedVersion + 1}`;
-      if (!(await this.claim(this.claims, claim))) return { status: 'conflict' };
+      const seen = this.seen.get(id);
+      const claimed = await this.claim(this.claims, claim);
+      if (!claimed) return { status: 'conflict' };
+      // Seen at this version just before a claim granted afresh: nobody wrote since (see
+      // SEEN_FRESH_MS), so the version need not be read again. A claim taken over from a
+      // dead writer always re-reads.
+      const unchanged =
+        claimed === 'granted' &&
+        seen?.version === expectedVersion &&
+        performance.now() - seen.at < SEEN_FRESH_MS;
       try {
-        replaced = await this.conditionalReplace(id, document, expectedVersion);
+        replaced = await this.conditionalReplace(id, document, expectedVersion, unchanged ? seen : undefined);
       } finally {
-        // After the write, before anything else: a writer still holding the old version now
-        // finds nothing to replace, and the next version's writers need not wait for us.
-        await this.claims.deleteOne({ _id: claim });
+        // Kept CLAIM_RETAIN_MS past the write (also when the write failed: it may have happened).
+        this.release(claim);
       }
     }
     if (replaced) return { status: 'replaced', stored: { document, version: expectedVersion + 1 } };
@@ -293,8 +352,23 @@ class MongoCollection<T extends object> implements Collection<T> {
       : { status: 'missing' };
   }
 
-  /** `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. */
-  private async conditionalReplace(id: string, document: T, expectedVersion: number): Promise<boolean> {
+  /**
+   * `replaceOne` on id and version: atomic on MongoDB, and on FerretDB under a claim. `unchanged`:
+   * the claim proves the document seen there still has the expected version (one round trip).
+   */
+  private async conditionalReplace(
+    id: string,
+    document: T,
+    expectedVersion: number,
+    unchanged?: { serverId: ObjectId },
+  ): Promise<boolean> {
+    if (unchanged) {
+      // By `_id` alone: if the document was deleted (and re-created, with a new `_id`), no match.
+      const result = await this.collection
+        .replaceOne({ _id: unchanged.serverId }, this.toStored(document, expectedVersion + 1))
+        .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+      return result.matchedCount === 1;
+    }
     const serverId = this.byField && this.claims ? this.serverIds.get(id) : undefined;
     if (serverId !== undefined) {
       // Claim path with a known `_id`: FerretDB scans for any filter but `_id` alone, so check
@@ -326,28 +400,81 @@ class MongoCollection<T extends object> implements Collection<T> {
     return result.matchedCount === 1;
   }
 
-  /** True when this writer alone may write the claimed version. */
-  private async claim(claims: MongoNativeCollection<VersionClaim>, claim: string): Promise<boolean> {
+  /**
+   * Whether this writer alone may write the claimed version: `granted` (the claim was free),
+   * `overtaken` (it was held past CLAIM_TTL_MS), or undefined (another writer holds it).
+   */
+  private async claim(
+    claims: MongoNativeCollection<VersionClaim>,
+    claim: string,
+  ): Promise<'granted' | 'overtaken' | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await claims.insertOne({ _id: claim, at: new Date() });
-        return true;
+        return attempt === 0 ? 'granted' : 'overtaken';
       } catch (error) {
         if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
       }
       const held = await claims.findOne({ _id: claim });
-      if (held && Date.now() - held.at.getTime() < CLAIM_TTL_MS) return false;
+      if (held && Date.now() - held.at.getTime() < CLAIM_TTL_MS) return undefined;
       // Left by a writer that died between claim and write: take it over, once.
       if (held) await claims.deleteOne({ _id: claim, at: held.at });
     }
-    return false;
+    return undefined;
+  }
+
+  /** Claims whose write is done, oldest first, each removed once `due` (`performance.now()`). */
+  private readonly releasing: Array<{ claim: string; due: number }> = [];
+  private releaseTimer: NodeJS.Timeout | undefined;
+
+  private release(claim: string): void {
+    this.releasing.push({ claim, due: performance.now() + CLAIM_RETAIN_MS });
+    this.releaseTimer ??= setTimeout(() => void this.releaseDue(), CLAIM_RETAIN_MS).unref();
+  }
+
+  /**
+   * Removes the claims due, and any claim left past CLAIM_TTL_MS by a writer that died, in one
+   * `deleteMany` (the claims collection holds a few seconds' updates: a scan of it is cheap).
+   */
+  private async releaseDue(): Promise<void> {
+    const now = performance.now();
+    const due = this.releasing.findIndex((entry) => entry.due > now);
+    const ids = this.releasing
+      .splice(0, due === -1 ? this.releasing.length : due)
+      .map((entry) => entry.claim);
+    try {
+      await this.claims!.deleteMany({
+        $or: [{ _id: { $in: ids } }, { at: { $lt: new Date(Date.now() - CLAIM_TTL_MS) } }],
+      });
+    } catch {
+      // closed or unreachable: a claim left behind is refused to stale writers only, and expires
+    }
+    const next = this.releasing[0];
+    const wait = next && Math.max(CLAIM_RELEASE_EVERY_MS, next.due - performance.now());
+    this.releaseTimer = next && setTimeout(() => void this.releaseDue(), wait).unref();
+  }
+
+  /**
+   * After a delete or create of `id` here: its claims from before go now, so updates of a
+   * re-created document are not refused for CLAIM_RETAIN_MS (they replace by the old `_id`, so
+   * they could not write it anyway).
+   */
+  private async releaseNow(id: string): Promise<void> {
+    this.seen.delete(id);
+    const mine = this.releasing.filter((entry) => entry.claim.slice(0, entry.claim.lastIndexOf('@')) === id);
+    if (mine.length === 0) return;
+    for (const entry of mine) this.releasing.splice(this.releasing.indexOf(entry), 1);
+    await this.claims!.deleteMany({ _id: { $in: mine.map((entry) => entry.claim) } });
   }
 
   async delete(id: string): Promise<boolean> {
     const fast = this.fastKey(id);
     this.serverIds.delete(id);
-    if (fast && (await this.collection.deleteOne(fast)).deletedCount === 1) return true;
-    return (await this.collection.deleteOne(this.key(id))).deletedCount === 1;
+    const deleted =
+      (fast && (await this.collection.deleteOne(fast)).deletedCount === 1) ||
+      (await this.collection.deleteOne(this.key(id))).deletedCount === 1;
+    await this.releaseNow(id);
+    return deleted;
   }
 
   async deleteMany(filter: Filter): Promise<void> {
@@ -361,7 +488,12 @@ class MongoCollection<T extends object> implements Collection<T> {
       .skip(options.skip)
       .limit(options.limit)
       .maxTimeMS(this.maxTimeMs);
-    return (await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs)).map((stored) => {
+    return (
+      await refusedAsQueryRejected(
+        this.scan(() => cursor.toArray()),
+        this.maxTimeMs,
+      )
+    ).map((stored) => {
       this.remember(stored);
       return this.fromStored(stored);
     });
@@ -417,7 +549,10 @@ class MongoCollection<T extends object> implements Collection<T> {
       .limit(COUNT_BY_READING + 1)
       .batchSize(COUNT_BY_READING + 1)
       .maxTimeMS(this.maxTimeMs);
-    const read = await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs);
+    const read = await refusedAsQueryRejected(
+      this.scan(() => cursor.toArray()),
+      this.maxTimeMs,
+    );
     const items = read.slice(options.skip, end).map((stored) => {
       this.remember(stored);
       return this.fromStored(stored);
@@ -428,9 +563,15 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   async count(filter: Filter): Promise<number> {
     return refusedAsQueryRejected(
-      this.collection.countDocuments(this.toMongoFilter(filter), { maxTimeMS: this.maxTimeMs }),
+      this.scan(() =>
+        this.collection.countDocuments(this.toMongoFilter(filter), { maxTimeMS: this.maxTimeMs }),
+      ),
       this.maxTimeMs,
     );
+  }
+
+  private scan<R>(run: () => Promise<R>): Promise<R> {
+    return this.scanGate ? this.scanGate(run) : run();
   }
 
   private idOf(document: T): string {
