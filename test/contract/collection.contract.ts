@@ -79,6 +79,29 @@ export function describeCollectionContract(
       expect(await items.createMany([])).to.have.property('size', 0);
     });
 
+    it('reads and replaces many at their versions, reporting which moved on or were gone', async () => {
+      await items.createMany([item(1), item(2), item(3)]);
+      const current = await items.getMany(['item-001', 'item-002', 'item-404', 'item-003']);
+      expect([...current.keys()].sort()).to.deep.equal(['item-001', 'item-002', 'item-003']);
+      expect(current.get('item-002')).to.deep.equal({ document: item(2), version: 1 });
+      await items.replaceIfVersion(item(2, { group: 'elsewhere' }), 1); // another writer
+      await items.delete('item-003');
+      const replaced = await items.replaceManyIfVersion(
+        ['item-001', 'item-002', 'item-003'].map((key) => ({
+          document: { ...current.get(key)!.document, group: 'moved', labels: ['new'] },
+          version: 1,
+        })),
+      );
+      expect([...replaced]).to.deep.equal(['item-001']);
+      expect(await items.get('item-001')).to.deep.equal({
+        document: item(1, { group: 'moved', labels: ['new'] }),
+        version: 2,
+      });
+      expect((await items.get('item-002'))?.document.group).to.equal('elsewhere');
+      expect(await items.count({ labels: 'new' })).to.equal(1);
+      expect(await items.replaceManyIfVersion([])).to.have.property('size', 0);
+    });
+
     it('answers filters on indexed and other fields alike, and follows replaced index values', async () => {
       await items.createMany(Array.from({ length: 30 }, (_, i) => item(i + 1)));
       const keys = async (filter: Record<string, unknown>) =>

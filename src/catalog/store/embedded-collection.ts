@@ -269,20 +269,45 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return row ? { text: row.doc, version: row.version } : undefined;
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, Versioned<T>>> {
+    const found = new Map<string, Versioned<T>>();
+    for (let start = 0; start < ids.length; start += ID_BATCH) {
+      const batch = ids.slice(start, start + ID_BATCH);
+      const rows = this.prepared<{ id: string; doc: string; version: number }>(
+        `SELECT id, doc, version FROM ${this.table} WHERE id IN (${placeholders(batch)})`,
+      ).all(...batch);
+      for (const row of rows) found.set(row.id, { document: JSON.parse(row.doc) as T, version: row.version });
+    }
+    return found;
+  }
+
+  /** Replaces one document at its version; false when it moved on or is gone. Call inside a transaction. */
+  private replaceOne(document: T, expectedVersion: number): boolean {
+    const id = this.idOf(document);
+    const { changes } = this.statements.replace.run(
+      ...this.columnValues(document),
+      JSON.stringify(document),
+      id,
+      expectedVersion,
+    );
+    if (changes === 0) return false;
+    for (const { clear } of this.statements.multi) clear.run(id);
+    this.writeMultis(id, document);
+    return true;
+  }
+
+  async replaceManyIfVersion(entries: ReadonlyArray<Versioned<T>>): Promise<Set<string>> {
+    return this.db.transaction(() => {
+      const replaced = new Set<string>();
+      for (const { document, version } of entries)
+        if (this.replaceOne(document, version)) replaced.add(this.idOf(document));
+      return replaced;
+    })();
+  }
+
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
     const id = this.idOf(document);
-    const replaced = this.db.transaction(() => {
-      const { changes } = this.statements.replace.run(
-        ...this.columnValues(document),
-        JSON.stringify(document),
-        id,
-        expectedVersion,
-      );
-      if (changes === 0) return false;
-      for (const { clear } of this.statements.multi) clear.run(id);
-      this.writeMultis(id, document);
-      return true;
-    })();
+    const replaced = this.db.transaction(() => this.replaceOne(document, expectedVersion))();
     if (replaced)
       return {
         status: 'replaced',
@@ -336,7 +361,7 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       ).all(...params, options.limit, options.skip);
       return rows.map((row) => JSON.parse(row.doc) as T);
     }
-    const matches = [...(await this.matching(filter))];
+    const matches = [...(this.fewMatches(filter) ?? (await this.matching(filter)))];
     matches.sort(compareBy(options.sort, this.idField));
     return matches.slice(options.skip, options.skip + options.limit) as T[];
   }
@@ -430,7 +455,28 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
       const { sql, params } = this.indexQuery(exact, 'COUNT(*) AS n', '', 'list');
       return this.prepared<{ n: number }>(sql).get(...params)!.n;
     }
-    return (await this.matching(filter)).length;
+    return (this.fewMatches(filter) ?? (await this.matching(filter))).length;
+  }
+
+  /**
+   * The matches of a filter whose index conditions leave at most FEW_CANDIDATES rows (e.g. the
+   * resolver's `{repository, tag}` sorted by `last_seen`): read in one statement and tested here,
+   * without queueing behind other scans at the gate, since the work is bounded. Undefined when
+   * the indexes leave more (or cannot narrow): those go through `matching` and its budget.
+   */
+  private fewMatches(filter: Filter): Doc[] | undefined {
+    const narrowing = this.conditions(filter).filter((c): c is IndexCondition => c !== undefined);
+    if (narrowing.length === 0) return undefined;
+    const { sql, params } = this.indexQuery(narrowing, 'r.doc', `LIMIT ${FEW_CANDIDATES + 1}`, 'list');
+    const rows = this.prepared<{ doc: string }>(sql).all(...params);
+    if (rows.length > FEW_CANDIDATES) return undefined;
+    const test = compileFilter(filter);
+    const matches: Doc[] = [];
+    for (const row of rows) {
+      const document = JSON.parse(row.doc) as Doc;
+      if (test(document)) matches.push(document);
+    }
+    return matches;
   }
 
   /**
@@ -553,6 +599,12 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return { sql: `SELECT ${select} FROM ${this.table} r ${whereClause} ${tail}`, params };
   }
 }
+
+/** Ids per statement of `getMany` (SQLite allows 32,766 parameters; few shapes to prepare). */
+const ID_BATCH = 500;
+
+/** Candidates few enough to test without the scan gate (a few milliseconds of parsing at most). */
+const FEW_CANDIDATES = 200;
 
 /** Rows read per page of an in-process scan (50 kB documents: about 1 MB, a millisecond of reading). */
 const SCAN_PAGE_ROWS = 25;
