@@ -107,7 +107,7 @@ async function timed(
   label: string,
   next: (n: number) => { method: string; path: string; body?: unknown },
   expected = 200,
-): Promise<{ label: string; p50: number; p99: number; failed: number; perSecond: number }> {
+): Promise<{ label: string; p50: number; p99: number; failed: number; perSecond: number; cpuMs: number }> {
   const times: number[] = [];
   let failed = 0;
   const warmup = Math.min(20, Math.ceil(REQUESTS / 5));
@@ -125,11 +125,16 @@ async function timed(
     }
   };
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+  const cpu = process.cpuUsage(cpuBefore);
   const perSecond = (REQUESTS + warmup) / ((performance.now() - started) / 1000);
+  // Client and server share this process: CPU per request, less the reference row's, is what
+  // the route costs beyond an HTTP round trip, and moves far less with the machine's load than latency.
+  const cpuMs = (cpu.user + cpu.system) / 1000 / (REQUESTS + warmup);
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
-  return { label, p50: at(0.5), p99: at(0.99), failed, perSecond };
+  return { label, p50: at(0.5), p99: at(0.99), failed, perSecond, cpuMs };
 }
 
 const dataDir = values['data-dir'];
@@ -226,10 +231,12 @@ try {
       : `bulk load ${loadSeconds.toFixed(1)} s (${Math.round(loaded / loadSeconds)} records/s)`,
   );
   console.log(`${CONNECTIONS} connection(s), ${REQUESTS} requests per row after ${Math.min(20, Math.ceil(REQUESTS / 5))} of warm-up`);
-  console.log('row                          p50 ms   p99 ms   p50 / healthz p50   failed   req/s');
+  console.log(
+    'row                          p50 ms   p99 ms   p50 / healthz p50   failed   req/s   CPU ms/req   CPU - healthz',
+  );
   for (const row of rows)
     console.log(
-      `${row.label.padEnd(28)} ${row.p50.toFixed(2).padStart(6)}   ${row.p99.toFixed(2).padStart(6)}   ${(row.p50 / reference).toFixed(1).padStart(17)}   ${String(row.failed).padStart(6)}   ${row.perSecond.toFixed(0)}`,
+      `${row.label.padEnd(28)} ${row.p50.toFixed(2).padStart(6)}   ${row.p99.toFixed(2).padStart(6)}   ${(row.p50 / reference).toFixed(1).padStart(17)}   ${String(row.failed).padStart(6)}   ${row.perSecond.toFixed(0).padStart(5)}   ${row.cpuMs.toFixed(2).padStart(10)}   ${(row.cpuMs - rows[0]!.cpuMs).toFixed(2).padStart(13)}`,
     );
   console.log(
     `RSS after load ${Math.round(rssAfterLoad / 2 ** 20)} MiB, after the queries ${Math.round(rssAfter / 2 ** 20)} MiB`,

@@ -328,16 +328,23 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   }
 
   async find(filter: Filter, options: FindOptions): Promise<T[]> {
+    return this.findWith(filter, options);
+  }
+
+  /** `find`, told how many documents match when the caller counted them already (`findPage`). */
+  private async findWith(filter: Filter, options: FindOptions, counted?: number): Promise<T[]> {
     const exact = this.exactIndexConditions(filter);
     const idOrderOnly = options.sort.every(([field]) => field === this.idField);
     if (exact && idOrderOnly) {
       // Answered by SQL alone, paged in SQL: only the returned page is parsed.
       const direction = options.sort[0]?.[1] === -1 ? 'DESC' : 'ASC';
+      const walk = this.walksIdOrder(exact, options.skip + options.limit, counted);
       const { sql, params } = this.indexQuery(
         exact,
         'r.id',
         `ORDER BY r.id ${direction} LIMIT ? OFFSET ?`,
         this.multiStrategy(exact),
+        walk,
       );
       // The page's ids first (from the indexes), then only their documents: SQLite would
       // otherwise carry every match's document through the sort.
@@ -436,6 +443,11 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   }
 
   async findPage(filter: Filter, options: FindOptions): Promise<{ items: T[]; total: number }> {
+    if (this.exactIndexConditions(filter)) {
+      // SQL alone: the total first, which tells the page how to reach its rows (`walksIdOrder`).
+      const total = await this.count(filter);
+      return { items: await this.findWith(filter, options, total), total };
+    }
     // A scan the indexes cannot avoid is shared by the two (`matching`).
     const [items, total] = await Promise.all([this.find(filter, options), this.count(filter)]);
     return { items, total };
@@ -491,6 +503,24 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     const sql = `SELECT COUNT(*) AS n FROM ${multi.index.table} WHERE ${where}`;
     const matching = this.prepared<{ n: number }>(sql).get(...params)!.n;
     return matching * 20 > this.statements.count.get()!.n ? 'walk' : 'list';
+  }
+
+  /**
+   * Whether a page in id order of the rows matching column conditions is found faster by walking
+   * the id index and testing each row (it stops after `end` matches: about `end` x rows / matches
+   * rows read) than by reading every match from the value index and sorting their ids (e.g. a
+   * prefix regex matching 50,000 of 1,000,000 records: 8 ms sorting, 0.2 ms walking). Walks when
+   * matches x matches > end x rows, counting matches up to that bound only. Rows are estimated
+   * by the largest rowid (deletes make it high, which only favours the sort).
+   */
+  private walksIdOrder(conditions: readonly IndexCondition[], end: number, matches?: number): boolean {
+    if (conditions.length === 0 || conditions.some((c) => c.index === 'id' || c.index.kind !== 'column'))
+      return false;
+    const rows = this.prepared<{ n: number | null }>(`SELECT MAX(rowid) AS n FROM ${this.table}`).get()!.n ?? 0;
+    const bound = Math.ceil(Math.sqrt(end * rows));
+    if (matches !== undefined) return matches >= bound;
+    const { sql, params } = this.indexQuery(conditions, '1', `LIMIT ${bound}`, 'list');
+    return this.prepared<{ n: number }>(`SELECT COUNT(*) AS n FROM (${sql})`).get(...params)!.n >= bound;
   }
 
   /** Prepared statements for generated SQL, cached by text (the shapes are few: they vary by value counts). */
@@ -582,12 +612,19 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     select: string,
     tail: string,
     strategy: MultiStrategy,
+    /** Column conditions tested on each row walked in id order (`walksIdOrder`), not by their index. */
+    walkIds = false,
   ): { sql: string; params: unknown[] } {
     const params: unknown[] = [];
     const where = conditions.map((condition) => {
       const { index } = condition;
+      // A unary `+` keeps SQLite from using the column's index (its documented way to steer the plan).
       const column =
-        index === 'id' ? 'r.id' : index.kind === 'column' ? `r.${index.column}` : `t.${index.column}`;
+        index === 'id'
+          ? 'r.id'
+          : index.kind === 'column'
+            ? `${walkIds ? '+' : ''}r.${index.column}`
+            : `t.${index.column}`;
       const { sql, params: values } = match(condition, column);
       params.push(...values);
       if (index === 'id' || index.kind === 'column') return sql;

@@ -116,6 +116,12 @@ export class ImageStore {
     return (await this.images.find(filter, options)).map(toRecord);
   }
 
+  /** A page and the number of all matches (`Collection.findPage`: one pass on FerretDB). */
+  async findPage(filter: Filter, options: FindOptions): Promise<{ items: ContainerImage[]; total: number }> {
+    const { items, total } = await this.images.findPage(filter, options);
+    return { items: items.map(toRecord), total };
+  }
+
   async count(filter: Filter): Promise<number> {
     return this.images.count(filter);
   }
