@@ -151,6 +151,40 @@ export function describeCollectionContract(
       expect((await page([['group', 1]], 0, 100)).length).to.equal(12);
     });
 
+    it('pages in id order through a prefix matching most documents as through one matching few', async () => {
+      // 300 documents, 100 of them in `team-a/`: on SQLite a page of the common prefix walks the
+      // id index (walksIdOrder), one of a rare prefix sorts the ids of its matches.
+      await items.createMany(
+        Array.from({ length: 300 }, (_, i) =>
+          item(i, { group: i % 3 === 0 ? `team-a/${i % 7}` : `team-b/${i}` }),
+        ),
+      );
+      const all = Array.from({ length: 300 }, (_, i) => i).map((i) => item(i));
+      const expect_ = (test: (i: number) => boolean, descending: boolean, skip: number, limit: number) => {
+        const keys = all.map((d) => d.key).filter((_, i) => test(i));
+        return (descending ? keys.reverse() : keys).slice(skip, skip + limit);
+      };
+      for (const [descending, skip, limit] of [
+        [false, 0, 10],
+        [false, 40, 20],
+        [true, 5, 10],
+        [false, 95, 10],
+      ] as const) {
+        const sort: Array<[string, 1 | -1]> = [['key', descending ? -1 : 1]];
+        const common = await items.findPage({ group: { $regex: '^team-a/' } }, { sort, skip, limit });
+        expect(common.items.map((i) => i.key)).to.deep.equal(
+          expect_((i) => i % 3 === 0, descending, skip, limit),
+        );
+        expect(common.total).to.equal(100);
+        const found = await items.find({ group: { $regex: '^team-a/' } }, { sort, skip, limit });
+        expect(found.map((i) => i.key)).to.deep.equal(common.items.map((i) => i.key));
+        const rare = await items.find({ group: { $in: ['team-a/3', 'team-b/1'] } }, { sort, skip: 0, limit });
+        expect(rare.map((i) => i.key)).to.deep.equal(
+          expect_((i) => (i % 3 === 0 && i % 7 === 3) || i === 1, descending, 0, limit),
+        );
+      }
+    });
+
     it('answers prefix regexes on indexed fields (a range scan on SQLite) as MongoDB does', async () => {
       const groups = ['team-a/api', 'team-a/web', 'team-ab/x', 'team-a', 'team-b/a', 'Team-a/up', 'team-a0'];
       await items.createMany(
