@@ -290,12 +290,15 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async replaceManyIfVersion(entries: ReadonlyArray<Versioned<T>>): Promise<Set<string>> {
-    // A conditional replace per document (each needs its own answer), MANY_BATCH in flight.
+    // A conditional replace per document (each needs its own answer), MANY_BATCH in flight on
+    // MongoDB; one at a time on FerretDB, whose SQLite backend answers 100 concurrent updates
+    // with SQLITE_BUSY (bench/images/write-seen.ts).
+    const inFlight = this.scansFilters ? 1 : MANY_BATCH;
     const replaced = new Set<string>();
-    for (let start = 0; start < entries.length; start += MANY_BATCH) {
+    for (let start = 0; start < entries.length; start += inFlight) {
       const results = await Promise.all(
         entries
-          .slice(start, start + MANY_BATCH)
+          .slice(start, start + inFlight)
           .map(({ document, version }) => this.replaceIfVersion(document, version)),
       );
       results.forEach((result, i) => {
