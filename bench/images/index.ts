@@ -175,7 +175,8 @@ try {
   }
   // A bulk load's random-order index inserts need more than the store's 32 MB page cache to stay
   // off the disk (about 3x faster at 1M records); the queries below run with the store's own.
-  if (opened.database instanceof EmbeddedDatabase && !reused) opened.database.db.pragma('cache_size = -1048576');
+  if (opened.database instanceof EmbeddedDatabase && !reused)
+    opened.database.db.pragma('cache_size = -1048576');
   const loadStart = performance.now();
   const seenAt = new Date().toISOString();
   let loaded = reused ? RECORDS : 0;
@@ -230,7 +231,9 @@ try {
       ? `reused the records in ${path.resolve(dataDir!)}`
       : `bulk load ${loadSeconds.toFixed(1)} s (${Math.round(loaded / loadSeconds)} records/s)`,
   );
-  console.log(`${CONNECTIONS} connection(s), ${REQUESTS} requests per row after ${Math.min(20, Math.ceil(REQUESTS / 5))} of warm-up`);
+  console.log(
+    `${CONNECTIONS} connection(s), ${REQUESTS} requests per row after ${Math.min(20, Math.ceil(REQUESTS / 5))} of warm-up`,
+  );
   console.log(
     'row                          p50 ms   p99 ms   p50 / healthz p50   failed   req/s   CPU ms/req   CPU - healthz',
   );

@@ -516,7 +516,8 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
   private walksIdOrder(conditions: readonly IndexCondition[], end: number, matches?: number): boolean {
     if (conditions.length === 0 || conditions.some((c) => c.index === 'id' || c.index.kind !== 'column'))
       return false;
-    const rows = this.prepared<{ n: number | null }>(`SELECT MAX(rowid) AS n FROM ${this.table}`).get()!.n ?? 0;
+    const rows =
+      this.prepared<{ n: number | null }>(`SELECT MAX(rowid) AS n FROM ${this.table}`).get()!.n ?? 0;
     const bound = Math.ceil(Math.sqrt(end * rows));
     if (matches !== undefined) return matches >= bound;
     const { sql, params } = this.indexQuery(conditions, '1', `LIMIT ${bound}`, 'list');
