@@ -173,8 +173,9 @@ try {
     } as never);
     registryIds.push((created.document as { container_registry_id: string }).container_registry_id);
   }
-  // A bulk load's random-order index inserts need more than the store's 32 MB page cache to stay
-  // off the disk (about 3x faster at 1M records); the queries below run with the store's own.
+  // A bulk load's index inserts (random digests) need more than the store's 32 MB page cache to
+  // stay off the disk (1M records: 184 s with it, 943 s recorded without, at another load); the
+  // queries below run with the store's own.
   if (opened.database instanceof EmbeddedDatabase && !reused)
     opened.database.db.pragma('cache_size = -1048576');
   const loadStart = performance.now();
