@@ -79,6 +79,29 @@ export function describeCollectionContract(
       expect(await items.createMany([])).to.have.property('size', 0);
     });
 
+    it('reads and replaces many at their versions, reporting which moved on or were gone', async () => {
+      await items.createMany([item(1), item(2), item(3)]);
+      const current = await items.getMany(['item-001', 'item-002', 'item-404', 'item-003']);
+      expect([...current.keys()].sort()).to.deep.equal(['item-001', 'item-002', 'item-003']);
+      expect(current.get('item-002')).to.deep.equal({ document: item(2), version: 1 });
+      await items.replaceIfVersion(item(2, { group: 'elsewhere' }), 1); // another writer
+      await items.delete('item-003');
+      const replaced = await items.replaceManyIfVersion(
+        ['item-001', 'item-002', 'item-003'].map((key) => ({
+          document: { ...current.get(key)!.document, group: 'moved', labels: ['new'] },
+          version: 1,
+        })),
+      );
+      expect([...replaced]).to.deep.equal(['item-001']);
+      expect(await items.get('item-001')).to.deep.equal({
+        document: item(1, { group: 'moved', labels: ['new'] }),
+        version: 2,
+      });
+      expect((await items.get('item-002'))?.document.group).to.equal('elsewhere');
+      expect(await items.count({ labels: 'new' })).to.equal(1);
+      expect(await items.replaceManyIfVersion([])).to.have.property('size', 0);
+    });
+
     it('answers filters on indexed and other fields alike, and follows replaced index values', async () => {
       await items.createMany(Array.from({ length: 30 }, (_, i) => item(i + 1)));
       const keys = async (filter: Record<string, unknown>) =>
@@ -126,6 +149,40 @@ export function describeCollectionContract(
       // A document whose value the column cannot hold (an array) still sorts as MongoDB does.
       await items.create(item(21, { group: ['x'] as unknown as string }));
       expect((await page([['group', 1]], 0, 100)).length).to.equal(12);
+    });
+
+    it('pages in id order through a prefix matching most documents as through one matching few', async () => {
+      // 300 documents, 100 of them in `team-a/`: on SQLite a page of the common prefix walks the
+      // id index (walksIdOrder), one of a rare prefix sorts the ids of its matches.
+      await items.createMany(
+        Array.from({ length: 300 }, (_, i) =>
+          item(i, { group: i % 3 === 0 ? `team-a/${i % 7}` : `team-b/${i}` }),
+        ),
+      );
+      const all = Array.from({ length: 300 }, (_, i) => i).map((i) => item(i));
+      const expect_ = (test: (i: number) => boolean, descending: boolean, skip: number, limit: number) => {
+        const keys = all.map((d) => d.key).filter((_, i) => test(i));
+        return (descending ? keys.reverse() : keys).slice(skip, skip + limit);
+      };
+      for (const [descending, skip, limit] of [
+        [false, 0, 10],
+        [false, 40, 20],
+        [true, 5, 10],
+        [false, 95, 10],
+      ] as const) {
+        const sort: Array<[string, 1 | -1]> = [['key', descending ? -1 : 1]];
+        const common = await items.findPage({ group: { $regex: '^team-a/' } }, { sort, skip, limit });
+        expect(common.items.map((i) => i.key)).to.deep.equal(
+          expect_((i) => i % 3 === 0, descending, skip, limit),
+        );
+        expect(common.total).to.equal(100);
+        const found = await items.find({ group: { $regex: '^team-a/' } }, { sort, skip, limit });
+        expect(found.map((i) => i.key)).to.deep.equal(common.items.map((i) => i.key));
+        const rare = await items.find({ group: { $in: ['team-a/3', 'team-b/1'] } }, { sort, skip: 0, limit });
+        expect(rare.map((i) => i.key)).to.deep.equal(
+          expect_((i) => (i % 3 === 0 && i % 7 === 3) || i === 1, descending, 0, limit),
+        );
+      }
     });
 
     it('answers prefix regexes on indexed fields (a range scan on SQLite) as MongoDB does', async () => {

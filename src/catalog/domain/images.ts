@@ -286,11 +286,7 @@ export class ImageService {
         ? byRegistry
         : { $and: [filter, byRegistry] };
     try {
-      const [items, total] = await Promise.all([
-        this.deps.store.find(combined, page),
-        this.deps.store.count(combined),
-      ]);
-      return { items, total };
+      return await this.deps.store.findPage(combined, page);
     } catch (error) {
       if (error instanceof QueryRejectedError) throw new ValidationError(`Invalid filter: ${error.message}`);
       throw error;

@@ -90,6 +90,14 @@ export interface Collection<T> {
    * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.
    */
   replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>>;
+  /** The documents of these ids that exist, by id (read in batches where the backend can). */
+  getMany(ids: readonly string[]): Promise<Map<string, Versioned<T>>>;
+  /**
+   * `replaceIfVersion` of each entry's document at its version, as one batch (one transaction on
+   * SQLite, so one sync to disk instead of one per document); returns the ids replaced. An id
+   * not returned had moved on or was gone: re-read and retry it alone.
+   */
+  replaceManyIfVersion(entries: ReadonlyArray<Versioned<T>>): Promise<Set<string>>;
   /** Returns false when there was nothing to delete. */
   delete(id: string): Promise<boolean>;
   /** Deletes every document matching `filter`. */

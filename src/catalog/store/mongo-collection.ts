@@ -175,6 +175,9 @@ const SCAN_CONCURRENCY = 2;
 /** FerretDB: matches read in one pass to count them without a second scan (see `findPage`). */
 const COUNT_BY_READING = 2000;
 
+/** Ids per `$in` read, and conditional replaces in flight, of `getMany` / `replaceManyIfVersion`. */
+const MANY_BATCH = 100;
+
 const DUPLICATE_KEY = 11000;
 const BAD_VALUE = 2;
 const NAMESPACE_NOT_FOUND = 26;
@@ -315,6 +318,45 @@ class MongoCollection<T extends object> implements Collection<T> {
   async get(id: string): Promise<Versioned<T> | undefined> {
     const stored = await this.findById(id);
     return stored ? { document: this.fromStored(stored), version: stored._version ?? 0 } : undefined;
+  }
+
+  async getMany(ids: readonly string[]): Promise<Map<string, Versioned<T>>> {
+    const found = new Map<string, Versioned<T>>();
+    if (this.byField || this.scansFilters) {
+      // By `_id` one at a time: FerretDB 1.24 answers no other filter from an index, and the
+      // `field` layout keys by a remembered `_id` (findById).
+      for (const id of ids) {
+        const stored = await this.get(id);
+        if (stored) found.set(id, stored);
+      }
+      return found;
+    }
+    for (let start = 0; start < ids.length; start += MANY_BATCH) {
+      const batch = ids.slice(start, start + MANY_BATCH);
+      const cursor = this.collection.find({ _id: { $in: batch } } as never).maxTimeMS(this.maxTimeMs);
+      for (const stored of await refusedAsQueryRejected(cursor.toArray(), this.maxTimeMs))
+        found.set(stored._id as string, { document: this.fromStored(stored), version: stored._version ?? 0 });
+    }
+    return found;
+  }
+
+  async replaceManyIfVersion(entries: ReadonlyArray<Versioned<T>>): Promise<Set<string>> {
+    // A conditional replace per document (each needs its own answer), MANY_BATCH in flight on
+    // MongoDB; one at a time on FerretDB, whose SQLite backend answers 100 concurrent updates
+    // with SQLITE_BUSY (bench/images/write-seen.ts).
+    const inFlight = this.scansFilters ? 1 : MANY_BATCH;
+    const replaced = new Set<string>();
+    for (let start = 0; start < entries.length; start += inFlight) {
+      const results = await Promise.all(
+        entries
+          .slice(start, start + inFlight)
+          .map(({ document, version }) => this.replaceIfVersion(document, version)),
+      );
+      results.forEach((result, i) => {
+        if (result.status === 'replaced') replaced.add(this.idOf(entries[start + i]!.document));
+      });
+    }
+    return replaced;
   }
 
   async getText(id: string): Promise<VersionedText | undefined> {
