@@ -5,59 +5,38 @@
  * with exactly the environment and Secret file the pod would get, against a real catalog on
  * loopback (the cluster's addresses replaced by loopback ones, nothing else).
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { parseAllDocuments } from 'yaml';
 import { createToken } from '../../../src/catalog/access/tokens.js';
 import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
-import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
+import { ROOT } from '../../helpers/go-tools.js';
+import { checkStrictly, readObjects, renderOverlay, type K8sObject } from '../../helpers/kustomize.js';
 import { freePort } from '../../helpers/ports.js';
 import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are read as plain YAML. */
-type K8sObject = Record<string, any>;
-
 const OVERLAY = path.join(ROOT, 'deploy', 'container-registry-register');
-const readObjects = async (file: string): Promise<K8sObject[]> =>
-  parseAllDocuments(await fs.readFile(file, 'utf8')).map((doc) => doc.toJSON() as K8sObject);
 
 describe('deploy: self-registration overlay', function () {
   this.timeout(120_000);
-  let rendered: string;
   let objects: K8sObject[];
+  let overlay: ReturnType<typeof renderOverlay>;
   let container: K8sObject;
   let pod: K8sObject;
   const find = (kind: string) => objects.filter((object) => object.kind === kind);
 
   before(() => {
-    const result = spawnSync('kubectl', ['kustomize', OVERLAY], { encoding: 'utf8' });
-    expect(result.stderr).to.equal('');
-    expect(result.status).to.equal(0);
-    rendered = result.stdout;
-    objects = parseAllDocuments(rendered).map((doc) => doc.toJSON() as K8sObject);
+    overlay = renderOverlay(OVERLAY);
+    objects = overlay.objects;
     pod = find('Deployment')[0]!.spec.template.spec;
     container = pod.containers[0];
   });
 
   it('renders objects (and the example Secret) that decode strictly against the Kubernetes API types', async () => {
-    const dir = await tempDir('register-overlay-');
-    try {
-      await fs.writeFile(path.join(dir, 'rendered.yaml'), rendered);
-      const result = spawnSync(
-        buildGoTool('deploy-check'),
-        ['manifests', path.join(dir, 'rendered.yaml'), path.join(OVERLAY, 'secret.example.yaml')],
-        { encoding: 'utf8' },
-      );
-      expect(result.stderr).to.equal('');
-      expect(result.status).to.equal(0);
-      expect(result.stdout).to.include('Deployment registry').and.include('Secret registry-catalog-token');
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    const listing = await checkStrictly(overlay, [path.join(OVERLAY, 'secret.example.yaml')]);
+    expect(listing).to.include('Deployment registry').and.include('Secret registry-catalog-token');
   });
 
   it("registers with the catalog's in-cluster Service, under the node's address and the NodePort", async () => {

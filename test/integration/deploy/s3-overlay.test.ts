@@ -4,56 +4,34 @@
  * registry started with exactly the environment and Secret files the pods would get, against a
  * real S3 server on loopback.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { parseAllDocuments } from 'yaml';
 import { REGISTRY_ENV_VARS } from '../../../src/oci/config.js';
-import { buildGoTool, ROOT } from '../../helpers/go-tools.js';
+import { ROOT } from '../../helpers/go-tools.js';
+import { checkStrictly, readObjects, renderOverlay, type K8sObject } from '../../helpers/kustomize.js';
 import { pushImage } from '../../helpers/registry.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
 import { pullAndVerify, startReplica } from '../../helpers/s3-replicas.js';
 import { startS3Server } from '../../helpers/s3-server.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects are read as plain YAML. */
-type K8sObject = Record<string, any>;
-
 const OVERLAY = path.join(ROOT, 'deploy', 'container-registry-s3');
 
 describe('deploy: S3 overlay with 3 replicas', function () {
   this.timeout(120_000);
-  let rendered: string;
   let objects: K8sObject[];
+  let overlay: ReturnType<typeof renderOverlay>;
   const find = (kind: string) => objects.filter((object) => object.kind === kind);
 
   before(() => {
-    const result = spawnSync('kubectl', ['kustomize', OVERLAY], { encoding: 'utf8' });
-    expect(result.stderr).to.equal('');
-    expect(result.status).to.equal(0);
-    rendered = result.stdout;
-    objects = parseAllDocuments(rendered).map((doc) => doc.toJSON() as K8sObject);
+    overlay = renderOverlay(OVERLAY);
+    objects = overlay.objects;
   });
 
   it('renders objects that decode strictly against the Kubernetes API types', async () => {
-    const dir = await tempDir('s3-overlay-');
-    try {
-      await fs.writeFile(path.join(dir, 'rendered.yaml'), rendered);
-      const secret = path.join(OVERLAY, 'secret.example.yaml');
-      const result = spawnSync(
-        buildGoTool('deploy-check'),
-        ['manifests', path.join(dir, 'rendered.yaml'), secret],
-        {
-          encoding: 'utf8',
-        },
-      );
-      expect(result.stderr).to.equal('');
-      expect(result.status).to.equal(0);
-      expect(result.stdout).to.include('PodDisruptionBudget registry').and.include('Secret registry-s3');
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    const listing = await checkStrictly(overlay, [path.join(OVERLAY, 'secret.example.yaml')]);
+    expect(listing).to.include('PodDisruptionBudget registry').and.include('Secret registry-s3');
   });
 
   it('runs 3 replicas without a volume claim, kept at 2 by a PodDisruptionBudget', () => {
@@ -84,9 +62,7 @@ describe('deploy: S3 overlay with 3 replicas', function () {
     expect(env.REGISTRY_STORAGE_URL).to.match(/^s3:\/\//);
 
     // Materialize the Secret volume as the kubelet would, from the example Secret.
-    const secret = parseAllDocuments(
-      await fs.readFile(path.join(OVERLAY, 'secret.example.yaml'), 'utf8'),
-    )[0]!.toJSON() as K8sObject;
+    const secret = (await readObjects(path.join(OVERLAY, 'secret.example.yaml')))[0]!;
     const volume = pod.volumes.find((entry: K8sObject) => entry.secret?.secretName === secret.metadata.name);
     expect(volume, 'the pods mount the example Secret').to.not.equal(undefined);
     const mount = container.volumeMounts.find((entry: K8sObject) => entry.name === volume.name);
