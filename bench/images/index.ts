@@ -155,7 +155,7 @@ try {
     }
   const loadSeconds = (performance.now() - loadStart) / 1000;
   if (opened.database instanceof EmbeddedDatabase) {
-    opened.database.db.pragma('wal_checkpoint(TRUNCATE)');
+    opened.database.checkpoint();
     // The planner statistics the store refreshes at open and every 10 minutes.
     opened.database.optimize();
   }
