@@ -49,7 +49,7 @@ export class EmbeddedDatabase implements DocumentDatabase {
   private readonly scans: ScanGate;
   private readonly integrity: IntegrityState;
   private readonly optimizer: NodeJS.Timeout;
-  private readonly sealer: NodeJS.Timeout;
+  private checkpointScheduled = false;
   /** How long `quick_check` took at open, for the start-up log. */
   quickCheckMs = 0;
 
@@ -58,20 +58,29 @@ export class EmbeddedDatabase implements DocumentDatabase {
     readonly db: Database.Database,
     budget: ScanBudget,
   ) {
-    this.integrity = guardDatabase(db);
+    this.integrity = guardDatabase(db, () => this.scheduleCheckpoint());
     this.scans = new ScanGate(budget);
     // The planner's statistics, as SQLite advises for long-lived connections: at open and then
     // periodically. Without them it picks between two indexes blindly, e.g. `tag` (a tenth of a
     // million image records) over `repository` (ten) for `{repository, tag}`.
     this.optimizer = setInterval(() => this.optimize(), OPTIMIZE_EVERY_MS).unref();
-    this.sealer = setInterval(() => this.checkpointIfLarge(), SEAL_CHECK_EVERY_MS).unref();
   }
 
   /**
-   * Checkpoints into a new WAL generation (sqlite-wal-lineage.ts) once the WAL outgrows
-   * `SEAL_WAL_BYTES`: what SQLite's automatic checkpoint would do, chained to the file.
+   * After a write: once the current synchronous work (a whole transaction) is done, in a task of
+   * its own, checkpoints into a new WAL generation (sqlite-wal-lineage.ts) if the WAL outgrew
+   * `SEAL_WAL_BYTES`: what SQLite's automatic checkpoint would do inside the commit, chained.
    */
-  checkpointIfLarge(): void {
+  private scheduleCheckpoint(): void {
+    if (this.checkpointScheduled) return;
+    this.checkpointScheduled = true;
+    setImmediate(() => {
+      this.checkpointScheduled = false;
+      this.checkpointIfLarge();
+    });
+  }
+
+  private checkpointIfLarge(): void {
     if (!this.db.open || this.integrity.damage !== undefined) return;
     let walBytes: number;
     try {
@@ -151,7 +160,6 @@ export class EmbeddedDatabase implements DocumentDatabase {
 
   async close(): Promise<void> {
     clearInterval(this.optimizer);
-    clearInterval(this.sealer);
     if (this.db.open) this.db.close();
   }
 }
@@ -159,7 +167,6 @@ export class EmbeddedDatabase implements DocumentDatabase {
 type Doc = Record<string, unknown>;
 
 const OPTIMIZE_EVERY_MS = 600_000;
-const SEAL_CHECK_EVERY_MS = 200;
 
 /**
  * A condition on an indexed field that SQL evaluates: equality or `$in` of strings (`values`),

@@ -158,21 +158,25 @@ const STATEMENT_METHODS = ['run', 'get', 'all', 'iterate'] as const;
 /**
  * Wraps `db.prepare` so that every statement (prepared before or after) reports damage into
  * the returned state, and refuses to run once damage was seen. `ping` checks the state.
+ * `afterWrite` is called after each successful `run`.
  */
-export function guardDatabase(db: Database.Database): IntegrityState {
+export function guardDatabase(db: Database.Database, afterWrite: () => void = () => {}): IntegrityState {
   const state: IntegrityState = { damage: undefined };
   const prepare = db.prepare.bind(db);
   const guarded = (...args: Parameters<typeof prepare>) => {
     const statement = prepare(...args) as unknown as Record<string, (...args: unknown[]) => unknown>;
     for (const method of STATEMENT_METHODS) {
       const original = statement[method]!;
+      const writes = method === 'run';
       // `arguments` with Reflect.apply: V8 passes it through without copying (rest/spread and
       // bind cost several microseconds per call here, a third of a get-by-id).
       statement[method] = function guardedCall(this: unknown) {
         if (state.damage !== undefined) throw new StoreDamagedError(state.damage);
         try {
           // eslint-disable-next-line prefer-rest-params
-          return Reflect.apply(original, statement, arguments);
+          const result: unknown = Reflect.apply(original, statement, arguments);
+          if (writes) afterWrite();
+          return result;
         } catch (error) {
           const code = (error as { code?: unknown }).code;
           if (typeof code === 'string' && DAMAGE_CODES.test(code)) {

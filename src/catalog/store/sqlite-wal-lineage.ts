@@ -34,12 +34,21 @@ export const SEAL_WAL_BYTES = 4 * 1024 * 1024;
  * reader kept the checkpoint from completing (the current generation simply goes on).
  */
 export function sealGeneration(db: Database.Database): boolean {
-  const seal = randomInt(1, 2 ** 31);
-  db.pragma(`user_version = ${seal}`);
-  const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number }>;
-  if (result?.busy !== 0 || result.log !== 0) return false;
-  db.pragma(`application_id = ${seal}`);
-  return true;
+  // The two marks are committed without their own fsync (they hold no user data): the
+  // checkpoint syncs the WAL before copying it, so the seal is durable before the file takes it;
+  // the mark is synced by the next commit's, and until then a lost mark leaves a log of no frames.
+  const synchronous = db.pragma('synchronous', { simple: true }) as number;
+  db.pragma('synchronous = NORMAL');
+  try {
+    const seal = randomInt(1, 2 ** 31);
+    db.pragma(`user_version = ${seal}`);
+    const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number }>;
+    if (result?.busy !== 0 || result.log !== 0) return false;
+    db.pragma(`application_id = ${seal}`);
+    return true;
+  } finally {
+    db.pragma(`synchronous = ${synchronous}`);
+  }
 }
 
 /**
