@@ -137,7 +137,10 @@ describe('embedded store integrity', function () {
       await seed(dataDir);
       await seed(other);
       await crashAfterWrites(other, DOCUMENTS, 5);
-      await writeFile(path.join(dataDir, 'catalog.db-wal'), await readFile(path.join(other, 'catalog.db-wal')));
+      await writeFile(
+        path.join(dataDir, 'catalog.db-wal'),
+        await readFile(path.join(other, 'catalog.db-wal')),
+      );
       await expectRefusedStart(dataDir, /catalog\.db-wal does not belong .*another catalog/);
       // The other catalog's own log, killed mid-flight, is its own: all its writes are back.
       expect(await countOf(other)).to.equal(String(DOCUMENTS + 5));
@@ -157,7 +160,10 @@ describe('embedded store integrity', function () {
     await crashAfterWrites(dataDir, DOCUMENTS, 5);
     // The operator restores catalog.db and forgets the -wal and -shm beside it.
     await writeFile(path.join(dataDir, 'catalog.db'), await readFile(backup));
-    await expectRefusedStart(dataDir, /catalog\.db-wal does not belong .*before a restore.*delete .*catalog\.db-wal/);
+    await expectRefusedStart(
+      dataDir,
+      /catalog\.db-wal does not belong .*before a restore.*delete .*catalog\.db-wal/,
+    );
     await rm(path.join(dataDir, 'catalog.db-wal'));
     await rm(path.join(dataDir, 'catalog.db-shm'), { force: true });
     expect(await countOf(dataDir)).to.equal(String(DOCUMENTS));

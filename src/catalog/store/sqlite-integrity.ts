@@ -93,7 +93,11 @@ export function walMismatch(dbFile: string, walFile: string): string | undefined
   const frame = readBytes(walFile, 32, 24 + pageSize);
   if (frame.length < 24 + pageSize) return undefined;
   if (!frame.subarray(8, 16).equals(header.subarray(16, 24))) return undefined;
-  const [f0, f1] = walChecksum(frame.subarray(24), bigEndian, walChecksum(frame.subarray(0, 8), bigEndian, [c0, c1]));
+  const [f0, f1] = walChecksum(
+    frame.subarray(24),
+    bigEndian,
+    walChecksum(frame.subarray(0, 8), bigEndian, [c0, c1]),
+  );
   if (f0 !== frame.readUInt32BE(16) || f1 !== frame.readUInt32BE(20)) return undefined;
   return lineageMismatch(dbHeader, frame);
 }
