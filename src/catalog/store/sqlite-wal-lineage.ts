@@ -38,7 +38,11 @@ export function sealGeneration(db: Database.Database): boolean {
   // checkpoint syncs the WAL before copying it, so the seal is durable before the file takes it;
   // the mark is synced by the next commit's, and until then a lost mark leaves a log of no frames.
   const synchronous = db.pragma('synchronous', { simple: true }) as number;
+  // TRUNCATE waits for readers through the busy handler: never on the event loop (a `backup`
+  // reading for seconds), the next write's check tries again.
+  const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
   db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 0');
   try {
     const seal = randomInt(1, 2 ** 31);
     db.pragma(`user_version = ${seal}`);
@@ -48,6 +52,7 @@ export function sealGeneration(db: Database.Database): boolean {
     return true;
   } finally {
     db.pragma(`synchronous = ${synchronous}`);
+    db.pragma(`busy_timeout = ${busyTimeout}`);
   }
 }
 
