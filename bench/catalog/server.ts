@@ -83,7 +83,7 @@ if (kind === 'express') {
     store = serving.store;
   }
   // Steady state, not the seeding's write-ahead log: fold it into the database file.
-  if (database instanceof EmbeddedDatabase) database.db.pragma('wal_checkpoint(TRUNCATE)');
+  if (database instanceof EmbeddedDatabase) database.checkpoint();
   const { handler } = createCatalog({
     store,
     schemas: new SchemaSet(),

@@ -191,7 +191,7 @@ try {
   const loadSeconds = (performance.now() - loadStart) / 1000;
   if (opened.database instanceof EmbeddedDatabase) {
     opened.database.db.pragma('cache_size = -32768');
-    opened.database.db.pragma('wal_checkpoint(TRUNCATE)');
+    opened.database.checkpoint();
     // The planner statistics the store refreshes at open and every 10 minutes.
     opened.database.optimize();
   }

@@ -100,6 +100,75 @@ describe('embedded store integrity', function () {
     await expectRefusedStart(dataDir, /page size \(1024\) is not the database's \(4096\)/);
   });
 
+  /** Starts `serve` on `dir`, creates `names` through the API, then kills it: its WAL stays. */
+  async function crashAfterWrites(dir: string, from: number, count: number): Promise<void> {
+    const server = spawnCli(['serve'], { ...ENV, DATA_DIR: dir });
+    const url = String((await server.waitForLog((line) => line.msg === 'catalog listening')).url);
+    for (let n = from; n < from + count; n++) {
+      const res = await fetch(`${url}/container_registry`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(registry(n)),
+      });
+      expect(res.status).to.equal(201);
+    }
+    server.child.kill('SIGKILL');
+    await server.exited;
+    expect(statSync(path.join(dir, 'catalog.db-wal')).size).to.be.greaterThan(0);
+  }
+
+  async function countOf(dir: string): Promise<string | null> {
+    cli = spawnCli(['serve'], { ...ENV, DATA_DIR: dir });
+    const url = String((await cli.waitForLog((line) => line.msg === 'catalog listening')).url);
+    const res = await fetch(`${url}/container_registries?limit=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    cli.child.kill('SIGKILL');
+    await cli.exited;
+    cli = undefined;
+    return res.headers.get('x-total-count');
+  }
+
+  it('stops start-up on a well-formed WAL of another catalog, and replays its own after a kill', async () => {
+    const other = await mkdtemp(path.join(tmpdir(), 'catalog-integrity-other-'));
+    try {
+      await seed(dataDir);
+      await seed(other);
+      await crashAfterWrites(other, DOCUMENTS, 5);
+      await writeFile(
+        path.join(dataDir, 'catalog.db-wal'),
+        await readFile(path.join(other, 'catalog.db-wal')),
+      );
+      await expectRefusedStart(dataDir, /catalog\.db-wal does not belong .*another catalog/);
+      // The other catalog's own log, killed mid-flight, is its own: all its writes are back.
+      expect(await countOf(other)).to.equal(String(DOCUMENTS + 5));
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it('stops start-up on a WAL left from before a restore, and starts once it is deleted as told', async () => {
+    await seed(dataDir);
+    const backup = path.join(dataDir, 'backup.db');
+    const made = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'backup', '--to', backup], {
+      env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir },
+      encoding: 'utf8',
+    });
+    expect(made.status, made.stderr).to.equal(0);
+    await crashAfterWrites(dataDir, DOCUMENTS, 5);
+    // The operator restores catalog.db and forgets the -wal and -shm beside it.
+    await writeFile(path.join(dataDir, 'catalog.db'), await readFile(backup));
+    await expectRefusedStart(
+      dataDir,
+      /catalog\.db-wal does not belong .*before a restore.*delete .*catalog\.db-wal/,
+    );
+    await rm(path.join(dataDir, 'catalog.db-wal'));
+    await rm(path.join(dataDir, 'catalog.db-shm'), { force: true });
+    expect(await countOf(dataDir)).to.equal(String(DOCUMENTS));
+  });
+
   it('fails /readyz and refuses writes once damage is found while serving', async () => {
     await seed(dataDir);
     cli = spawnCli(['serve'], { ...ENV, DATA_DIR: dataDir });

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { compareBy, compileFilter } from '../language/mongo-semantics.js';
@@ -27,6 +27,7 @@ import {
   StoreDamagedError,
   type IntegrityState,
 } from './sqlite-integrity.js';
+import { SEAL_WAL_BYTES, sealGeneration } from './sqlite-wal-lineage.js';
 
 /**
  * The default backend: one SQLite file (better-sqlite3) under `DATA_DIR`, so the catalog runs
@@ -41,13 +42,14 @@ import {
  * within the scan budget (scan-budget.ts), one scan of the whole database at a time.
  *
  * The file's integrity is checked at open (sqlite-integrity.ts: zero-byte file, foreign WAL,
- * `quick_check`); damage found by a statement at run time takes the database out of service.
+ * `quick_check`), each WAL generation is chained to the file it continues (sqlite-wal-lineage.ts); damage found by a statement at run time takes the database out of service.
  */
 export class EmbeddedDatabase implements DocumentDatabase {
   /** One gate for every collection of the file: in-process scans run one at a time. */
   private readonly scans: ScanGate;
   private readonly integrity: IntegrityState;
   private readonly optimizer: NodeJS.Timeout;
+  private checkpointScheduled = false;
   /** How long `quick_check` took at open, for the start-up log. */
   quickCheckMs = 0;
 
@@ -56,12 +58,47 @@ export class EmbeddedDatabase implements DocumentDatabase {
     readonly db: Database.Database,
     budget: ScanBudget,
   ) {
-    this.integrity = guardDatabase(db);
+    this.integrity = guardDatabase(db, () => this.scheduleCheckpoint());
     this.scans = new ScanGate(budget);
     // The planner's statistics, as SQLite advises for long-lived connections: at open and then
     // periodically. Without them it picks between two indexes blindly, e.g. `tag` (a tenth of a
     // million image records) over `repository` (ten) for `{repository, tag}`.
     this.optimizer = setInterval(() => this.optimize(), OPTIMIZE_EVERY_MS).unref();
+  }
+
+  /**
+   * After a write: once the current synchronous work (a whole transaction) is done, in a task of
+   * its own, checkpoints into a new WAL generation (sqlite-wal-lineage.ts) if the WAL outgrew
+   * `SEAL_WAL_BYTES`: what SQLite's automatic checkpoint would do inside the commit, chained.
+   */
+  private scheduleCheckpoint(): void {
+    if (this.checkpointScheduled) return;
+    this.checkpointScheduled = true;
+    setImmediate(() => {
+      this.checkpointScheduled = false;
+      this.checkpointIfLarge();
+    });
+  }
+
+  private checkpointIfLarge(): void {
+    if (!this.db.open || this.integrity.damage !== undefined) return;
+    let walBytes: number;
+    try {
+      walBytes = statSync(`${this.db.name}-wal`).size;
+    } catch {
+      return;
+    }
+    if (walBytes >= SEAL_WAL_BYTES) this.checkpoint();
+  }
+
+  /** Checkpoints the WAL into the file now (benchmarks call it between phases). */
+  checkpoint(): void {
+    try {
+      sealGeneration(this.db);
+    } catch {
+      // A busy connection (a statement mid-iteration) retries at the next check; damage is
+      // reported by the statements themselves.
+    }
   }
 
   /**
@@ -91,6 +128,7 @@ export class EmbeddedDatabase implements DocumentDatabase {
     try {
       db = new Database(file);
       db.pragma('journal_mode = WAL');
+      db.pragma('wal_autocheckpoint = 0'); // the store seals its own (sqlite-wal-lineage.ts)
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
@@ -99,6 +137,7 @@ export class EmbeddedDatabase implements DocumentDatabase {
       db.pragma('mmap_size = 268435456');
       db.pragma('cache_size = -32768');
       quickCheckMs = checkDatabase(db, file);
+      sealGeneration(db);
     } catch (error) {
       db?.close();
       throw asIntegrityError(error, file);

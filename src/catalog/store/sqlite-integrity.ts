@@ -1,13 +1,16 @@
 import type Database from 'better-sqlite3';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { CatalogError } from '../errors.js';
+import { lineageMismatch } from './sqlite-wal-lineage.js';
 
 /**
  * Integrity of the embedded store's SQLite file, in three hooks:
  *  - `checkFilesBeforeOpen`: a zero-byte database where a catalog was (SQLite would silently
- *    start an empty one), a WAL without its database, and a WAL that is not one or whose page
- *    size is not the database's (SQLite would silently discard it, acknowledged writes with it)
- *    stop start-up;
+ *    start an empty one), a WAL without its database, a WAL that is not one or whose page
+ *    size is not the database's (SQLite would silently discard it, acknowledged writes with it),
+ *    and a well-formed WAL that does not continue this file (another database's, or ours from
+ *    before a restore: SQLite would replay it over the wrong pages; sqlite-wal-lineage.ts) stop
+ *    start-up;
  *  - `checkDatabase`: `PRAGMA quick_check` after opening (a damaged page stops start-up);
  *  - `guardDatabase`: once any statement reports corruption or an I/O error at run time, the
  *    store refuses every further statement (503) and `/readyz` fails, so nothing more is written
@@ -79,17 +82,24 @@ export function walMismatch(dbFile: string, walFile: string): string | undefined
   const [c0, c1] = walChecksum(header.subarray(0, 24), bigEndian);
   if (c0 !== header.readUInt32BE(24) || c1 !== header.readUInt32BE(28)) return 'its header checksum is wrong';
   const pageSize = header.readUInt32BE(8);
-  const dbHeader = readBytes(dbFile, 16, 2);
-  if (dbHeader.length === 2) {
-    const raw = dbHeader.readUInt16BE(0);
-    const dbPageSize = raw === 1 ? 65536 : raw;
-    if (dbPageSize !== pageSize) return `its page size (${pageSize}) is not the database's (${dbPageSize})`;
-  }
-  // Frames are not checked: after a crash between the header's sync and the first frame's, the
-  // first frame legitimately carries an older salt (SQLite ignores it; nothing acknowledged is
-  // lost). A well-formed log of another database cannot be told apart here; quick_check after
-  // it was replayed is the backstop.
-  return undefined;
+  const dbHeader = readBytes(dbFile, 0, 100);
+  if (dbHeader.length < 100) return undefined; // a database SQLite has not written yet
+  const raw = dbHeader.readUInt16BE(16);
+  const dbPageSize = raw === 1 ? 65536 : raw;
+  if (dbPageSize !== pageSize) return `its page size (${pageSize}) is not the database's (${dbPageSize})`;
+  // The first frame, as SQLite's recovery reads it: one whose salts are not the header's or whose
+  // checksum does not continue the header's ends the log there (after a crash between the
+  // header's sync and the frame's: nothing is replayed, nothing acknowledged is lost).
+  const frame = readBytes(walFile, 32, 24 + pageSize);
+  if (frame.length < 24 + pageSize) return undefined;
+  if (!frame.subarray(8, 16).equals(header.subarray(16, 24))) return undefined;
+  const [f0, f1] = walChecksum(
+    frame.subarray(24),
+    bigEndian,
+    walChecksum(frame.subarray(0, 8), bigEndian, [c0, c1]),
+  );
+  if (f0 !== frame.readUInt32BE(16) || f1 !== frame.readUInt32BE(20)) return undefined;
+  return lineageMismatch(dbHeader, frame);
 }
 
 /** Before SQLite opens `dbFile`: refuses a zero-byte database and a WAL that does not match it. */
@@ -106,7 +116,7 @@ export function checkFilesBeforeOpen(dbFile: string): void {
     const mismatch = walMismatch(dbFile, `${dbFile}-wal`);
     if (mismatch)
       throw new StoreIntegrityError(
-        `${dbFile}-wal does not belong to ${dbFile} (${mismatch}), so acknowledged writes would be lost: ${RESTORE}`,
+        `${dbFile}-wal does not belong to ${dbFile} (${mismatch}), so replaying it would lose or mix acknowledged writes: if ${dbFile} was just restored, delete ${dbFile}-wal and ${dbFile}-shm; otherwise ${RESTORE}`,
       );
   }
 }
@@ -152,8 +162,9 @@ const STATEMENT_METHODS = ['run', 'get', 'all', 'iterate'] as const;
 /**
  * Wraps `db.prepare` so that every statement (prepared before or after) reports damage into
  * the returned state, and refuses to run once damage was seen. `ping` checks the state.
+ * `afterWrite` is called after each successful `run`.
  */
-export function guardDatabase(db: Database.Database): IntegrityState {
+export function guardDatabase(db: Database.Database, afterWrite: () => void = () => {}): IntegrityState {
   const state: IntegrityState = { damage: undefined };
   const prepare = db.prepare.bind(db);
   const guarded = (...args: Parameters<typeof prepare>) => {
@@ -177,6 +188,14 @@ export function guardDatabase(db: Database.Database): IntegrityState {
         }
       };
     }
+    // Writes only, in a wrapper of their own: the reads' path stays as short as it was.
+    const run = statement.run!;
+    statement.run = function guardedRun(this: unknown) {
+      // eslint-disable-next-line prefer-rest-params
+      const result = Reflect.apply(run, statement, arguments);
+      afterWrite();
+      return result;
+    };
     return statement;
   };
   (db as unknown as { prepare: typeof guarded }).prepare = guarded;
