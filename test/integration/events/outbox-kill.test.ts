@@ -1,4 +1,4 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,7 +48,13 @@ async function mongo(): Promise<Backend> {
   const connect = () => MongoDatabase.connect({ uri, database });
   return {
     name: 'mongo',
-    env: async () => ({ DATA_DIR: dataDir, MONGODB_URI: uri, MONGODB_DATABASE: database }),
+    env: async () => ({
+      DATA_DIR: dataDir,
+      MONGODB_URI: uri,
+      MONGODB_DATABASE: database,
+      // Webhook secrets are sealed; on MongoDB the key is given, not kept in DATA_DIR.
+      CREDENTIALS_KEYS: `test:${randomBytes(32).toString('base64')}`,
+    }),
     read: async () => readAll(await connect(), 'container_registry', 'container_registry_'),
     cleanup: async () => {
       const db = await connect();
