@@ -114,7 +114,10 @@ export async function runCatalog(env: Env): Promise<void> {
   const outboxTimer =
     outbox &&
     setInterval(
-      () => void outbox.recover().catch((error: unknown) => logger.warn({ err: error }, 'outbox recovery failed')),
+      () =>
+        void outbox
+          .recover()
+          .catch((error: unknown) => logger.warn({ err: error }, 'outbox recovery failed')),
       INTENT_GRACE_MS,
     ).unref();
   deliveries?.start();

@@ -97,7 +97,12 @@ export class RegistryOutbox {
       delete: async (id) => {
         const before = await store.get(id);
         if (!before) return false;
-        const intent = await this.claim('registry.deleted', before.document, before.version + 1, before.document);
+        const intent = await this.claim(
+          'registry.deleted',
+          before.document,
+          before.version + 1,
+          before.document,
+        );
         if (!intent) return false;
         // A delete is not conditional: under the claim, check nobody moved the document past what the event describes.
         const current = await store.get(id);
@@ -105,7 +110,11 @@ export class RegistryOutbox {
           await this.deps.events.dropIntent(intent.intent_id);
           return false;
         }
-        const deleted = await this.settle(intent, () => store.delete(id), (done) => done);
+        const deleted = await this.settle(
+          intent,
+          () => store.delete(id),
+          (done) => done,
+        );
         if (deleted) await this.deps.events.forgetAnnouncement(id);
         return deleted;
       },

@@ -141,7 +141,10 @@ export class EventStore {
         idField: 'registry_id',
         indexes: [],
       }),
-      await database.collection<StoredIntent>(`${prefix}event_intents`, { idField: 'intent_id', indexes: [] }),
+      await database.collection<StoredIntent>(`${prefix}event_intents`, {
+        idField: 'intent_id',
+        indexes: [],
+      }),
     );
   }
 
