@@ -67,6 +67,28 @@ export function describeCollectionContract(
       expect(await items.get('item-001')).to.equal(undefined);
     });
 
+    it('replaces many in one batch, each only at its expected version', async () => {
+      await items.createMany([item(1), item(2), item(3)]);
+      await items.replaceIfVersion(item(2, { group: 'first' }), 1);
+      const replaced = await items.replaceManyIfVersion([
+        { document: item(1, { group: 'batch', labels: ['b'] }), expectedVersion: 1 },
+        { document: item(2, { group: 'batch' }), expectedVersion: 1 }, // moved on: left alone
+        { document: item(3, { group: 'batch' }), expectedVersion: 1 },
+        { document: item(4, { group: 'batch' }), expectedVersion: 1 }, // missing
+      ]);
+      expect([...replaced].sort()).to.deep.equal(['item-001', 'item-003']);
+      expect(await items.get('item-001')).to.deep.equal({
+        document: item(1, { group: 'batch', labels: ['b'] }),
+        version: 2,
+      });
+      expect((await items.get('item-002'))?.document.group).to.equal('first');
+      expect(await items.get('item-004')).to.equal(undefined);
+      expect(
+        (await items.find({ labels: 'b' }, { sort: [], skip: 0, limit: 10 })).map((i) => i.key),
+      ).to.deep.equal(['item-001']);
+      expect(await items.replaceManyIfVersion([])).to.deep.equal(new Set());
+    });
+
     it('creates many in one batch, skipping ids that exist, and deletes by filter', async () => {
       await items.create(item(2));
       const created = await items.createMany([item(1), item(2), item(3)]);

@@ -90,6 +90,14 @@ export interface Collection<T> {
    * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.
    */
   replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>>;
+  /**
+   * `replaceIfVersion` of each pair in one batch (one transaction, or one bulk write): for
+   * writers that record many small outcomes (webhook deliveries). Returns the ids replaced; the
+   * others had moved on or gone. Not atomic as a whole on MongoDB: each document is.
+   */
+  replaceManyIfVersion(
+    replacements: ReadonlyArray<{ readonly document: T; readonly expectedVersion: number }>,
+  ): Promise<Set<string>>;
   /** Returns false when there was nothing to delete. */
   delete(id: string): Promise<boolean>;
   /** Deletes every document matching `filter`. */

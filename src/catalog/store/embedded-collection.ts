@@ -269,20 +269,36 @@ class EmbeddedCollection<T extends object> implements Collection<T> {
     return row ? { text: row.doc, version: row.version } : undefined;
   }
 
+  /** Replaces one document if at `expectedVersion`; false otherwise. Call inside a transaction. */
+  private replaceOne(document: T, expectedVersion: number): boolean {
+    const id = this.idOf(document);
+    const { changes } = this.statements.replace.run(
+      ...this.columnValues(document),
+      JSON.stringify(document),
+      id,
+      expectedVersion,
+    );
+    if (changes === 0) return false;
+    for (const { clear } of this.statements.multi) clear.run(id);
+    this.writeMultis(id, document);
+    return true;
+  }
+
+  async replaceManyIfVersion(
+    replacements: ReadonlyArray<{ readonly document: T; readonly expectedVersion: number }>,
+  ): Promise<Set<string>> {
+    // One transaction: one commit (one fsync) for the whole batch.
+    return this.db.transaction(() => {
+      const replaced = new Set<string>();
+      for (const { document, expectedVersion } of replacements)
+        if (this.replaceOne(document, expectedVersion)) replaced.add(this.idOf(document));
+      return replaced;
+    })();
+  }
+
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
     const id = this.idOf(document);
-    const replaced = this.db.transaction(() => {
-      const { changes } = this.statements.replace.run(
-        ...this.columnValues(document),
-        JSON.stringify(document),
-        id,
-        expectedVersion,
-      );
-      if (changes === 0) return false;
-      for (const { clear } of this.statements.multi) clear.run(id);
-      this.writeMultis(id, document);
-      return true;
-    })();
+    const replaced = this.db.transaction(() => this.replaceOne(document, expectedVersion))();
     if (replaced)
       return {
         status: 'replaced',

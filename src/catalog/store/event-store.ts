@@ -268,6 +268,13 @@ export class EventStore {
     return (await this.deliveries.replaceIfVersion(delivery, version)).status === 'replaced';
   }
 
+  /** Compare-and-swap of many delivery rows in one batch (the delivery job's outcomes); rows moved on are left. */
+  async replaceDeliveries(
+    rows: ReadonlyArray<{ readonly document: StoredDelivery; readonly expectedVersion: number }>,
+  ): Promise<void> {
+    await this.deliveries.replaceManyIfVersion(rows);
+  }
+
   /** A subscription's deliveries, newest first, optionally of one status. */
   async deliveriesOf(
     webhookId: string,
