@@ -140,15 +140,15 @@ export class WebhookDeliveryJob {
       if (!current) return;
       const secret = this.deps.webhooks.openSecret(current);
       while (batch.length > 0) {
-        // Re-read under the lease, all at once: a replica whose lease this one took over may have
-        // delivered some, or a redelivery moved them (the versions make the records compare-and-swap).
-        const fresh = await Promise.all(batch.map((next) => store.getDelivery(next.delivery_id)));
-        for (const row of fresh) {
+        for (const head of batch) {
           if (this.stopped) return;
           if (leasedUntil - this.now() < leaseMs / 2) {
             leasedUntil = this.now() + leaseMs;
             if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
           }
+          // Re-read, one at a time (a whole batch at once floods FerretDB and starves PUTs): a replica
+          // whose lease this one took over may have delivered it, or a redelivery moved it.
+          const row = await store.getDelivery(head.delivery_id);
           if (!row || row.delivery.status !== 'pending') continue;
           if (row.delivery.next_attempt_at > this.now()) return;
           const next = await this.attempt(current, secret, row.delivery);
