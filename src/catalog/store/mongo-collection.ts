@@ -318,20 +318,44 @@ class MongoCollection<T extends object> implements Collection<T> {
         replaced.add(this.idOf(document));
     try {
       if (mine.length === 0) return replaced;
-      // Concurrent single replaces (pipelined on the pool): a bulk write's result counts matches but
-      // does not say which, and each of these does.
-      await Promise.all(
-        mine.map(async ({ document, expectedVersion }) => {
-          const id = this.idOf(document);
-          const result = await this.collection
-            .replaceOne(
-              { ...this.key(id), _version: expectedVersion === 0 ? { $exists: false } : expectedVersion },
-              this.toStored(document, expectedVersion + 1),
-            )
-            .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
-          if (result.matchedCount === 1) replaced.add(id);
-        }),
-      );
+      const write = async (filter: Record<string, unknown>, document: T, expectedVersion: number) => {
+        const result = await this.collection
+          .replaceOne(filter, this.toStored(document, expectedVersion + 1))
+          .catch((error: unknown) => Promise.reject(asDocumentRejected(error)));
+        if (result.matchedCount === 1) replaced.add(this.idOf(document));
+      };
+      if (this.claims && !this.byField) {
+        // FerretDB scans the collection for any filter but `_id` alone: check every version in
+        // one read, then replace by `_id` (safe under the claims, as in `conditionalReplace`).
+        const ids = mine.map(({ document }) => this.idOf(document));
+        const versions = new Map(
+          (await this.collection.find({ _id: { $in: ids } }, { projection: { _version: 1 } }).toArray()).map(
+            (row) => [String(row._id), row._version ?? 0],
+          ),
+        );
+        await Promise.all(
+          mine
+            .filter(({ document, expectedVersion }) => versions.get(this.idOf(document)) === expectedVersion)
+            .map(({ document, expectedVersion }) =>
+              write({ _id: this.idOf(document) }, document, expectedVersion),
+            ),
+        );
+      } else {
+        // Concurrent single replaces (pipelined on the pool): a bulk write's result counts matches
+        // but does not say which, and each of these does.
+        await Promise.all(
+          mine.map(({ document, expectedVersion }) =>
+            write(
+              {
+                ...this.key(this.idOf(document)),
+                _version: expectedVersion === 0 ? { $exists: false } : expectedVersion,
+              },
+              document,
+              expectedVersion,
+            ),
+          ),
+        );
+      }
       return replaced;
     } finally {
       if (this.claims && mine.length > 0) await this.claims.deleteMany({ _id: { $in: mine.map(claimOf) } });
