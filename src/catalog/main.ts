@@ -27,6 +27,7 @@ import { loadHeartbeatWatchConfig } from './jobs/heartbeat-config.js';
 import { HeartbeatWatch } from './jobs/heartbeat-watch.js';
 import { loadWebhookConfig } from './jobs/webhook-config.js';
 import { WebhookDeliveryJob } from './jobs/webhook-delivery.js';
+import { INTENT_GRACE_MS } from './domain/registry-outbox.js';
 import { createWebhookPost, destinationProblem } from './health/webhook-post.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */
@@ -106,6 +107,19 @@ export async function runCatalog(env: Env): Promise<void> {
           owner: `${hostname()}:${process.pid}`,
         })
       : undefined;
+  // Changes whose writer died before appending their event (registry-outbox.ts): settled before
+  // serving, then other replicas' leftovers every few seconds.
+  const outbox = catalog.events?.outbox;
+  await outbox?.recover(0);
+  const outboxTimer =
+    outbox &&
+    setInterval(
+      () =>
+        void outbox
+          .recover()
+          .catch((error: unknown) => logger.warn({ err: error }, 'outbox recovery failed')),
+      INTENT_GRACE_MS,
+    ).unref();
   deliveries?.start();
   const server = await listen(catalog.handler, {
     host: config.host,
@@ -158,6 +172,7 @@ export async function runCatalog(env: Env): Promise<void> {
     await heartbeatWatch?.stop();
     if (access.tokensFile !== undefined) unwatchFile(access.tokensFile);
     catalog.events?.stream.close();
+    clearInterval(outboxTimer);
     await deliveries?.stop();
     await crawler?.stop();
     await monitor?.stop();

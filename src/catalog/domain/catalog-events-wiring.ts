@@ -9,12 +9,12 @@ import {
   HealthAnnouncer,
   publishHeartbeatStale,
   publishImageEvents,
-  withRegistryEvents,
   type ImageEventInput,
 } from './catalog-events.js';
 import type { CredentialCipher } from './credential-cipher.js';
 import { EventPublisher, type EventInput } from './event-publisher.js';
 import { EventStream } from './event-stream.js';
+import { RegistryOutbox } from './registry-outbox.js';
 import { WebhookService, type DestinationCheck } from './webhooks.js';
 
 /** What the catalog needs for events (app.ts `CatalogDeps.events`). */
@@ -39,6 +39,8 @@ export interface CatalogEvents {
   readonly announcer: HealthAnnouncer | undefined;
   /** The registry store that publishes `registry.*` on each write. */
   readonly registryStore: RegistryStore;
+  /** Its outbox: `recover` appends the events of changes whose writer died (at start, then periodically). */
+  readonly outbox: RegistryOutbox;
   readonly crawled: (
     registryId: string,
     discovered: readonly ContainerImage[],
@@ -80,9 +82,17 @@ export function createCatalogEvents(
     logger: context.logger,
     now: deps.now,
   });
+  const outbox = new RegistryOutbox({
+    store: context.store,
+    events: deps.store,
+    publisher,
+    logger: context.logger,
+    now: deps.now,
+  });
   return {
     publisher,
     stream,
+    outbox,
     webhooks: new WebhookService({
       store: deps.store,
       schemas: context.schemas,
@@ -94,7 +104,7 @@ export function createCatalogEvents(
     announcer:
       context.healthStore &&
       new HealthAnnouncer({ healthStore: context.healthStore, events: deps.store, publisher, now: deps.now }),
-    registryStore: withRegistryEvents(context.store, publisher, deps.store),
+    registryStore: outbox.wrap(),
     crawled: crawlEvents(publisher),
     publish: (events) => publisher.publish(events),
     heartbeatStale: (registryId, details) => publishHeartbeatStale(publisher, registryId, details),

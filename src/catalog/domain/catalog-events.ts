@@ -1,67 +1,14 @@
 import type { ContainerImage, ContainerRegistry, HealthReport } from '../model.js';
 import type { CloudEvent, EventStore } from '../store/event-store.js';
 import type { HealthStore } from '../store/health-store.js';
-import type { RegistryStore } from '../store/registry-store.js';
-import { toPublic } from './credentials.js';
 import type { EventPublisher } from './event-publisher.js';
 
 /**
  * Where the catalog's changes become events: the registry store is wrapped so every create,
- * replace and delete that succeeded publishes `registry.*` before it is acknowledged; the health
+ * replace and delete publishes `registry.*` through an intent (registry-outbox.ts); the health
  * service reports each recorded probe (hysteresis here), the image service what a crawl changed,
  * and the heartbeat and push-event ingest call `heartbeatStale` and `imageEvents`.
  */
-
-/** `registryStore` with `registry.created|updated|deleted` published after each successful write. */
-export function withRegistryEvents(
-  store: RegistryStore,
-  publisher: EventPublisher,
-  events: EventStore,
-): RegistryStore {
-  const publishOne = (
-    type: 'registry.created' | 'registry.updated' | 'registry.deleted',
-    document: ContainerRegistry,
-    version?: number,
-  ) =>
-    publisher.publish([
-      {
-        type,
-        registryId: document.container_registry_id,
-        registry: document,
-        data: { container_registry: toPublic(document), ...(version === undefined ? {} : { version }) },
-      },
-    ]);
-  return {
-    async create(document) {
-      const stored = await store.create(document);
-      await publishOne('registry.created', stored.document, stored.version);
-      return stored;
-    },
-    get: (id) => store.get(id),
-    getText: (id) => store.getText(id),
-    async replaceIfVersion(document, expectedVersion) {
-      const result = await store.replaceIfVersion(document, expectedVersion);
-      if (result.status === 'replaced')
-        await publishOne('registry.updated', result.stored.document, result.stored.version);
-      return result;
-    },
-    async delete(id) {
-      const current = await store.get(id);
-      const deleted = await store.delete(id);
-      if (deleted && current) {
-        await publishOne('registry.deleted', current.document);
-        await events.forgetAnnouncement(id);
-      }
-      return deleted;
-    },
-    find: (filter, options) => store.find(filter, options),
-    findPage: (filter, options) => store.findPage(filter, options),
-    stream: (filter, options) => store.stream(filter, options),
-    count: (filter) => store.count(filter),
-    ping: () => store.ping(),
-    close: () => store.close(),
-  };
-}
 
 /** How many consecutive probes must agree before a health change is announced. */
 export const AGREEING_PROBES = 2;

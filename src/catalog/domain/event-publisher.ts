@@ -21,6 +21,8 @@ export interface EventInput {
   /** CloudEvents `subject` (the registry id unless given: an image reference for image events). */
   readonly subject?: string;
   readonly data: Record<string, unknown>;
+  /** `registry.*`: the version the change made and the digest of what it replaced (registry-outbox.ts). */
+  readonly outbox?: { readonly version: number; readonly base: string };
 }
 
 export interface EventPublisherDeps {
@@ -57,9 +59,21 @@ export class EventPublisher {
   /** Publishes events (in this order); resolves once they are durable in the outbox. */
   async publish(inputs: readonly EventInput[]): Promise<CloudEvent[]> {
     if (inputs.length === 0) return [];
+    const prepared = await this.prepare(inputs);
+    await this.deps.store.append(
+      prepared.map(({ event }) => event),
+      prepared.flatMap(({ deliveries }) => deliveries),
+    );
+    this.notify();
+    return prepared.map(({ event }) => event.event);
+  }
+
+  /** The rows `publish` would write: each event with its deliveries (registry-outbox.ts writes them later). */
+  async prepare(
+    inputs: readonly EventInput[],
+  ): Promise<Array<{ event: StoredEvent; deliveries: StoredDelivery[] }>> {
     const webhooks = await this.webhooks();
-    const events: StoredEvent[] = [];
-    const deliveries: StoredDelivery[] = [];
+    const prepared: Array<{ event: StoredEvent; deliveries: StoredDelivery[] }> = [];
     const documents = new Map<string, Record<string, unknown> | undefined>();
     for (const input of inputs) {
       const now = this.now();
@@ -75,7 +89,17 @@ export class EventPublisher {
         datacontenttype: 'application/json',
         data: { container_registry_id: input.registryId, ...input.data },
       };
-      events.push({ event_id: id, type: input.type, registry_id: input.registryId, event });
+      const deliveries: StoredDelivery[] = [];
+      prepared.push({
+        event: {
+          event_id: id,
+          type: input.type,
+          registry_id: input.registryId,
+          event,
+          ...(input.outbox ?? {}),
+        },
+        deliveries,
+      });
       const document = registry && (toPublic(registry) as unknown as Record<string, unknown>);
       for (const { webhook, matches } of webhooks) {
         if (!matchesAny(webhook.events, input.type)) continue;
@@ -96,9 +120,7 @@ export class EventPublisher {
         });
       }
     }
-    await this.deps.store.append(events, deliveries);
-    this.notify();
-    return events.map((stored) => stored.event);
+    return prepared;
   }
 
   /** Calls `listener` after each local publish; returns the function that removes it. */

@@ -25,6 +25,8 @@ export interface WebhookDeliveryDeps {
 
 const PRUNE_EVERY_MS = 60_000;
 const BATCH = 100;
+/** Delivered outcomes per store write. */
+const RECORD_BATCH = 20;
 
 /**
  * Drains the outbox to the receivers. Each subscription's deliveries form one queue, delivered
@@ -115,7 +117,12 @@ export class WebhookDeliveryJob {
     }
   }
 
-  /** Delivers one subscription's due deliveries in order while this replica holds its lease. */
+  /**
+   * Delivers one subscription's due deliveries in order while this replica holds its lease.
+   * Delivered outcomes are recorded in batches (`RECORD_BATCH`, one store write each, written
+   * while the next deliveries go out): a replica killed before a batch is written sends those
+   * events again, with the same `webhook-id` (at least once). A failed attempt is recorded at once.
+   */
   private async drain(webhook: StoredWebhook): Promise<void> {
     const { store, owner, config } = this.deps;
     const id = webhook.webhook_id;
@@ -126,39 +133,53 @@ export class WebhookDeliveryJob {
     const leaseMs = config.timeoutMs * 2 + 5_000;
     let leasedUntil = this.now() + leaseMs;
     if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
+    const recorder = new OutcomeRecorder(store);
     try {
       // A fresh read of the subscription: its URL or secret may have changed since the pass listed it.
       const current = (await store.getWebhook(id))?.webhook;
       if (!current) return;
       const secret = this.deps.webhooks.openSecret(current);
       while (batch.length > 0) {
-        for (const next of batch) {
-          if (this.stopped || next.next_attempt_at > this.now()) return;
+        for (const head of batch) {
+          if (this.stopped) return;
           if (leasedUntil - this.now() < leaseMs / 2) {
             leasedUntil = this.now() + leaseMs;
             if (!(await store.lease(id, owner, this.now(), leasedUntil))) return;
           }
-          // Re-read: a replica whose lease this one took over may have delivered it, or a redelivery moved it.
-          const fresh = await store.getDelivery(next.delivery_id);
-          if (!fresh || fresh.delivery.status !== 'pending') continue;
-          if (fresh.delivery.next_attempt_at > this.now()) return;
+          // Re-read, one at a time (a whole batch at once floods FerretDB and starves PUTs): a replica
+          // whose lease this one took over may have delivered it, or a redelivery moved it.
+          const row = await store.getDelivery(head.delivery_id);
+          if (!row || row.delivery.status !== 'pending') continue;
+          if (row.delivery.next_attempt_at > this.now()) return;
+          const next = await this.attempt(current, secret, row.delivery);
+          if (next.status === 'delivered') {
+            recorder.add(next, row.version);
+            continue;
+          }
           // A failed head holds the queue: what follows it waits for its retry (per-subscription order).
-          if (!(await this.attempt(current, secret, fresh.delivery, fresh.version))) return;
+          await recorder.flush();
+          await store.replaceDelivery(next, row.version);
+          if (next.status === 'pending') return;
         }
+        await recorder.flush();
         batch = await store.pendingOf(id, BATCH);
       }
     } finally {
+      await recorder
+        .flush()
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, webhookId: id }, 'recording deliveries failed'),
+        );
       await store.release(id, owner).catch(() => undefined);
     }
   }
 
-  /** One attempt; records the outcome (delivered, retry later, or failed); true when delivered. */
+  /** One attempt; returns the delivery with its outcome (delivered, retry later, or failed), not yet recorded. */
   private async attempt(
     webhook: StoredWebhook,
     secret: string,
     delivery: StoredDelivery,
-    version: number,
-  ): Promise<boolean> {
+  ): Promise<StoredDelivery> {
     const { config } = this.deps;
     const body = JSON.stringify(delivery.event);
     const started = this.now();
@@ -192,7 +213,6 @@ export class WebhookDeliveryJob {
         duration_ms: finished - started,
       },
     };
-    await this.deps.store.replaceDelivery(next, version);
     if (!ok)
       this.deps.logger.info(
         {
@@ -204,7 +224,36 @@ export class WebhookDeliveryJob {
         },
         'webhook delivery failed',
       );
-    return ok;
+    return next;
+  }
+}
+
+/** Delivered outcomes written `RECORD_BATCH` at a time, each batch while the next deliveries go out. */
+class OutcomeRecorder {
+  private pending: Array<{ document: StoredDelivery; expectedVersion: number }> = [];
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: EventStore) {}
+
+  add(delivery: StoredDelivery, version: number): void {
+    this.pending.push({ document: delivery, expectedVersion: version });
+    // Not awaited: a failure surfaces at the next flush (the chain stays rejected).
+    if (this.pending.length >= RECORD_BATCH) this.start().catch(() => undefined);
+  }
+
+  /** Resolves once everything added is written. */
+  async flush(): Promise<void> {
+    await this.start();
+  }
+
+  private start(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    // One batch in flight at a time, in order; a failure surfaces at the next flush.
+    this.writing = this.writing.then(() =>
+      batch.length > 0 ? this.store.replaceDeliveries(batch) : undefined,
+    );
+    return this.writing;
   }
 }
 

@@ -10,6 +10,7 @@ import { DuplicateIdError, type Collection, type DocumentDatabase } from './coll
  *     webhook_deliveries   one row per (event, subscription): the outbox the delivery job drains
  *     webhook_leases       which replica delivers a subscription's queue now (compare-and-swap)
  *     health_announcements the last health status announced per registry (hysteresis)
+ *     event_intents        a registry change's event written before the change (domain/registry-outbox.ts)
  *
  * Event ids sort by creation time (`seqOf`), so "every event after X" is an indexed range.
  */
@@ -32,6 +33,26 @@ export interface StoredEvent {
   /** '' for events about no registry. */
   readonly registry_id: string;
   readonly event: CloudEvent;
+  /** `registry.*` events: the registry version the change produced (a delete: the deleted one + 1). */
+  readonly version?: number;
+  /** `registry.*` events: the digest of the document the change replaced (registry-outbox.ts). */
+  readonly base?: string;
+}
+
+/** A registry change's event before the change is known to have committed (registry-outbox.ts). */
+export interface StoredIntent {
+  /** `<registry id>@<version>`: one writer at a time may make a version. */
+  readonly intent_id: string;
+  readonly registry_id: string;
+  readonly version: number;
+  /** The digest of the document the change writes ('-' for a delete). */
+  readonly digest: string;
+  /** The digest of the document it replaces ('-' for a create). */
+  readonly base: string;
+  /** Epoch ms. */
+  readonly created_at: number;
+  readonly event: StoredEvent;
+  readonly deliveries: readonly StoredDelivery[];
 }
 
 export interface StoredWebhook {
@@ -90,9 +111,10 @@ export class EventStore {
     private readonly deliveries: Collection<StoredDelivery>,
     private readonly leases: Collection<LeaseDocument>,
     private readonly announcements: Collection<AnnouncementDocument>,
+    private readonly intents: Collection<StoredIntent>,
   ) {}
 
-  /** Opens `<prefix>events`, `<prefix>webhooks`, `<prefix>webhook_deliveries`, `<prefix>webhook_leases`, `<prefix>health_announcements`. */
+  /** Opens `<prefix>events`, `<prefix>webhooks`, `<prefix>webhook_deliveries`, `<prefix>webhook_leases`, `<prefix>health_announcements`, `<prefix>event_intents`. */
   static async open(database: DocumentDatabase, prefix: string): Promise<EventStore> {
     return new EventStore(
       await database.collection<StoredEvent>(`${prefix}events`, {
@@ -119,6 +141,10 @@ export class EventStore {
         idField: 'registry_id',
         indexes: [],
       }),
+      await database.collection<StoredIntent>(`${prefix}event_intents`, {
+        idField: 'intent_id',
+        indexes: [],
+      }),
     );
   }
 
@@ -127,6 +153,53 @@ export class EventStore {
     // Deliveries first: an event row without its deliveries would be seen by SSE yet never be delivered.
     if (deliveries.length > 0) await this.deliveries.createMany(deliveries);
     if (events.length > 0) await this.events.createMany(events);
+  }
+
+  // Intents (registry-outbox.ts).
+
+  /** Inserts an intent; false when one with its id (registry and version) exists. */
+  async createIntent(intent: StoredIntent): Promise<boolean> {
+    try {
+      await this.intents.create(intent);
+      return true;
+    } catch (error) {
+      if (error instanceof DuplicateIdError) return false;
+      throw error;
+    }
+  }
+
+  async getIntent(id: string): Promise<StoredIntent | undefined> {
+    return (await this.intents.get(id))?.document;
+  }
+
+  async dropIntent(id: string): Promise<void> {
+    await this.intents.delete(id);
+  }
+
+  /** Appends the intent's event and deliveries (idempotent), then removes the intent. */
+  async appendIntent(intent: StoredIntent): Promise<void> {
+    await this.append([intent.event], intent.deliveries);
+    await this.intents.delete(intent.intent_id);
+  }
+
+  /** Intents created before `before` (epoch ms); the table holds only the changes in flight. */
+  async intentsBefore(before: number): Promise<StoredIntent[]> {
+    const all = await this.intents.find({}, { sort: [], skip: 0, limit: 100_000 });
+    return all.filter((intent) => intent.created_at < before);
+  }
+
+  /**
+   * The base digest recorded by the change that made `version` of registry `registryId` (its
+   * intent, or its event once appended; the newest, should the id have been re-created).
+   */
+  async transitionAt(registryId: string, version: number): Promise<string | undefined> {
+    const intent = await this.getIntent(`${registryId}@${version}`);
+    if (intent) return intent.base;
+    const [event] = await this.events.find(
+      { registry_id: registryId, version },
+      { sort: [['event_id', -1]], skip: 0, limit: 1 },
+    );
+    return event?.base;
   }
 
   /** Events with an id after `afterId` (all when undefined), oldest first. */
@@ -193,6 +266,15 @@ export class EventStore {
   /** Compare-and-swap of one delivery row; false when someone else changed it first. */
   async replaceDelivery(delivery: StoredDelivery, version: number): Promise<boolean> {
     return (await this.deliveries.replaceIfVersion(delivery, version)).status === 'replaced';
+  }
+
+  /** Compare-and-swap of many delivery rows in one batch (the delivery job's outcomes); rows moved on are left. */
+  async replaceDeliveries(
+    rows: ReadonlyArray<{ readonly document: StoredDelivery; readonly expectedVersion: number }>,
+  ): Promise<void> {
+    await this.deliveries.replaceManyIfVersion(
+      rows.map(({ document, expectedVersion }) => ({ document, version: expectedVersion })),
+    );
   }
 
   /** A subscription's deliveries, newest first, optionally of one status. */
