@@ -16,21 +16,27 @@ const SERVERS_APART = {
 };
 const CATALOG_TOP = ['app', 'main', 'routes', 'http', 'jobs'];
 const LAYERS = [
-  // The catalog: main.ts > app.ts > routes > http (the front door); jobs > domain > health, store > language > model.
+  // The catalog: main.ts > app.ts > routes > http (the front door); jobs > events (outbox,
+  // webhooks, SSE) > domain > health, store > language > model.
   ['src/catalog', 'app.ts', ['main', 'jobs']],
   ['src/catalog', 'routes/**', ['app', 'main', 'jobs', 'store', 'language']],
-  ['src/catalog', 'http/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'language']],
+  ['src/catalog', 'http/**', [...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'language']],
   ['src/catalog', 'jobs/**', ['app', 'main', 'routes', 'http']],
-  ['src/catalog', 'domain/**', CATALOG_TOP],
-  ['src/catalog', 'health/**', [...CATALOG_TOP, 'domain', 'store', 'language', 'config']],
-  ['src/catalog', 'store/**', [...CATALOG_TOP, 'domain', 'health']],
-  ['src/catalog', 'language/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'access', 'config']],
-  ['src/catalog', 'access/**', [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'config', 'model']],
-  ['src/catalog', 'config.ts', [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'model']],
+  ['src/catalog', 'events/**', CATALOG_TOP],
+  ['src/catalog', 'domain/**', [...CATALOG_TOP, 'events']],
+  ['src/catalog', 'health/**', [...CATALOG_TOP, 'events', 'domain', 'store', 'language', 'config']],
+  ['src/catalog', 'store/**', [...CATALOG_TOP, 'events', 'domain', 'health']],
+  ['src/catalog', 'language/**', [...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'access', 'config']],
+  [
+    'src/catalog',
+    'access/**',
+    [...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'language', 'config', 'model'],
+  ],
+  ['src/catalog', 'config.ts', [...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'language', 'model']],
   [
     'src/catalog',
     '{model,errors}.ts',
-    [...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'access', 'config'],
+    [...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'language', 'access', 'config'],
   ],
   // The bundled registry: main.ts > app.ts > auth (token mode, logins: in front of the routes) > http
   // > proxy (the pull-through cache) > domain > storage > config, errors, digest.
@@ -121,7 +127,7 @@ export default tseslint.config(
     files: ['src/catalog/ui/*.ts'],
     rules: restrict(
       {
-        regex: `^\\.\\./(${[...CATALOG_TOP, 'domain', 'store', 'health', 'language', 'access', 'config', 'model'].join('|')})(/|\\.js$)`,
+        regex: `^\\.\\./(${[...CATALOG_TOP, 'events', 'domain', 'store', 'health', 'language', 'access', 'config', 'model'].join('|')})(/|\\.js$)`,
         message: 'src/catalog/ui only reads files; it imports nothing of the catalog.',
       },
       SERVERS_APART['src/catalog'],

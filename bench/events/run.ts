@@ -11,7 +11,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { generateSecret } from '../../src/catalog/domain/webhook-signature.js';
+import { generateSecret } from '../../src/catalog/events/webhook-signature.js';
 import { startCatalog, type StoreKind, type TestCatalog } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
 import { percentile } from '../../test/helpers/percentile.js';

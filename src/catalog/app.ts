@@ -24,7 +24,7 @@ import type { RegistryStore } from './store/registry-store.js';
 import { HeartbeatService } from './domain/heartbeats.js';
 import { RegistryEventService } from './domain/registry-events.js';
 import type { HeartbeatStore } from './store/heartbeat-store.js';
-import { createCatalogEvents, type CatalogEvents, type EventsDeps } from './domain/catalog-events-wiring.js';
+import { createCatalogEvents, type CatalogEvents, type EventsDeps } from './events/catalog-events-wiring.js';
 
 export interface CatalogDeps {
   readonly store: RegistryStore;

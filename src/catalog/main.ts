@@ -27,7 +27,7 @@ import { loadHeartbeatWatchConfig } from './jobs/heartbeat-config.js';
 import { HeartbeatWatch } from './jobs/heartbeat-watch.js';
 import { loadWebhookConfig } from './jobs/webhook-config.js';
 import { WebhookDeliveryJob } from './jobs/webhook-delivery.js';
-import { INTENT_GRACE_MS } from './domain/registry-outbox.js';
+import { INTENT_GRACE_MS } from './events/registry-outbox.js';
 import { createWebhookPost, destinationProblem } from './health/webhook-post.js';
 
 /** `serve`: loads config, opens the store, serves the catalog and runs the monitor until SIGTERM, then drains. */

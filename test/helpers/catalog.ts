@@ -25,7 +25,7 @@ import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
 import { ApiClient } from './api-client.js';
-import type { EventsDeps } from '../../src/catalog/domain/catalog-events-wiring.js';
+import type { EventsDeps } from '../../src/catalog/events/catalog-events-wiring.js';
 import type { EventStore } from '../../src/catalog/store/event-store.js';
 import { destinationProblem } from '../../src/catalog/health/webhook-post.js';
 import { getMongoUri } from './mongo-server.js';

@@ -5,11 +5,20 @@ import type { Principal } from '../access/principal.js';
 import { ValidationError } from '../errors.js';
 import type { ContainerImage, ImagePlatform } from '../model.js';
 import type { ImageStore } from '../store/image-store.js';
-import type { ImageEventInput } from './catalog-events.js';
 import type { HeartbeatService } from './heartbeats.js';
 import { pullHost } from './images.js';
 import { parseId } from './parameters.js';
 import type { RegistryService } from './registries.js';
+
+/** An image event reported by a registry (its push/delete notifications) or found by a crawl. */
+export interface ImageEventInput {
+  readonly action: 'pushed' | 'deleted' | 'discovered' | 'removed';
+  readonly repository: string;
+  readonly tag?: string | null;
+  readonly digest?: string | null;
+  /** More fields for `data` (media type, size, platforms...). */
+  readonly details?: Record<string, unknown>;
+}
 
 /** A push or delete the bundled registry reports (`schemas/self-registration.schema.json#/$defs/event`). */
 export type RegistryEvent =

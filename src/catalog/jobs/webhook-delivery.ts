@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import type { Logger } from '../../shared/logger.js';
-import type { EventPublisher } from '../domain/event-publisher.js';
-import { idAt } from '../domain/event-types.js';
-import { sign } from '../domain/webhook-signature.js';
-import type { WebhookService } from '../domain/webhooks.js';
+import type { EventPublisher } from '../events/event-publisher.js';
+import { idAt } from '../events/event-types.js';
+import { sign } from '../events/webhook-signature.js';
+import type { WebhookService } from '../events/webhooks.js';
 import type { WebhookPost } from '../health/webhook-post.js';
 import type { EventStore, StoredDelivery, StoredWebhook } from '../store/event-store.js';
 import type { WebhookConfig } from './webhook-config.js';

@@ -1,8 +1,8 @@
 import type { RequestHandler } from 'express';
 import { ValidationError } from '../errors.js';
-import { EventStream } from '../domain/event-stream.js';
-import { idAt } from '../domain/event-types.js';
-import type { CloudEvent } from '../domain/event-types.js';
+import { EventStream } from '../events/event-stream.js';
+import { idAt } from '../events/event-types.js';
+import type { CloudEvent } from '../events/event-types.js';
 import type { CatalogServices } from './services.js';
 
 /** What an event id looks like (domain/event-types.ts `newEventId`). */

@@ -4,8 +4,8 @@ import type { ImageService } from '../domain/images.js';
 import type { HeartbeatService } from '../domain/heartbeats.js';
 import type { RegistryEventService } from '../domain/registry-events.js';
 import type { RegistryService } from '../domain/registries.js';
-import type { EventStream } from '../domain/event-stream.js';
-import type { WebhookService } from '../domain/webhooks.js';
+import type { EventStream } from '../events/event-stream.js';
+import type { WebhookService } from '../events/webhooks.js';
 
 /** What the route handlers are built from (one set per app, see app.ts). */
 export interface CatalogServices {

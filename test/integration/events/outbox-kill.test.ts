@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
+import { generateSecret } from '../../../src/catalog/events/webhook-signature.js';
 import { EmbeddedDatabase } from '../../../src/catalog/store/embedded-collection.js';
 import { MongoDatabase } from '../../../src/catalog/store/mongo-collection.js';
 import { openRepositories } from '../../../src/catalog/store/open-stores.js';

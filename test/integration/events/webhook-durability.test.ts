@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
+import { generateSecret } from '../../../src/catalog/events/webhook-signature.js';
 import type { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
 import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
 import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';

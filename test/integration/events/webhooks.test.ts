@@ -7,7 +7,7 @@ import { createToken, parseTokenEntries } from '../../../src/catalog/access/toke
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
 import { destinationProblem } from '../../../src/catalog/health/webhook-post.js';
-import { generateSecret } from '../../../src/catalog/domain/webhook-signature.js';
+import { generateSecret } from '../../../src/catalog/events/webhook-signature.js';
 import type { WebhookDeliveryJob } from '../../../src/catalog/jobs/webhook-delivery.js';
 import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
 import { REGISTRY_HEADERS } from '../../helpers/probe-targets.js';

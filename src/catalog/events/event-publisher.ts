@@ -8,7 +8,7 @@ import type {
   StoredEvent,
   StoredWebhook,
 } from '../store/event-store.js';
-import { toPublic } from './credentials.js';
+import { toPublic } from '../domain/credentials.js';
 import { matchesAny, newEventId, type EventType } from './event-types.js';
 
 /** One event to publish: its type, what it is about, and its `data`. */

@@ -5,7 +5,7 @@ import type { ReplaceResult } from '../store/collection.js';
 import { DuplicateIdError } from '../store/collection.js';
 import type { EventStore, StoredIntent } from '../store/event-store.js';
 import type { RegistryStore } from '../store/registry-store.js';
-import { toPublic } from './credentials.js';
+import { toPublic } from '../domain/credentials.js';
 import type { EventPublisher } from './event-publisher.js';
 
 /**

@@ -2,6 +2,7 @@ import type { ContainerImage, ContainerRegistry, HealthReport } from '../model.j
 import type { CloudEvent, EventStore } from '../store/event-store.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { EventPublisher } from './event-publisher.js';
+import type { ImageEventInput } from '../domain/registry-events.js';
 
 /**
  * Where the catalog's changes become events: the registry store is wrapped so every create,
@@ -48,16 +49,6 @@ export class HealthAnnouncer {
       },
     ]);
   }
-}
-
-/** An image event reported by a registry (its push/delete notifications) or found by a crawl. */
-export interface ImageEventInput {
-  readonly action: 'pushed' | 'deleted' | 'discovered' | 'removed';
-  readonly repository: string;
-  readonly tag?: string | null;
-  readonly digest?: string | null;
-  /** More fields for `data` (media type, size, platforms...). */
-  readonly details?: Record<string, unknown>;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { idAt, matchesAny, newEventId, typeMatcher } from '../../../../src/catalog/domain/event-types.js';
-import { generateSecret, secretKey, sign, verify } from '../../../../src/catalog/domain/webhook-signature.js';
+import { idAt, matchesAny, newEventId, typeMatcher } from '../../../../src/catalog/events/event-types.js';
+import { generateSecret, secretKey, sign, verify } from '../../../../src/catalog/events/webhook-signature.js';
 import { backoff } from '../../../../src/catalog/jobs/webhook-delivery.js';
 
 describe('Standard Webhooks signatures', () => {

@@ -3,7 +3,7 @@ import { ValidationError } from '../errors.js';
 import type { CloudEvent, EventStore, StoredEvent } from '../store/event-store.js';
 import type { EventPublisher } from './event-publisher.js';
 import { idAt, typeMatcher } from './event-types.js';
-import { parseId } from './parameters.js';
+import { parseId } from '../domain/parameters.js';
 
 /** What an SSE client asked for: type patterns (any matches; none: all) and a registry. */
 export interface StreamFilter {

@@ -5,10 +5,10 @@ import { toSchemaIssues } from '../../shared/schemas.js';
 import { NotFoundError, UnprocessableError, ValidationError } from '../errors.js';
 import { parseFilter } from '../language/query-language.js';
 import type { DeliveryStatus, EventStore, StoredDelivery, StoredWebhook } from '../store/event-store.js';
-import type { CredentialCipher } from './credential-cipher.js';
+import type { CredentialCipher } from '../domain/credential-cipher.js';
 import type { EventPublisher } from './event-publisher.js';
 import { typeMatcher } from './event-types.js';
-import type { Page } from './parameters.js';
+import type { Page } from '../domain/parameters.js';
 import { secretKey } from './webhook-signature.js';
 
 /** Why a URL may not be a webhook destination (the probe's SSRF policy), or undefined. */

@@ -4,14 +4,9 @@ import type { ContainerImage } from '../model.js';
 import type { CloudEvent, EventStore } from '../store/event-store.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { RegistryStore } from '../store/registry-store.js';
-import {
-  crawlEvents,
-  HealthAnnouncer,
-  publishHeartbeatStale,
-  publishImageEvents,
-  type ImageEventInput,
-} from './catalog-events.js';
-import type { CredentialCipher } from './credential-cipher.js';
+import { crawlEvents, HealthAnnouncer, publishHeartbeatStale, publishImageEvents } from './catalog-events.js';
+import type { ImageEventInput } from '../domain/registry-events.js';
+import type { CredentialCipher } from '../domain/credential-cipher.js';
 import { EventPublisher, type EventInput } from './event-publisher.js';
 import { EventStream } from './event-stream.js';
 import { RegistryOutbox } from './registry-outbox.js';
