@@ -12,15 +12,13 @@ import type { ProbeTarget } from '../../src/catalog/model.js';
 import type { HealthReport } from '../../src/catalog/model.js';
 import { CredentialCipher } from '../../src/catalog/domain/credential-cipher.js';
 import type { ReplaceMode } from '../../src/catalog/config.js';
-import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
 import { EmbeddedDatabase } from '../../src/catalog/store/embedded-collection.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
-import type { HeartbeatStore } from '../../src/catalog/store/heartbeat-store.js';
 import type { ImageStore } from '../../src/catalog/store/image-store.js';
 import type { CrawlFunction } from '../../src/catalog/domain/images.js';
 import { createCrawler, type CrawlerLimits } from '../../src/catalog/health/crawl.js';
 import { MongoDatabase } from '../../src/catalog/store/mongo-collection.js';
-import { openRepositories } from '../../src/catalog/store/open-stores.js';
+import { openRepositories, type OpenedStores } from '../../src/catalog/store/open-stores.js';
 import type { RegistryStore } from '../../src/catalog/store/registry-store.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { SchemaSet } from '../../src/shared/schemas.js';
@@ -34,14 +32,8 @@ import { OpenApiValidator } from './openapi-validator.js';
 export const STORE_KINDS = ['embedded', 'mongo'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
 
-export interface TestStore {
-  /** The backend: an `EmbeddedDatabase` or a `MongoDatabase` (benchmarks seed and checkpoint it). */
-  readonly database: DocumentDatabase;
-  readonly store: RegistryStore;
-  readonly healthStore: HealthStore;
-  readonly imageStore: ImageStore;
-  readonly heartbeatStore: HeartbeatStore;
-  readonly eventStore: EventStore;
+/** The stores `serve` opens (the database: benchmarks seed and checkpoint it), and a cleanup. */
+export interface TestStore extends OpenedStores {
   cleanup(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
 
 /** One request a receiver got, with the verdict on its signature. */
 export interface Received {
@@ -106,4 +107,19 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Each webhook-id once, after checking every delivery's signature and that a redelivery carries
+ * the same body (at least once, duplicates identical); returns the distinct deliveries.
+ */
+export function distinct(received: readonly Received[]): Received[] {
+  const byId = new Map<string, Received>();
+  for (const r of received) {
+    expect(r.signatureValid, 'signature').to.equal(true);
+    const seen = byId.get(r.id);
+    if (seen) expect(r.body, `duplicate ${r.id} carries the same event`).to.equal(seen.body);
+    else byId.set(r.id, r);
+  }
+  return [...byId.values()];
 }

@@ -9,7 +9,7 @@ import { MongoDatabase } from '../../../src/catalog/store/mongo-collection.js';
 import { openRepositories } from '../../../src/catalog/store/open-stores.js';
 import { getMongoUri } from '../../helpers/mongo-server.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
-import { eventually, startReceiver, type Received } from '../../helpers/webhook-receiver.js';
+import { distinct, eventually, startReceiver, type Received } from '../../helpers/webhook-receiver.js';
 
 /**
  * The outbox under SIGKILL: a catalog process takes registry creates and updates from several
@@ -84,18 +84,6 @@ async function readAll(
   } finally {
     await database.close();
   }
-}
-
-/** Each webhook-id once (duplicates must carry the same body). */
-function distinct(received: readonly Received[]): Received[] {
-  const byId = new Map<string, Received>();
-  for (const r of received) {
-    expect(r.signatureValid, 'signature').to.equal(true);
-    const seen = byId.get(r.id);
-    if (seen) expect(r.body, `duplicate ${r.id} carries the same event`).to.equal(seen.body);
-    else byId.set(r.id, r);
-  }
-  return [...byId.values()];
 }
 
 for (const open of [embedded, mongo]) {

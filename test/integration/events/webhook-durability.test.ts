@@ -9,19 +9,7 @@ import { startCatalog, type TestCatalog } from '../../helpers/catalog.js';
 import { loopbackCatalogEnv } from '../../helpers/probe-targets.js';
 import { spawnCli, type CliProcess } from '../../helpers/spawn-cli.js';
 import { deliveryJob } from '../../helpers/webhook-delivery.js';
-import { eventually, startReceiver, type Received } from '../../helpers/webhook-receiver.js';
-
-/** Each webhook-id once, with the same body every time it came; returns the distinct deliveries. */
-function distinct(received: readonly Received[]): Received[] {
-  const byId = new Map<string, Received>();
-  for (const r of received) {
-    expect(r.signatureValid, 'signature').to.equal(true);
-    const seen = byId.get(r.id);
-    if (seen) expect(r.body, `duplicate ${r.id} carries the same event`).to.equal(seen.body);
-    else byId.set(r.id, r);
-  }
-  return [...byId.values()];
-}
+import { distinct, eventually, startReceiver } from '../../helpers/webhook-receiver.js';
 
 describe('webhook delivery durability', function () {
   this.timeout(120_000);

@@ -45,21 +45,13 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
   });
 
   it('creates, lists, rotates and deletes robots; the secret is printed once and stored hashed', async () => {
-    const created = await cli([
-      'registry',
-      'robot',
-      'create',
-      '--name',
-      'ci-bot',
-      '--namespace',
-      'ci/',
-      '--actions',
-      'pull,push',
-      '--expires-days',
-      '30',
-      '--storage-root',
-      root,
-    ]);
+    const createRobot = (name: string, actions: string, ...more: string[]) =>
+      cli([
+        ...['registry', 'robot', 'create', '--name', name, '--namespace', 'ci/', '--actions', actions],
+        ...more,
+        ...['--storage-root', root],
+      ]);
+    const created = await createRobot('ci-bot', 'pull,push', '--expires-days', '30');
     expect(created.code, created.stderr).to.equal(0);
     expect(created.lines[0]).to.equal('account: robot_ci-bot');
     const secret = /^secret: (\S+)$/.exec(created.lines[1] ?? '')?.[1];
@@ -69,34 +61,10 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
     expect(stored).to.not.include(secret!);
     expect(stored).to.include('secretSha256');
 
-    const duplicate = await cli([
-      'registry',
-      'robot',
-      'create',
-      '--name',
-      'ci-bot',
-      '--namespace',
-      'ci/',
-      '--actions',
-      'pull',
-      '--storage-root',
-      root,
-    ]);
+    const duplicate = await createRobot('ci-bot', 'pull');
     expect(duplicate.code).to.equal(1);
     expect(duplicate.stderr).to.include('robot ci-bot already exists');
-    const dollar = await cli([
-      'registry',
-      'robot',
-      'create',
-      '--name',
-      'robot$ci',
-      '--namespace',
-      'ci/',
-      '--actions',
-      'pull',
-      '--storage-root',
-      root,
-    ]);
+    const dollar = await createRobot('robot$ci', 'pull');
     expect(dollar.code).to.equal(1);
 
     const server = spawnCli(
