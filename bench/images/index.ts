@@ -16,7 +16,6 @@
  * the server's event loop; CPU per request is then the server process's.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +29,7 @@ import { listen } from '../../src/shared/server.js';
 import { openTestStore, type StoreKind } from '../../test/helpers/catalog.js';
 import { stopMongoServer } from '../../test/helpers/mongo-server.js';
 import { freePort } from '../../test/helpers/ports.js';
+import { cpuMs, rssMiB } from '../lib/process-stats.js';
 import { waitForHttp } from '../../test/helpers/registry.js';
 import { spawnCli, type CliProcess } from '../../test/helpers/spawn-cli.js';
 
@@ -147,21 +147,16 @@ async function timed(
 /** The `serve` process when `--serve-process` runs one. */
 let served: CliProcess | undefined;
 
-/** CPU time in ms of the server: the `serve` process (utime + stime, 10 ms ticks), else this one. */
+/** CPU time in ms of the server: the `serve` process, else this one (client and server). */
 function serverCpuMs(): number {
-  if (served?.child.pid === undefined) {
-    const cpu = process.cpuUsage();
-    return (cpu.user + cpu.system) / 1000;
-  }
-  const fields = readFileSync(`/proc/${served.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  if (served?.child.pid !== undefined) return cpuMs(served.child.pid);
+  const cpu = process.cpuUsage();
+  return (cpu.user + cpu.system) / 1000;
 }
 
 /** Resident memory of the server process, in bytes. */
 function serverRss(): number {
-  if (served?.child.pid === undefined) return process.memoryUsage().rss;
-  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${served.child.pid}/status`, 'utf8'))?.[1];
-  return Number(kb) * 1024;
+  return served?.child.pid !== undefined ? rssMiB(served.child.pid) * 2 ** 20 : process.memoryUsage().rss;
 }
 
 const dataDir = values['data-dir'];

@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, openSync, readFileSync } from 'node:fs';
+import { createWriteStream, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { freePort } from '../../test/helpers/ports.js';
 import { startChild, waitForHttp, type ChildHandle } from '../../test/helpers/registry.js';
 import { startS3Server, S3_TEST_CREDENTIALS, type TestS3Server } from '../../test/helpers/s3-server.js';
 import { spawnCli, type CliProcess } from '../../test/helpers/spawn-cli.js';
+import { cpuMs, rssMiB } from '../lib/process-stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +35,6 @@ const SIZE_MB = Number(args['size-mb']);
 const ROUNDS = Number(args.rounds);
 const SMALL_LAYERS = 50;
 const SMALL_LAYER_BYTES = 256 * 1024;
-const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
 const crane = installGoTool('crane');
 
 interface Server {
@@ -44,23 +44,6 @@ interface Server {
   readonly host: string;
   readonly pid: number;
   stop(): Promise<void>;
-}
-
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
-}
-
-function rssMiB(pid: number): number {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return 0; // the server exited; the measurement reports it
-  }
-  const match = /VmRSS:\s+(\d+) kB/.exec(status);
-  return Number(match?.[1] ?? 0) / 1024;
 }
 
 function run(command: string, argv: string[], stdout: 'ignore' | number = 'ignore'): Promise<void> {
