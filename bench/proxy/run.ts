@@ -17,6 +17,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { cpuTimes } from '../lib/process-stats.js';
 import { startFaultProxy, type FaultProxy } from '../../test/helpers/fault-proxy.js';
 import { installGoTool } from '../../test/helpers/go-tools.js';
 import { pushImage, spawnRegistry, startDistribution } from '../../test/helpers/registry.js';
@@ -37,6 +38,8 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 interface Server {
   readonly url: string;
+  /** Of the server process: its CPU time per cold pull is read from /proc. */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -52,11 +55,13 @@ const distribution = (remote?: string): Promise<Server> =>
       : { binary: DISTRIBUTION_3, extraConfig: ['proxy:', `  remoteurl: ${remote}`] }),
   });
 
-const ours = (dir: string, remote: string): Promise<Server> =>
-  spawnRegistry(dir, ['--proxy', `hub/=${remote}`], {
+const ours = async (dir: string, remote: string): Promise<Server> => {
+  const registry = await spawnRegistry(dir, ['--proxy', `hub/=${remote}`], {
     env: { LOG_LEVEL: 'error' },
     nodeArgs: PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`],
   });
+  return { url: registry.url, pid: registry.cli.child.pid!, stop: () => registry.stop() };
+};
 
 /** Pushes a config + one layer of `size` random bytes as `name:1`; returns the layer's digest. */
 async function seed(base: string, name: string, size: number): Promise<string> {
@@ -66,6 +71,10 @@ async function seed(base: string, name: string, size: number): Promise<string> {
 
 interface Pull {
   readonly status: string;
+  /** CPU time (utime, stime; all threads) the mirror spent on the pull, in ms. */
+  cpu?: { userMs: number; systemMs: number; minorFaults: number };
+  /** Time of the manifest GET alone, in seconds (part of `ttfb`). */
+  readonly manifestSeconds: number;
   readonly seconds: number;
   readonly ttfb: number;
   readonly bytes: number;
@@ -100,6 +109,7 @@ async function pull(base: string, name: string, tag: string, layer: string): Pro
     status: `${manifest.status}/${blob.status}`,
     seconds: manifest.seconds + blob.seconds,
     ttfb: manifest.seconds + blob.ttfb,
+    manifestSeconds: manifest.seconds,
     bytes: blob.bytes,
   };
 }
@@ -212,7 +222,15 @@ async function main() {
       const pulls: Partial<Record<'ours' | 'distribution', Pull>> = {};
       for (const label of round % 2 === 0 ? order : [...order].reverse()) {
         const mirror = mirrors[label];
-        pulls[label] = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+        const before = cpuTimes(mirror.server.pid);
+        const cold = await pull(mirror.server.url, `${mirror.prefix}library/big`, '1', first);
+        const after = cpuTimes(mirror.server.pid);
+        cold.cpu = {
+          userMs: after.userMs - before.userMs,
+          systemMs: after.systemMs - before.systemMs,
+          minorFaults: after.minorFaults - before.minorFaults,
+        };
+        pulls[label] = cold;
       }
       rounds.push(pulls as Record<'ours' | 'distribution', Pull>);
     }
@@ -234,6 +252,31 @@ async function main() {
       ours: rounds.map((round) => ratioOf(round).toFixed(2)).join(' '),
       distribution: '',
     };
+    const cpuPerMiB = (p: Pull) => ((p.cpu?.userMs ?? 0) + (p.cpu?.systemMs ?? 0)) / SIZE_MB;
+    rows['cold pull: mirror CPU per MiB (ms), each round'] = {
+      ours: rounds.map((round) => cpuPerMiB(round.ours).toFixed(2)).join(' '),
+      distribution: rounds.map((round) => cpuPerMiB(round.distribution).toFixed(2)).join(' '),
+    };
+    // The split says whether a change moved our own code (user) or the kernel's work (system).
+    const split = (p: Pull) => `${p.cpu?.userMs ?? 0}/${p.cpu?.systemMs ?? 0}`;
+    rows['cold pull: mirror CPU user/system (ms), each round'] = {
+      ours: rounds.map((round) => split(round.ours)).join(' '),
+      distribution: rounds.map((round) => split(round.distribution)).join(' '),
+    };
+    // Page faults are system time that is neither a system call nor the copy: fresh memory.
+    const faults = (p: Pull) => ((p.cpu?.minorFaults ?? 0) / SIZE_MB).toFixed(0);
+    rows['cold pull: mirror minor page faults per MiB, each round'] = {
+      ours: rounds.map((round) => faults(round.ours)).join(' '),
+      distribution: rounds.map((round) => faults(round.distribution)).join(' '),
+    };
+    rows['cold time to first byte (ms), each round'] = {
+      ours: rounds.map((round) => (round.ours.ttfb * 1000).toFixed(0)).join(' '),
+      distribution: rounds.map((round) => (round.distribution.ttfb * 1000).toFixed(0)).join(' '),
+    };
+    rows['cold manifest GET (ms), each round'] = {
+      ours: rounds.map((round) => (round.ours.manifestSeconds * 1000).toFixed(0)).join(' '),
+      distribution: rounds.map((round) => (round.distribution.manifestSeconds * 1000).toFixed(0)).join(' '),
+    };
     rows['cold time to first byte (ms)'] = {
       ours: cold.ours.ttfb * 1000,
       distribution: cold.distribution.ttfb * 1000,
@@ -247,7 +290,10 @@ async function main() {
     if (!COLD_ONLY) await others(rows, mirrors, upstream, order, first, second);
 
     console.log(
-      `# proxy bench: ${SIZE_MB} MiB single-layer image, node ${process.version}, ${os.cpus().length} CPUs, one run`,
+      `# proxy bench ${new Date().toISOString()}: ${SIZE_MB} MiB single-layer image, node ${process.version}, ${os.cpus().length} CPUs, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}, one run`,
     );
     console.log('| figure | ours | distribution | ratio |');
     for (const [figure, row] of Object.entries(rows)) {

@@ -6,7 +6,10 @@
  * per MiB moved (from /proc/<pid>/stat), and the server's peak RSS during the big push.
  *
  *   node --import tsx bench/registry/crane.ts [--size-mb 256] [--rounds 3] [--only fs|s3] [--cpu-prof DIR]
+ *          [--per-round] [--node-args '<flags>']
  *
+ * `--node-args '<flags>'` replaces the Node flags our server runs with (A/B runs of V8 flags).
+ * `--per-round` also prints every big push: MiB/s, user and system CPU ms/MiB, minor faults/MiB.
  * `--cpu-prof DIR` runs our registry under `node --cpu-prof` and leaves its profile in DIR.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -21,7 +24,7 @@ import { freePort } from '../../test/helpers/ports.js';
 import { startChild, waitForHttp, type ChildHandle } from '../../test/helpers/registry.js';
 import { startS3Server, S3_TEST_CREDENTIALS, type TestS3Server } from '../../test/helpers/s3-server.js';
 import { spawnCli, type CliProcess } from '../../test/helpers/spawn-cli.js';
-import { cpuMs, rssMiB } from '../lib/process-stats.js';
+import { cpuMs, cpuTimes, rssMiB } from '../lib/process-stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,6 +32,9 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'per-round': { type: 'boolean', default: false },
+    // Extra Node flags for our server, for A/B runs (e.g. `--node-args=--single-threaded-gc`).
+    'node-args': { type: 'string', default: '' },
   },
 });
 const SIZE_MB = Number(args['size-mb']);
@@ -138,7 +144,12 @@ async function startOurs(env: Record<string, string>): Promise<Server> {
   const cli: CliProcess = spawnCli(
     ['registry', '--host', '127.0.0.1', '--port', '0'],
     { LOG_LEVEL: 'info', ...env },
-    args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`],
+    [
+      ...args['node-args'].split(' ').filter(Boolean),
+      ...(args['cpu-prof'] === undefined
+        ? []
+        : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args['cpu-prof'])}`]),
+    ],
   );
   const line = await cli.waitForLog((entry) => entry.msg === 'registry listening', 30_000);
   const url = new URL(String(line.url));
@@ -208,7 +219,7 @@ async function measure(
   figures.idleRssMiB = Math.max(figures.idleRssMiB, rssMiB(server.pid));
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(server.pid))), 25);
-  let cpu = cpuMs(server.pid);
+  const before = cpuTimes(server.pid);
   let started = performance.now();
   try {
     await run(crane, ['--insecure', 'push', big, ref(`big${round}`)]);
@@ -216,12 +227,19 @@ async function measure(
     clearInterval(sampler);
   }
   let seconds = (performance.now() - started) / 1000;
+  const after = cpuTimes(server.pid);
   figures.peakRssMiB = Math.max(figures.peakRssMiB, peak);
   figures.pushMiBs.push(SIZE_MB / seconds);
-  figures.pushCpuMsPerMiB.push((cpuMs(server.pid) - cpu) / SIZE_MB);
+  figures.pushCpuMsPerMiB.push((after.userMs + after.systemMs - before.userMs - before.systemMs) / SIZE_MB);
+  if (args['per-round']) {
+    const perMiB = (a: number, b: number) => ((a - b) / SIZE_MB).toFixed(2);
+    console.log(
+      `# round ${round} ${server.label}: push ${(SIZE_MB / seconds).toFixed(0)} MiB/s, user ${perMiB(after.userMs, before.userMs)} + system ${perMiB(after.systemMs, before.systemMs)} ms/MiB, ${perMiB(after.minorFaults, before.minorFaults)} minor faults/MiB, load ${os.loadavg()[0]!.toFixed(1)}`,
+    );
+  }
 
   const devNull = openSync('/dev/null', 'w');
-  cpu = cpuMs(server.pid);
+  const cpu = cpuMs(server.pid);
   started = performance.now();
   await run(crane, ['--insecure', 'blob', `${server.host}/bench/big${round}@${bigDigest}`], devNull);
   seconds = (performance.now() - started) / 1000;

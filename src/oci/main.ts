@@ -100,6 +100,8 @@ export async function runRegistry(env: Env): Promise<RunningServer> {
     } finally {
       clearInterval(reaper);
     }
+    // Files of manifests already answered, written after the answer (pull-through-cache.ts).
+    await app.proxy?.settled();
   });
   return server;
 }

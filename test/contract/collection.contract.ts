@@ -185,6 +185,78 @@ export function describeCollectionContract(
       }
     });
 
+    it('counts follow every kind of write, asked again with the same filter between them', async () => {
+      const counts = async () =>
+        Promise.all([
+          items.count({}),
+          items.count({ group: 'even' }),
+          items.count({ labels: 'three' }),
+          items.count({ group: { $regex: '^ev' } }),
+          items.count({ group: 'even', labels: 'any' }),
+        ]);
+      expect(await counts()).to.deep.equal([0, 0, 0, 0, 0]);
+      await items.create(item(6));
+      expect(await counts()).to.deep.equal([1, 1, 1, 1, 1]);
+      await items.createMany([item(1), item(2), item(3)]);
+      expect(await counts()).to.deep.equal([4, 2, 2, 2, 2]);
+      const six = (await items.get('item-006'))!;
+      await items.replaceIfVersion({ ...six.document, group: 'odd', labels: [] }, six.version);
+      expect(await counts()).to.deep.equal([4, 1, 1, 1, 1]);
+      const two = (await items.getMany(['item-002'])).get('item-002')!;
+      await items.replaceManyIfVersion([
+        { document: { ...two.document, labels: ['three'] }, version: two.version },
+      ]);
+      expect(await counts()).to.deep.equal([4, 1, 2, 1, 0]);
+      await items.delete('item-003');
+      expect(await counts()).to.deep.equal([3, 1, 1, 1, 0]);
+      await items.deleteMany({ group: 'even' });
+      expect(await counts()).to.deep.equal([2, 0, 0, 0, 0]);
+    });
+
+    it('reads stored texts of many ids, as getText reads one', async () => {
+      await items.createMany([item(1), item(2)]);
+      const texts = await items.getTexts(['item-002', 'item-404', 'item-001']);
+      expect([...texts.keys()].sort()).to.deep.equal(['item-001', 'item-002']);
+      for (const key of ['item-001', 'item-002']) {
+        expect(texts.get(key)).to.deep.equal(await items.getText(key));
+        expect(JSON.parse(texts.get(key)!.text)).to.deep.include(item(Number(key.slice(-3))));
+      }
+      expect(await items.getTexts([])).to.have.property('size', 0);
+    });
+
+    it('texts read by id follow every kind of write, asked again for the same ids between them', async () => {
+      const ids = ['item-001', 'item-002', 'item-003'];
+      const groups = async () =>
+        Object.fromEntries(
+          [...(await items.getTexts(ids))].map(([id, { text, version }]) => [
+            id,
+            `${(JSON.parse(text) as { group: string }).group}@${version}`,
+          ]),
+        );
+      expect(await groups()).to.deep.equal({});
+      await items.create(item(1));
+      expect(await groups()).to.deep.equal({ 'item-001': 'odd@1' });
+      await items.createMany([item(2), item(3)]);
+      expect(await groups()).to.deep.equal({
+        'item-001': 'odd@1',
+        'item-002': 'even@1',
+        'item-003': 'odd@1',
+      });
+      const one = (await items.get('item-001'))!;
+      await items.replaceIfVersion({ ...one.document, group: 'first' }, one.version);
+      expect(await groups()).to.include({ 'item-001': 'first@2' });
+      const two = (await items.getMany(['item-002'])).get('item-002')!;
+      await items.replaceManyIfVersion([
+        { document: { ...two.document, group: 'second' }, version: two.version },
+      ]);
+      expect(await groups()).to.include({ 'item-002': 'second@2' });
+      await items.delete('item-003');
+      expect(await groups()).to.deep.equal({ 'item-001': 'first@2', 'item-002': 'second@2' });
+      await items.deleteMany({ group: 'second' });
+      expect(await groups()).to.deep.equal({ 'item-001': 'first@2' });
+      expect((await items.getMany(ids)).get('item-001')?.document).to.include({ group: 'first' });
+    });
+
     it('answers prefix regexes on indexed fields (a range scan on SQLite) as MongoDB does', async () => {
       const groups = ['team-a/api', 'team-a/web', 'team-ab/x', 'team-a', 'team-b/a', 'Team-a/up', 'team-a0'];
       await items.createMany(

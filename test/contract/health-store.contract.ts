@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { HealthReport, HealthStatus } from '../../src/catalog/model.js';
+import type { DocumentDatabase } from '../../src/catalog/store/collection.js';
 import type { HealthStore } from '../../src/catalog/store/health-store.js';
 
 export function report(status: HealthStatus, checkedAt: string): HealthReport {
@@ -26,13 +27,16 @@ const ID_B = '00000000-0000-4000-8000-00000000000b';
 /** The contract of `HealthStore`, run on each implementation by the files beside this one. */
 export function describeHealthStoreContract(
   name: string,
-  open: () => Promise<{ healthStore: HealthStore; cleanup(): Promise<void> }>,
+  open: () => Promise<{ healthStore: HealthStore; database: DocumentDatabase; cleanup(): Promise<void> }>,
+  /** The collection name prefix the store was opened with (as `serve` opens it on this backend). */
+  prefix: string,
 ): void {
   describe(`HealthStore contract: ${name}`, () => {
     let store: HealthStore;
+    let database: DocumentDatabase;
     let cleanup: () => Promise<void>;
     beforeEach(async () => {
-      ({ healthStore: store, cleanup } = await open());
+      ({ healthStore: store, database, cleanup } = await open());
     });
     afterEach(async () => {
       await cleanup();
@@ -63,6 +67,28 @@ export function describeHealthStoreContract(
         ...report('healthy', '2026-01-01T00:00:01Z'),
         detail: 'the registry answered /v2/ with 200',
       });
+    });
+
+    it('gives the last status and latency of many registries at once, also from statuses stored before they kept the latency', async () => {
+      await store.record(ID_A, report('healthy', '2026-01-01T00:00:01Z'), 5);
+      await store.record(ID_A, { ...report('unreachable', '2026-01-01T00:00:02Z'), latency_ms: 40 }, 5);
+      await store.record(ID_B, { ...report('healthy', '2026-01-01T00:00:03Z'), latency_ms: 7 }, 5);
+      const expected = {
+        [ID_A]: { status: 'unreachable', latency_ms: 40 },
+        [ID_B]: { status: 'healthy', latency_ms: 7 },
+      };
+      const ID_C = '00000000-0000-4000-8000-00000000000c';
+      expect(Object.fromEntries(await store.lastChecks([ID_A, ID_B, ID_C]))).to.deep.equal(expected);
+      // A status document as earlier versions wrote it: no latency (the history has it).
+      const statuses = await database.collection<Record<string, unknown>>(`${prefix}health_statuses`, {
+        idField: 'registry_id',
+        indexes: [{ field: 'status', kind: 'column', column: 'status' }],
+      });
+      const stored = (await statuses.get(ID_A))!;
+      const { latency_ms, ...older } = stored.document;
+      expect(latency_ms).to.equal(40);
+      expect((await statuses.replaceIfVersion(older, stored.version)).status).to.equal('replaced');
+      expect(Object.fromEntries(await store.lastChecks([ID_A, ID_B]))).to.deep.equal(expected);
     });
 
     it('lists last statuses and forgets a removed registry', async () => {

@@ -108,6 +108,25 @@ const FILTERS: Array<[string, Filter, number[]]> = [
     { $and: [{ container_registry_tags: 'gpu' }, { 'container_registry_metadata.env': 'prod' }] },
     [1, 3],
   ],
+  [
+    '$and naming one field twice, and beside a field',
+    {
+      container_registry_tags: { $size: 2 },
+      $and: [{ container_registry_tags: 'gpu' }, { container_registry_tags: 'ai' }],
+    },
+    [1],
+  ],
+  [
+    '$and holding a $and and two $nor (the inner $and is not dropped)',
+    {
+      $and: [
+        { $nor: [{ container_registry_name: 'delta' }] },
+        { $and: [{ container_registry_tags: 'gpu' }] },
+        { $nor: [{ container_registry_name: 'Gamma' }] },
+      ],
+    },
+    [1],
+  ],
   ['$or', { $or: [{ container_registry_name: 'alpha' }, { container_registry_tags: 'edge' }] }, [1, 3]],
   ['$nor', { $nor: [{ container_registry_tags: 'ai' }, { container_registry_name: 'delta' }] }, [3]],
   ['$not with $regex', { container_registry_name: { $not: { $regex: '^[ab]' } } }, [3, 4]],

@@ -44,7 +44,7 @@ async function startCatalog(env: Record<string, string>): Promise<{ cli: CliProc
 /**
  * One round against the catalog whose store `env` names (DATA_DIR, or MONGODB_URI and
  * MONGODB_DATABASE): `writers` clients create entries and update their own entries (`$set` of a
- * counter, `$push` of a tag) until the server is killed 100-600 ms in. `known` carries the
+ * counter, `$push` of a tag) until the server is killed 100-600 ms after the first acknowledgement. `known` carries the
  * acknowledged state across rounds, so every round also re-checks all earlier ones.
  */
 export async function catalogCrashRound(
@@ -108,6 +108,11 @@ export async function catalogCrashRound(
     }
   };
   const running = Array.from({ length: writers }, (_, w) => writer(w));
+  // The random moment starts after the first acknowledged write: on a loaded machine a fresh
+  // FerretDB database can take longer than the whole window to create its first collection, and
+  // a kill before any acknowledgement checks nothing.
+  for (const deadline = Date.now() + 30_000; creates + updates === 0 && Date.now() < deadline;)
+    await sleep(10);
   await sleep(100 + Math.random() * 500);
   killed = true;
   first.cli.child.kill('SIGKILL');

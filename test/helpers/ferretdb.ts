@@ -18,6 +18,8 @@ export function buildFerretDb(): string {
 
 export interface FerretDbServer {
   readonly uri: string;
+  /** Process id of FerretDB (benchmarks read its CPU time and memory). */
+  readonly pid: number;
   stop(): void;
 }
 
@@ -50,6 +52,7 @@ export async function startFerretDb(options: { postgresqlUrl?: string } = {}): P
   let stopped = false;
   return {
     uri,
+    pid: child.pid!,
     stop: () => {
       if (stopped) return;
       stopped = true;

@@ -104,6 +104,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
       app.close();
       await tokenMode?.close();
       await server.close(1000);
+      await app.proxy?.settled();
       if (options.root === undefined) await fs.rm(root, { recursive: true, force: true });
     },
   };

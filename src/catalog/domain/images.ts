@@ -12,7 +12,8 @@ import type {
   HealthStatus,
   ProbeTarget,
 } from '../model.js';
-import { QueryRejectedError } from '../store/collection.js';
+import { QueryRejectedError, type VersionedText } from '../store/collection.js';
+import { ContentCache } from './content-cache.js';
 import type { HealthStore } from '../store/health-store.js';
 import {
   DIGEST_KEYS,
@@ -88,6 +89,12 @@ export class ImageService {
   private readonly requests: Counter;
   private readonly errors: Counter;
   private readonly records: Gauge<'registry_id'>;
+  /**
+   * Each candidate's registry name, kept under the registry's stored text and version: a resolve
+   * reads every candidate's registry, and parsing the document each time (up to 1 MB) was most
+   * of a resolve's own cost. The store is still read, so a rename shows at once.
+   */
+  private readonly registryNames = new ContentCache<string>({ totalChars: 8 << 20, entryChars: 64 << 10 });
 
   constructor(private readonly deps: ImageServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -140,23 +147,25 @@ export class ImageService {
       skip: 0,
       limit: MAX_CANDIDATES,
     });
+    // Each candidate registry's document and last check, in one read each for all of them.
+    const ids = [...new Set(records.map((record) => record.container_registry_id))];
+    const [stored, checks] = await Promise.all([
+      this.deps.registries.getTexts(ids),
+      this.deps.healthStore?.lastChecks(ids),
+    ]);
     const candidates: Candidate[] = [];
-    const registryCache = new Map<
-      string,
-      Promise<{ name: string; status: HealthStatus | null; latency: number | null } | undefined>
-    >();
     for (const record of records) {
       const id = record.container_registry_id;
-      if (!registryCache.has(id)) registryCache.set(id, this.registryFacts(id));
-      const facts = await registryCache.get(id);
-      if (!facts) continue;
+      const registry = stored.get(id);
+      if (!registry) continue; // deleted meanwhile
+      const check = checks?.get(id);
       candidates.push({
         container_registry_id: id,
-        container_registry_name: facts.name,
+        container_registry_name: this.registryName(id, registry),
         pull_reference: record.pull_reference,
         digest: record.digest,
-        status: facts.status,
-        latency_ms: facts.latency,
+        status: check?.status ?? null,
+        latency_ms: check?.latency_ms ?? null,
         last_seen: record.last_seen,
       });
     }
@@ -260,18 +269,16 @@ export class ImageService {
     return report;
   }
 
-  private async registryFacts(
-    id: string,
-  ): Promise<{ name: string; status: HealthStatus | null; latency: number | null } | undefined> {
-    let name: string;
-    try {
-      name = (await this.deps.registries.get(id)).document.container_registry_name;
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined; // deleted meanwhile
-      throw error;
-    }
-    const health = await this.deps.healthStore?.get(id);
-    return { name, status: health?.last.status ?? null, latency: health?.last.latency_ms ?? null };
+  private registryName(id: string, stored: VersionedText): string {
+    return (
+      this.registryNames.get(id, stored) ??
+      this.registryNames.set(
+        id,
+        stored,
+        this.deps.registries.decode(stored).document.container_registry_name,
+        0,
+      )
+    );
   }
 
   private async find(

@@ -156,6 +156,11 @@ export class RegistryService {
     return stored;
   }
 
+  /** `getText` of each stored registry among `ids` (already-valid ids, e.g. from image records), by id. */
+  async getTexts(ids: readonly string[]): Promise<Map<string, VersionedText>> {
+    return this.store.getTexts(ids);
+  }
+
   decode(stored: VersionedText): StoredRegistry {
     return decodeStored(stored);
   }

@@ -81,6 +81,7 @@ export class RegistryOutbox {
       },
       get: (id) => store.get(id),
       getText: (id) => store.getText(id),
+      getTexts: (ids) => store.getTexts(ids),
       replaceIfVersion: async (document, expectedVersion): Promise<ReplaceResult<ContainerRegistry>> => {
         // The base is read first: the intent records its digest (what `committed` compares with).
         const current = await store.get(document.container_registry_id);

@@ -32,14 +32,21 @@ export interface RouteSpec<S> {
   /** A function of the query string when the query decides (`?verify=true` probes). */
   readonly rateLimit: RateLimit | ((query: string) => RateLimit);
   /**
-   * Answers a plain GET before Express (no conditional or cross-origin headers, no query);
-   * rejecting hands the request to Express, which answers it as usual (errors included).
+   * Answers a plain GET before Express (no conditional or cross-origin headers); rejecting hands
+   * the request to Express, which answers it as usual (errors included). `query` is parsed as
+   * Express parses it (`query parser: simple`, i.e. node:querystring), so both paths see the
+   * same values.
    */
-  readonly fastRead?: (services: S) => (params: Readonly<Record<string, string>>) => Promise<FastAnswer>;
+  readonly fastRead?: (
+    services: S,
+  ) => (params: Readonly<Record<string, string>>, query: Readonly<ParsedQuery>) => Promise<FastAnswer>;
   /** Builds the Express handler (a chain for a mount) once per app; registered when `available(services)`. */
   readonly handler: (services: S) => RequestHandler | RequestHandler[];
   readonly available?: (services: S) => boolean;
 }
+
+/** A query string parsed the way Express parses it here (`node:querystring`). */
+export type ParsedQuery = Record<string, string | string[] | undefined>;
 
 /** A route matched by method and path, with its path parameters. */
 export interface RouteMatch<S> {

@@ -353,6 +353,11 @@ function valuesAt(value: unknown, segments: readonly string[]): unknown[] {
  * ascending and their largest when descending; an empty array sorts before null and missing.
  */
 function sortKey(document: Doc, path: string, direction: 1 | -1): { empty: boolean; value: unknown } {
+  if (!path.includes('.')) {
+    // A top-level field holding no array (the common case: ids, dates): the value itself.
+    const value = Object.hasOwn(document, path) ? document[path] : null;
+    if (!Array.isArray(value)) return { empty: false, value };
+  }
   const reached = valuesAt(document, path.split('.'));
   const candidates = reached.flatMap((value) => (Array.isArray(value) ? value : [value]));
   const emptyArrayOnly = candidates.length === 0 && reached.some((value) => Array.isArray(value));
@@ -365,16 +370,26 @@ function sortKey(document: Doc, path: string, direction: 1 | -1): { empty: boole
   return { empty: false, value: best };
 }
 
-/** A comparator for `sort`, ending with the id as tie-breaker so pages are stable. */
-export function compareBy(sort: SortSpec, idField: string): (a: Doc, b: Doc) => number {
+/**
+ * `documents` in place in the order of `sort`, ending with the id as tie-breaker so pages are
+ * stable. Each document's keys are computed once (a comparator computing them per comparison
+ * did so 2 log n times per document: a third of a resolve's in-process work).
+ */
+export function sortDocuments<D extends Doc>(documents: D[], sort: SortSpec, idField: string): D[] {
   const keys: SortSpec = sort.some(([path]) => path === idField) ? sort : [...sort, [idField, 1]];
-  return (a, b) => {
-    for (const [path, direction] of keys) {
-      const keyA = sortKey(a, path, direction);
-      const keyB = sortKey(b, path, direction);
+  const keyed = documents.map((document) => ({
+    document,
+    keys: keys.map(([path, direction]) => sortKey(document, path, direction)),
+  }));
+  keyed.sort((a, b) => {
+    for (let k = 0; k < keys.length; k++) {
+      const keyA = a.keys[k]!;
+      const keyB = b.keys[k]!;
       const order = keyA.empty !== keyB.empty ? (keyA.empty ? -1 : 1) : compareValues(keyA.value, keyB.value);
-      if (order !== 0) return order * direction;
+      if (order !== 0) return order * keys[k]![1];
     }
     return 0;
-  };
+  });
+  keyed.forEach((entry, i) => (documents[i] = entry.document));
+  return documents;
 }

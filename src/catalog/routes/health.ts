@@ -12,7 +12,7 @@ export const checkHealth = ({ health }: CatalogServices): RequestHandler =>
   async function checkHealth(req, res) {
     const id = String(req.params.registry_id);
     parseId(id);
-    const report = booleanParam(req, 'cached') ? await health!.cached(id) : await health!.check(id);
+    const report = booleanParam(req.query, 'cached') ? await health!.cached(id) : await health!.check(id);
     res.json({ success: true, data: report });
   };
 

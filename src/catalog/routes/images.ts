@@ -1,6 +1,7 @@
 import type { Request, Response, RequestHandler } from 'express';
 import { parseHealthStatuses } from '../domain/health-service.js';
-import { parseImagePage } from '../domain/images.js';
+import { parseImagePage, type ImageService } from '../domain/images.js';
+import type { FastAnswer, ParsedQuery } from '../http/route-table.js';
 import { booleanParam } from './registries.js';
 import type { CatalogServices } from './services.js';
 
@@ -24,14 +25,29 @@ export const registryImages = ({ images }: CatalogServices): RequestHandler =>
 
 export const resolveImage = ({ images }: CatalogServices): RequestHandler =>
   async function resolveImage(req, res) {
-    const data = await images!.resolve({
-      reference: req.query.reference,
-      digest: req.query.digest,
-      platform: req.query.platform,
-      signed: booleanParam(req, 'signed'),
-    });
-    res.json({ success: true, data });
+    res.json(await resolution(images!, req.query));
   };
+
+/**
+ * The same answer before Express (front.ts). A refusal (bad parameters, nobody holds the image)
+ * rejects, and Express answers it in the error envelope.
+ */
+export const resolveImageFast =
+  ({ images }: CatalogServices) =>
+  async (_params: unknown, query: Readonly<ParsedQuery>): Promise<FastAnswer> => ({
+    headers: {},
+    payload: JSON.stringify(await resolution(images!, query)),
+  });
+
+async function resolution(images: ImageService, query: Readonly<Record<string, unknown>>) {
+  const data = await images.resolve({
+    reference: query.reference,
+    digest: query.digest,
+    platform: query.platform,
+    signed: booleanParam(query, 'signed'),
+  });
+  return { success: true, data };
+}
 
 export const crawlRegistry = ({ images }: CatalogServices): RequestHandler =>
   async function crawlRegistry(req, res) {

@@ -1,7 +1,7 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { ContainerRegistry, StoredRegistry } from '../model.js';
 import { ValidationError } from '../errors.js';
-import type { FastAnswer } from '../http/route-table.js';
+import type { FastAnswer, ParsedQuery } from '../http/route-table.js';
 import { toPublic } from '../domain/credentials.js';
 import { ContentCache } from '../domain/content-cache.js';
 import { etagOf } from '../domain/etags.js';
@@ -15,7 +15,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export const createRegistry = ({ registries }: CatalogServices): RequestHandler =>
   async function createRegistry(req, res) {
-    const stored = await registries.create(req.body, { verify: booleanParam(req, 'verify') });
+    const stored = await registries.create(req.body, { verify: booleanParam(req.query, 'verify') });
     const id = stored.document.container_registry_id;
     res
       .status(201)
@@ -51,7 +51,12 @@ const FAST_READ_CACHE = { totalChars: 32 << 20, entryChars: 64 << 10 };
  */
 export const readRegistryFast = ({ registries }: CatalogServices) => {
   const answers = new ContentCache<FastAnswer>(FAST_READ_CACHE);
-  return async (params: Readonly<Record<string, string>>): Promise<FastAnswer> => {
+  return async (
+    params: Readonly<Record<string, string>>,
+    query: Readonly<ParsedQuery>,
+  ): Promise<FastAnswer> => {
+    // Anything in the query is Express's to answer (as before the fast path existed).
+    if (Object.keys(query).length > 0) throw new Error('a query: answered by Express');
     const id = params.registry_id!;
     const stored = await registries.getText(id);
     const cached = answers.get(id, stored);
@@ -156,8 +161,8 @@ function readResponse(stored: StoredRegistry): {
 }
 
 /** `?name=true|1|` (bare) or `false|0`; absent is false. */
-export function booleanParam(req: Request, name: string): boolean {
-  const value = req.query[name];
+export function booleanParam(query: Readonly<Record<string, unknown>>, name: string): boolean {
+  const value = query[name];
   if (value === undefined || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1' || value === '') return true;
   throw ValidationError.of([{ pointer: `/${name}`, message: 'must be true or false' }], `Invalid ${name}`);

@@ -9,7 +9,14 @@ import {
   readRegistryFast,
   updateRegistry,
 } from './registries.js';
-import { crawlRegistry, lastCrawl, queryImages, registryImages, resolveImage } from './images.js';
+import {
+  crawlRegistry,
+  lastCrawl,
+  queryImages,
+  registryImages,
+  resolveImage,
+  resolveImageFast,
+} from './images.js';
 import type { CatalogServices } from './services.js';
 import { registerRegistry, registryEvents, registryHeartbeat } from './self-registration.js';
 import { streamEvents } from './events.js';
@@ -111,6 +118,7 @@ export const CATALOG_ROUTES: readonly RouteSpec<CatalogServices>[] = [
     path: '/resolve_image',
     role: 'read',
     rateLimit: 'client',
+    fastRead: resolveImageFast,
     handler: resolveImage,
     available: withImages,
   },

@@ -53,6 +53,12 @@ export interface CollectionSpec {
    */
   readonly mongoKey?: 'id' | 'field';
   readonly indexes: readonly IndexSpec[];
+  /**
+   * Indexes over several `column` fields of `indexes`, in order: a lookup by all of them reads
+   * the matching rows only (`[repository, tag]`: 10 rows of 1M, where the `repository` index
+   * alone reads every tag of the repository in every registry).
+   */
+  readonly compoundIndexes?: readonly (readonly string[])[];
 }
 
 export interface FindOptions {
@@ -85,6 +91,8 @@ export interface Collection<T> {
    * document, so a caller may cache what it derives from a document under them (the fast read).
    */
   getText(id: string): Promise<VersionedText | undefined>;
+  /** `getText` of each id that exists, by id (one statement on SQLite). */
+  getTexts(ids: readonly string[]): Promise<Map<string, VersionedText>>;
   /**
    * Replaces the document with the same id if its version is still `expectedVersion`.
    * `conflict` means another writer got there first (re-read and retry); `missing` that it is gone.

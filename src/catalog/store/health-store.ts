@@ -12,6 +12,8 @@ interface StatusDocument {
   readonly registry_id: string;
   readonly status: HealthStatus;
   readonly checked_at: string;
+  /** The last check's latency (absent in documents written before it was kept here). */
+  readonly latency_ms?: number | null;
 }
 
 interface HistoryDocument {
@@ -71,6 +73,7 @@ export class HealthStore {
       registry_id: registryId,
       status: report.status,
       checked_at: report.checked_at,
+      latency_ms: report.latency_ms,
     }));
     return previous?.status;
   }
@@ -80,6 +83,26 @@ export class HealthStore {
     if (!stored || stored.document.history.length === 0) return undefined;
     const history = stored.document.history.map(withOriginalMeanings);
     return { registryId, last: history[0]!, history };
+  }
+
+  /**
+   * Status and latency of the last check of each of `registryIds` that has one, by id: one read
+   * of the small status documents (the resolver ranks every candidate's registry by them) rather
+   * than a parse of each full history.
+   */
+  async lastChecks(
+    registryIds: readonly string[],
+  ): Promise<Map<string, { status: HealthStatus; latency_ms: number | null }>> {
+    const found = new Map<string, { status: HealthStatus; latency_ms: number | null }>();
+    for (const [id, { document }] of await this.statuses.getMany(registryIds)) {
+      if (document.latency_ms !== undefined) {
+        found.set(id, { status: document.status, latency_ms: document.latency_ms });
+        continue;
+      }
+      const record = await this.get(id); // written before the status kept the latency
+      if (record) found.set(id, { status: record.last.status, latency_ms: record.last.latency_ms });
+    }
+    return found;
   }
 
   /** Last status and check time of every registry with a record, by id. */

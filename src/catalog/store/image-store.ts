@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ContainerImage, CrawlReport, Filter } from '../model.js';
 import type { Collection, DocumentDatabase, FindOptions } from './collection.js';
 
@@ -97,6 +98,8 @@ export class ImageStore {
             table: `${prefix}container_image_digests`,
           },
         ],
+        // Resolve by reference (DESIGN 8).
+        compoundIndexes: [['repository', 'tag']],
       }),
       await database.collection<CrawlReport>(`${prefix}crawl_reports`, {
         idField: 'container_registry_id',
@@ -197,8 +200,14 @@ export class ImageStore {
   /** Inserts records not stored yet, in batches (bulk loads: benchmarks, imports); returns how many. */
   async insertMany(records: readonly SeenImage[]): Promise<number> {
     let inserted = 0;
-    for (let start = 0; start < records.length; start += 10 * PAGE)
-      inserted += (await this.images.createMany(records.slice(start, start + 10 * PAGE).map(toStored))).size;
+    for (let start = 0; start < records.length; start += PAGE) {
+      inserted += (await this.images.createMany(records.slice(start, start + PAGE).map(toStored))).size;
+      // The embedded store answers without I/O waits, so a loop of batches would never leave the
+      // microtask queue: requests would wait for the whole load, and so would the WAL checkpoint
+      // the store schedules after writes (a 1M load grew an 11 GB WAL). Batches of 1,000: one
+      // transaction holds the event loop for tens of milliseconds, not hundreds.
+      await yieldToEventLoop();
+    }
     return inserted;
   }
 

@@ -96,6 +96,10 @@ export class MongoDatabase implements DocumentDatabase {
     await ensureIndexes(native, [
       ...(byField ? [{ key: { [spec.idField]: 1 }, name: spec.idField, unique: true }] : []),
       ...spec.indexes.map((index) => ({ key: { [index.field]: 1 }, name: index.field })),
+      ...(spec.compoundIndexes ?? []).map((fields) => ({
+        key: Object.fromEntries(fields.map((field) => [field, 1])),
+        name: fields.join('_'),
+      })),
     ]);
     const claims =
       this.replaceMode === 'claim' ? this.db.collection<VersionClaim>(`${name}_version_claims`) : undefined;
@@ -362,6 +366,13 @@ class MongoCollection<T extends object> implements Collection<T> {
   async getText(id: string): Promise<VersionedText | undefined> {
     const stored = await this.get(id);
     return stored && { text: JSON.stringify(stored.document), version: stored.version };
+  }
+
+  async getTexts(ids: readonly string[]): Promise<Map<string, VersionedText>> {
+    const found = new Map<string, VersionedText>();
+    for (const [id, stored] of await this.getMany(ids))
+      found.set(id, { text: JSON.stringify(stored.document), version: stored.version });
+    return found;
   }
 
   async replaceIfVersion(document: T, expectedVersion: number): Promise<ReplaceResult<T>> {
@@ -636,7 +647,7 @@ class MongoCollection<T extends object> implements Collection<T> {
 
   /** With `mongoKey: 'id'` the stored id field is `_id`: rewrite it wherever a filter names it. */
   private toMongoFilter(filter: Filter): Record<string, unknown> {
-    if (this.byField) return filter as Record<string, unknown>;
+    if (this.byField) return hoistAnd(filter as Record<string, unknown>);
     const rewrite = (node: unknown): unknown => {
       if (Array.isArray(node)) return node.map(rewrite);
       if (typeof node !== 'object' || node === null) return node;
@@ -647,8 +658,34 @@ class MongoCollection<T extends object> implements Collection<T> {
         ]),
       );
     };
-    return rewrite(filter) as Record<string, unknown>;
+    return hoistAnd(rewrite(filter) as Record<string, unknown>);
   }
+}
+
+/**
+ * `{$and: [{a: 1}, {b: 2}]}` as `{a: 1, b: 2}`: the same documents on MongoDB (a filter's fields
+ * are ANDed), but FerretDB 1.24 on PostgreSQL pushes only top-level field conditions into its SQL
+ * (`$and` is evaluated in Go over every row it reads), so the resolver's reference and
+ * `repo@digest` lookups read ten rows instead of the whole collection. A condition whose field is
+ * already taken stays in a (shorter) `$and`.
+ */
+function hoistAnd(filter: Record<string, unknown>): Record<string, unknown> {
+  const { $and: conditions, ...rest } = filter;
+  // An empty `$and` is MongoDB's error to give.
+  if (!Array.isArray(conditions) || conditions.length === 0) return filter;
+  const hoisted: Record<string, unknown> = { ...rest };
+  const kept: unknown[] = [];
+  for (const condition of conditions) {
+    const entries =
+      typeof condition === 'object' && condition !== null && !Array.isArray(condition)
+        ? Object.entries(condition as Record<string, unknown>)
+        : undefined;
+    // An inner `$and` stays in the kept one: hoisted, the kept list would overwrite it.
+    if (entries && entries.every(([key]) => key !== '$and' && !(key in hoisted)))
+      Object.assign(hoisted, Object.fromEntries(entries));
+    else kept.push(condition);
+  }
+  return kept.length === 0 ? hoisted : { ...hoisted, $and: kept };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface RegistryStore {
   get(id: string): Promise<StoredRegistry | undefined>;
   /** The stored JSON text and version, unparsed where the backend allows (see `decodeStored`). */
   getText(id: string): Promise<VersionedText | undefined>;
+  /** `getText` of each id that exists, by id. */
+  getTexts(ids: readonly string[]): Promise<Map<string, VersionedText>>;
   /** Compare-and-swap on the version: `conflict` means re-read and retry, `missing` that it is gone. */
   replaceIfVersion(
     document: ContainerRegistry,
@@ -58,6 +60,7 @@ export async function openRegistryStore(database: DocumentDatabase, name: string
       return stored && { document: inFieldOrder(stored.document), version: stored.version };
     },
     getText: (id) => collection.getText(id),
+    getTexts: (ids) => collection.getTexts(ids),
     replaceIfVersion: (document, expectedVersion) => collection.replaceIfVersion(document, expectedVersion),
     delete: (id) => collection.delete(id),
     find: async (filter, options) => (await collection.find(filter, options)).map(inFieldOrder),

@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Logger } from '../../shared/logger.js';
 import { OciError } from '../errors.js';
@@ -30,7 +30,7 @@ import type { ReadableFile, StorageDriver } from '../storage/driver.js';
 import { TMP_DIR, blobPath } from '../storage/layout.js';
 import { UpstreamFailure } from './upstream-client.js';
 import { drained } from '../../shared/drained.js';
-import { HashThread, type RunningHash } from './hash-thread.js';
+import { HashThread, RING_BYTES, type RunningHash } from './hash-thread.js';
 import { Spool, purgeSpools } from './spool.js';
 
 /** Resolves once `stream` drained; rejects when it fails first. */
@@ -45,6 +45,32 @@ function drainedOrFailed(stream: Writable): Promise<void> {
     stream.on('drain', done);
     stream.on('error', done);
   });
+}
+
+/**
+ * Feeds every chunk of `body` to `take`, in flowing mode: a `data` listener costs far less per
+ * 64 KiB chunk than the promise and stream machinery of a `for await`. A promise from `take`
+ * pauses the body until it settles; a throw or rejection destroys the body. Resolves at the end
+ * of the body, rejects when it fails or closes early.
+ */
+function consume(body: Readable, take: (chunk: Buffer) => Promise<void> | undefined): Promise<void> {
+  const done = finished(body);
+  body.on('data', (chunk: Buffer) => {
+    let wait: Promise<void> | undefined;
+    try {
+      wait = take(chunk);
+    } catch (error) {
+      body.destroy(error as Error);
+      return;
+    }
+    if (wait === undefined) return;
+    body.pause();
+    wait.then(
+      () => body.resume(),
+      (error: unknown) => body.destroy(error as Error),
+    );
+  });
+  return done;
 }
 
 /** Where a flight's bytes come from and what happens once they are stored. */
@@ -64,7 +90,7 @@ export interface FlightSource {
 /** The upstream's answer: its Content-Length, if any, and the body. */
 export interface UpstreamBody {
   readonly size: number | undefined;
-  readonly body: AsyncIterable<Buffer> & { destroy(): void };
+  readonly body: Readable;
 }
 
 /** A live client is dropped back to file reads when this much is queued on its socket. */
@@ -73,12 +99,14 @@ const LIVE_HIGH_WATER = 8 * 1024 * 1024;
 const WRITE_AHEAD = 16 * 1024 * 1024;
 /**
  * Temp files of fetches older than this are abandoned (a process killed mid-fetch): a live
- * fetch appends at least every IDLE_TIMEOUT_MS, so its mtime is never this old.
+ * fetch appends at least every 2 x IDLE_TIMEOUT_MS, so its mtime is never this old.
  */
 const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 /** Catch-up reads from the temp file, per turn. */
 const READ_CHUNK = 1024 * 1024;
-/** An upstream body that sends nothing for this long is abandoned. */
+/** Upstream bytes are added to the metrics in steps of this much. */
+const COUNT_EVERY = 1024 * 1024;
+/** An upstream body that sends nothing for this long (up to twice as long) is abandoned. */
 const IDLE_TIMEOUT_MS = 30_000;
 
 interface Subscriber {
@@ -199,13 +227,21 @@ export class Flight {
     resolveReady();
 
     let idle: NodeJS.Timeout | undefined;
-    // Re-armed on every chunk: refresh() reuses the one timer instead of making one per chunk.
+    // One timer for the whole body, not one touch per chunk: when it fires it looks whether
+    // bytes arrived since it was set, and sets itself again if so (a stall is noticed after one
+    // to two IDLE_TIMEOUT_MS).
+    let seen = -1;
     const armIdle = () => {
-      if (idle === undefined) idle = setTimeout(() => controller.abort(), IDLE_TIMEOUT_MS);
-      else idle.refresh();
+      idle = setTimeout(() => {
+        if (this.received === seen) controller.abort();
+        else armIdle();
+      }, IDLE_TIMEOUT_MS);
+      seen = this.received;
     };
     let append: Awaited<ReturnType<StorageDriver['appendStream']>> | undefined;
     let hash: RunningHash | undefined;
+    /** Bytes received and added to the metrics. */
+    let counted = 0;
     try {
       [append, this.spool] = await Promise.all([
         this.driver.appendStream(this.tmp, 0),
@@ -218,17 +254,21 @@ export class Flight {
       let streamError: Error | undefined;
       for (const sink of sinks) sink.on('error', (error: Error) => (streamError = error));
       hash = this.hashes.start(this.digest.algorithm);
+      const running = hash;
       let pending: Buffer | undefined;
-      armIdle();
-      for await (const chunk of response.body) {
-        armIdle();
+      /** Takes one chunk; returns a promise when the upstream read must pause until it settles. */
+      const take = (chunk: Buffer): Promise<void> | undefined => {
         if (this.size !== undefined && this.received + chunk.length > this.size)
           throw new Error('upstream sent more bytes than its Content-Length');
         if (this.received + chunk.length > this.maxBytes)
           throw new Error('upstream blob exceeds the size limit');
-        hash.update(chunk);
+        running.update(chunk);
         const end = (this.received += chunk.length);
-        source.bytesReceived(chunk.length);
+        // Counted per MiB, not per chunk: a metric update per 64 KiB showed in the profile.
+        if (end - counted >= COUNT_EVERY) {
+          source.bytesReceived(end - counted);
+          counted = end;
+        }
         for (const sink of sinks) {
           sink.write(
             chunk,
@@ -246,11 +286,16 @@ export class Flight {
         if (streamError !== undefined) throw streamError;
         // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
         // upstream keeps streaming through short stalls of the disk.
-        for (const sink of sinks) if (sink.writableLength > WRITE_AHEAD) await drainedOrFailed(sink);
-        // Likewise the hash: a starved worker thread must not queue the blob in memory.
-        if (hash.backlog > WRITE_AHEAD) await hash.caughtUp(WRITE_AHEAD / 2);
-      }
+        for (const sink of sinks) if (sink.writableLength > WRITE_AHEAD) return drainedOrFailed(sink);
+        // Likewise the hash: a starved worker thread must not fill its ring.
+        if (running.backlog > RING_BYTES / 2) return running.caughtUp(RING_BYTES / 4);
+        return undefined;
+      };
+      armIdle();
+      await consume(response.body, take);
       clearTimeout(idle);
+      source.bytesReceived(this.received - counted);
+      counted = this.received;
       if (this.size !== undefined && this.received !== this.size)
         throw new Error(`upstream sent ${this.received} of ${this.size} bytes`);
       const hex = await hash.digest();
@@ -273,6 +318,7 @@ export class Flight {
       this.wake();
     } catch (error) {
       clearTimeout(idle);
+      if (this.received > counted) source.bytesReceived(this.received - counted);
       hash?.abort();
       controller.abort();
       response.body.destroy();
@@ -412,7 +458,11 @@ export class BlobFetcher {
     private readonly maxBytes: number = Number.MAX_SAFE_INTEGER,
     /** Where flights keep a local spool (storage whose temp files are unreadable while growing). */
     private readonly spoolDir?: string,
-  ) {}
+  ) {
+    // Booting a worker costs ~100-300 ms of CPU on a busy machine; done now, it is not paid by
+    // the first cold pull (its time to first byte and throughput).
+    this.hashes.prestart();
+  }
 
   /** Removes temp files of fetches a killed process left behind (run at start and periodically). */
   async purgeAbandoned(now: () => number): Promise<number> {

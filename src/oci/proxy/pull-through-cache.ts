@@ -13,6 +13,9 @@
  *
  * Nothing is converted: bytes, media type and digest are the upstream's. Nothing becomes
  * visible before its digest is verified (manifests are checked in memory, blobs on the way).
+ * A manifest fetched from upstream is answered once verified, while its files (bytes, revision
+ * link, tag: each fsynced, in that order) are written: those fsyncs were most of a cold pull's
+ * time to first byte. Until they are written, lookups of it are answered from memory.
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -118,14 +121,28 @@ function isDockerHub(host: string): boolean {
 }
 
 async function readLimited(response: Response, limit: number): Promise<Buffer> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
+  return readBodyLimited(
+    Number(response.headers.get('content-length') ?? '0'),
+    (response.body ?? []) as AsyncIterable<Uint8Array>,
+    async () => void (await response.body?.cancel()),
+    limit,
+  );
+}
+
+/** A body of at most `limit` bytes (`declared`: its Content-Length, 0 when unknown). */
+async function readBodyLimited(
+  declared: number,
+  body: AsyncIterable<Uint8Array>,
+  cancel: () => Promise<void>,
+  limit: number,
+): Promise<Buffer> {
   if (declared > limit) {
-    await response.body?.cancel();
+    await cancel();
     throw new OciError('ManifestTooLarge', 'upstream manifest exceeds the size limit', { limit });
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const part of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+  for await (const part of body) {
     size += part.byteLength;
     if (size > limit)
       throw new OciError('ManifestTooLarge', 'upstream manifest exceeds the size limit', { limit });
@@ -140,8 +157,15 @@ export class PullThroughCache {
   private readonly refreshed = new Map<string, number>();
   /** The last failure per upstream prefix, quoted while its circuit is open. */
   private readonly lastFailure = new Map<string, string>();
-  /** Tag lookups in progress: concurrent pulls of one tag share one upstream HEAD. */
+  /**
+   * Tag lookups in progress: concurrent pulls of one tag share one upstream HEAD. An entry stays
+   * until the tag is written, so a pull meanwhile does not ask the upstream again.
+   */
   private readonly tagLookups = new Map<string, Promise<ProxiedManifest>>();
+  /** Manifests verified and answered whose files are still being written, by `name@digest`. */
+  private readonly storing = new Map<string, StoredManifest>();
+  /** Writes under way after their answer (`inBackground`). */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly deps: PullThroughCacheDeps) {
     this.upstreams = deps.upstreams.map((config) => ({
@@ -194,43 +218,99 @@ export class PullThroughCache {
         this.count(target, 'manifest', 'hit');
         return { manifest: cached };
       }
-      const manifest = await this.guard(target, () =>
+      const { manifest, stored } = await this.guard(target, () =>
         this.fetchManifest(target, reference.digest.value, reference.digest),
       );
+      this.storedInBackground(stored, target, reference.digest.value);
       this.count(target, 'manifest', 'miss');
       return { manifest };
     }
     const key = `${target.local}:${reference.tag}`;
     const running = this.tagLookups.get(key);
     if (running !== undefined) return running;
-    const lookup = this.manifestByTag(target, reference.tag).finally(() => this.tagLookups.delete(key));
+    let stored: Promise<void> | undefined;
+    const lookup = this.manifestByTag(target, reference.tag, (writes) => (stored = writes));
     this.tagLookups.set(key, lookup);
+    lookup
+      .then(
+        () => stored,
+        () => undefined,
+      )
+      .finally(() => this.tagLookups.delete(key))
+      .catch(() => undefined);
     return lookup;
   }
 
-  private async manifestByTag(target: ProxyTarget, tag: string): Promise<ProxiedManifest> {
+  /** Logs a failure of writes that run after the answer (the next pull fetches it again). */
+  private storedInBackground(stored: Promise<void>, target: ProxyTarget, reference: string): void {
+    this.inBackground(stored, (error) =>
+      this.deps.logger.warn(
+        { err: error, repository: target.local, reference },
+        'writing a proxied manifest failed',
+      ),
+    );
+  }
+
+  /** Keeps `work` (a write that goes on after an answer) until it ends, for `settled`. */
+  private inBackground(work: Promise<unknown>, onError: (error: unknown) => void): void {
+    const tracked: Promise<void> = work.then(
+      () => void this.background.delete(tracked),
+      (error: unknown) => {
+        this.background.delete(tracked);
+        onError(error);
+      },
+    );
+    this.background.add(tracked);
+  }
+
+  /**
+   * Resolves once every write begun after an answer so far has ended (manifest files, tags,
+   * last-pull times): a graceful shutdown waits for it, so a SIGTERM does not cut them short.
+   */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
+  }
+
+  /**
+   * `storing` is handed the writes that go on after the answer (the manifest's files and the
+   * tag), when there are any.
+   */
+  private async manifestByTag(
+    target: ProxyTarget,
+    tag: string,
+    storing: (writes: Promise<void>) => void,
+  ): Promise<ProxiedManifest> {
     // The local lookup runs beside the HEAD: the upstream timeout is the whole budget.
     const lookup = this.cachedTag(target.local, tag);
     lookup.catch(() => undefined);
     const { config, client } = target.upstream;
+    // The budget counts from here, so the local lookup (a busy disk) cannot stretch it.
+    const deadline = performance.now() + config.upstreamTimeoutMs;
+    // A manifest not held here: answered once fetched and verified; its files, then the tag,
+    // are written after the answer.
+    const fetchAndTag = async (reference: string, expected: Digest | undefined) => {
+      const fetched = await this.fetchManifest(target, reference, expected);
+      const writes = fetched.stored.then(() =>
+        this.deps.driver.writeFile(tagPath(target.local, tag), fetched.manifest.digest.value),
+      );
+      this.storedInBackground(writes, target, tag);
+      storing(writes);
+      this.count(target, 'manifest', 'miss');
+      return fetched.manifest;
+    };
     let cached: Awaited<typeof lookup>;
     try {
       const manifest = await this.guard(target, async () => {
         // A tag never cached here: one GET by tag instead of a HEAD and a GET (a cold pull's
         // first round trip). The lookup is local (a stat when nothing is cached), so waiting for
         // it first costs the upstream budget next to nothing.
-        if ((await lookup) === undefined) {
-          const fetched = await this.fetchManifest(target, tag, undefined);
-          await this.deps.driver.writeFile(tagPath(target.local, tag), fetched.digest.value);
-          this.count(target, 'manifest', 'miss');
-          return fetched;
-        }
+        if ((await lookup) === undefined) return fetchAndTag(tag, undefined);
         const head = await client.send({
           method: 'HEAD',
           path: `/v2/${target.remote}/manifests/${encodeURIComponent(tag)}`,
           accept: MANIFEST_ACCEPT,
           scope: `repository:${target.remote}:pull`,
-          timeoutMs: config.upstreamTimeoutMs,
+          timeoutMs: Math.max(1, deadline - performance.now()),
         });
         if (head.status === 404)
           throw new OciError('ManifestUnknown', `upstream ${config.host} has no such tag`, { tag });
@@ -244,10 +324,12 @@ export class PullThroughCache {
           return cached.manifest;
         }
         const known = digest === undefined ? undefined : await this.cachedManifest(target.local, digest);
-        const manifest = known ?? (await this.fetchManifest(target, digest?.value ?? tag, digest));
-        await this.deps.driver.writeFile(tagPath(target.local, tag), manifest.digest.value);
-        this.count(target, 'manifest', known === undefined ? 'miss' : 'hit');
-        return manifest;
+        if (known !== undefined) {
+          await this.deps.driver.writeFile(tagPath(target.local, tag), known.digest.value);
+          this.count(target, 'manifest', 'hit');
+          return known;
+        }
+        return fetchAndTag(digest?.value ?? tag, digest);
       });
       return { manifest };
     } catch (error) {
@@ -313,32 +395,50 @@ export class PullThroughCache {
     this.deps.metrics.requests.inc({ upstream: target.upstream.config.host, kind, result });
   }
 
-  /** GETs a manifest upstream, verifies its digest, stores it (no tag). */
+  /**
+   * GETs a manifest upstream and verifies its digest; resolves with it once verified. `stored`
+   * settles once its files are written (no tag); until then `cachedManifest` finds it in memory.
+   */
   private async fetchManifest(
     target: ProxyTarget,
     reference: string,
     expected: Digest | undefined,
-  ): Promise<StoredManifest> {
+  ): Promise<{ manifest: StoredManifest; stored: Promise<void> }> {
     const { config, client } = target.upstream;
-    const response = await client.send({
+    const response = await client.stream({
       method: 'GET',
       path: `/v2/${target.remote}/manifests/${encodeURIComponent(reference)}`,
       accept: MANIFEST_ACCEPT,
       scope: `repository:${target.remote}:pull`,
       timeoutMs: config.upstreamTimeoutMs,
     });
+    const headers = response.body.headers;
     if (response.status === 404) {
-      await response.body?.cancel();
+      response.body.resume();
       throw new OciError('ManifestUnknown', `upstream ${config.host} has no such manifest`, { reference });
     }
     if (response.status !== 200) {
-      await response.body?.cancel();
-      throw failureOfStatus(config.host, response);
+      response.body.resume();
+      throw failureOfResponse(config.host, response.status, headers['retry-after']);
     }
-    const body = await readLimited(response, this.deps.maxManifestBytes);
+    const body = await readBodyLimited(
+      response.size ?? 0,
+      response.body,
+      async () => void response.body.destroy(),
+      this.deps.maxManifestBytes,
+    ).catch((error: unknown) => {
+      response.body.destroy();
+      if (error instanceof OciError) throw error;
+      throw new UpstreamFailure(
+        'connection',
+        config.host,
+        `manifest body failed: ${(error as Error).message}`,
+      );
+    });
     this.deps.metrics.upstreamBytes.inc({ upstream: config.host }, body.length);
     // By tag, the upstream's Docker-Content-Digest is what the bytes must hash to.
-    expected ??= digestHeader(response.headers.get('docker-content-digest'));
+    const digestValue = headers['docker-content-digest'];
+    expected ??= digestHeader(typeof digestValue === 'string' ? digestValue : null);
     const algorithm = expected?.algorithm ?? 'sha256';
     const digest = parseDigest(`${algorithm}:${createHash(algorithm).update(body).digest('hex')}`);
     if (expected !== undefined && digest.value !== expected.value) {
@@ -348,7 +448,7 @@ export class PullThroughCache {
         `sent a manifest with digest ${digest.value}, not ${expected.value}`,
       );
     }
-    let mediaType = baseMediaType(response.headers.get('content-type') ?? undefined);
+    let mediaType = baseMediaType(headers['content-type']);
     if (mediaType === undefined || !MANIFEST_MEDIA_TYPES.includes(mediaType)) {
       try {
         const declared = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
@@ -358,11 +458,18 @@ export class PullThroughCache {
       }
     }
     mediaType ??= MEDIA_TYPES.ociManifest;
-    // Bytes first, then the revision link: a manifest is visible only when complete.
-    await this.deps.driver.writeFile(blobPath(digest), body);
-    await this.deps.driver.writeFile(revisionLinkPath(target.local, digest), mediaType);
-    await this.recordSubject(target.local, digest, body, mediaType);
-    return { digest, mediaType, content: body };
+    const manifest: StoredManifest = { digest, mediaType, content: body };
+    const key = `${target.local}@${digest.value}`;
+    this.storing.set(key, manifest);
+    const store = async (type: string) => {
+      // Bytes first, then the revision link: a manifest is visible only when complete.
+      await this.deps.driver.writeFile(blobPath(digest), body);
+      await this.deps.driver.writeFile(revisionLinkPath(target.local, digest), type);
+      await this.recordSubject(target.local, digest, body, type);
+    };
+    const stored = store(mediaType).finally(() => this.storing.delete(key));
+    stored.catch(() => undefined); // callers log it; this keeps an early failure handled
+    return { manifest, stored };
   }
 
   /** A cached manifest with a subject is listed by the local referrers API too. */
@@ -387,6 +494,8 @@ export class PullThroughCache {
   }
 
   private async cachedManifest(name: string, digest: Digest): Promise<StoredManifest | undefined> {
+    const storing = this.storing.get(`${name}@${digest.value}`);
+    if (storing !== undefined) return storing;
     try {
       const manifest = await this.deps.content.getManifest(name, { kind: 'digest', digest });
       this.touchRevision(name, digest);
@@ -418,9 +527,9 @@ export class PullThroughCache {
     if ((this.refreshed.get(path) ?? 0) > now - REFRESH_INTERVAL_MS) return;
     if (this.refreshed.size >= REFRESH_MEMORY_LIMIT) this.refreshed.clear();
     this.refreshed.set(path, now);
-    this.deps.driver
-      .refresh(path)
-      .catch((error: unknown) => this.deps.logger.warn({ err: error, path }, 'refresh failed'));
+    this.inBackground(this.deps.driver.refresh(path), (error) =>
+      this.deps.logger.warn({ err: error, path }, 'refresh failed'),
+    );
   }
 
   private touchRevision(name: string, digest: Digest): void {

@@ -171,7 +171,8 @@ export class UpstreamClient {
   }
 
   /**
-   * GETs a blob as a stream: the same auth flow and header deadline as `send`, redirects
+   * GETs a blob (or a manifest: a cold pull's first request then skips loading fetch's undici,
+   * and the blob GET after it reuses the connection) as a stream: the same auth flow and header deadline as `send`, redirects
    * followed (Authorization dropped when one leaves the origin). The body is the caller's to read
    * or destroy; `request.signal` aborts it.
    */
@@ -248,6 +249,7 @@ export class UpstreamClient {
     let url = new URL(`${this.config.url}${request.path}`);
     for (let hop = 0; ; hop += 1) {
       const headers: Record<string, string> = { 'User-Agent': 'aios-registry-proxy' };
+      if (request.accept !== undefined) headers.Accept = request.accept;
       const authorization = url.origin === origin ? this.authorization(request.scope) : undefined;
       if (authorization !== undefined) headers.Authorization = authorization;
       const response = await get(url, headers, this.agents, signal);

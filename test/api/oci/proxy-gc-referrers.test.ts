@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { runGc } from '../../../src/oci/main.js';
+import { FsDriver } from '../../../src/oci/storage/fs-driver.js';
 import { PROXY_DEFAULTS, resolveUpstreams } from '../../../src/oci/proxy/config.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
 import {
@@ -134,7 +135,9 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
       expect((await fetch(`${mirror.url}/v2/hub/${image.name}/manifests/1`)).status).to.equal(200);
       expect(await pullBlob(`${mirror.url}/v2/hub/${image.name}/blobs/${image.layer}`)).to.equal(image.layer);
     }
-    // Age everything of team/old by two hours: its last pull is older than a one-hour TTL.
+    // Age everything of team/old by two hours: its last pull is older than a one-hour TTL (once
+    // the mirror's writes after its answers have landed: they are among what is aged).
+    await mirror.app.proxy!.settled();
     const aged = new Date(Date.now() - 2 * 3600 * 1000);
     const repository = path.join(root, 'repositories', 'hub', 'team', 'old');
     for (const entry of await fs.readdir(repository, { recursive: true, withFileTypes: true })) {
@@ -184,7 +187,9 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
       expect((await fetch(`${mirror.url}/v2/hub/${name}/manifests/1`)).status).to.equal(200);
       expect(await pullBlob(`${mirror.url}/v2/hub/${name}/blobs/${image.layer}`)).to.equal(image.layer);
     }
-    // a was pulled an hour ago (well within the 7-day TTL), b just now.
+    // a was pulled an hour ago (well within the 7-day TTL), b just now; once the mirror's writes
+    // after its answers (last-pull times among them) have landed, or one would undo this.
+    await mirror.app.proxy!.settled();
     const hourAgo = new Date(Date.now() - 3600 * 1000);
     const revision = path.join(
       root,
@@ -229,5 +234,42 @@ describe('registry: pull-through cache referrers and gc eviction by TTL', functi
     expect(left).to.include('proxy-live');
     expect(left).not.to.include('proxy-abandoned');
     await fs.rm(path.join(tmp, 'proxy-live'));
+  });
+});
+
+describe('registry: pull-through cache writes after the answer', function () {
+  this.timeout(30_000);
+
+  it('settled() waits for the files of a manifest answered before they were written (what SIGTERM waits for)', async () => {
+    // Storage whose writes take 300 ms each: the mirror answers first, then writes the
+    // manifest's bytes, revision link and tag in turn (pull-through-cache.ts).
+    class SlowWrites extends FsDriver {
+      override async writeFile(...args: Parameters<FsDriver['writeFile']>): Promise<void> {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return super.writeFile(...args);
+      }
+    }
+    const upstream = await startTestRegistry();
+    const root = await tempDir('proxy-settled-');
+    const mirror = await startTestRegistry({
+      root,
+      driver: new SlowWrites(root),
+      upstreams: resolveUpstreams([{ prefix: 'hub/', url: upstream.url }], undefined, PROXY_DEFAULTS),
+    });
+    try {
+      const image = await pushImage(upstream.url, 'team/late', '1');
+      const answered = await fetch(`${mirror.url}/v2/hub/team/late/manifests/1`);
+      expect(answered.status).to.equal(200);
+      expect(answered.headers.get('docker-content-digest')).to.equal(image.digest);
+      const tagFile = path.join(root, 'repositories/hub/team/late/_manifests/tags/1');
+      const started = performance.now();
+      await mirror.app.proxy!.settled();
+      expect(performance.now() - started, 'settled waited for the writes').to.be.greaterThan(250);
+      expect((await fs.readFile(tagFile, 'utf8')).trim()).to.equal(image.digest);
+    } finally {
+      await mirror.close();
+      await upstream.close();
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });

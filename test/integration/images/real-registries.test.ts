@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import request from 'supertest';
 import { AddressPolicy } from '../../../src/catalog/health/address-policy.js';
 import { createProber } from '../../../src/catalog/health/probe.js';
 import type { ContainerImage, CrawlReport } from '../../../src/catalog/model.js';
@@ -177,6 +178,48 @@ describe('image index on real registries', function () {
     expect(unsigned.body.success).to.equal(false);
     expect((await catalog.api.get('/resolve_image?reference=nobody/here:1')).status).to.equal(404);
     expect((await catalog.api.get('/resolve_image?reference=Bad%20Ref')).status).to.equal(400);
+  });
+
+  it('names each candidate by its registry as stored now', async () => {
+    const named = async () =>
+      (await catalog.api.get('/resolve_image?reference=team/app:1.0')).body.data.candidates.find(
+        (c: { container_registry_id: string }) => c.container_registry_id === oursId,
+      ).container_registry_name;
+    const before = await named();
+    const renamed = await catalog.api.put(`/container_registry/${oursId}`, {
+      $set: { container_registry_name: 'renamed-bundled' },
+    });
+    expect(renamed.status).to.equal(200);
+    expect(await named()).to.equal('renamed-bundled');
+    await catalog.api.put(`/container_registry/${oursId}`, { $set: { container_registry_name: before } });
+    expect(await named()).to.equal(before);
+  });
+
+  it('answers resolve before Express exactly as the Express route does', async () => {
+    // The front door answers GET /resolve_image itself (issue 14's latency target); Express's
+    // route is the reference for every outcome: found, filtered, refused, malformed, repeated.
+    for (const query of [
+      'reference=team/app:1.0',
+      `digest=${app.digest}`,
+      'reference=team/app:multi&platform=linux/arm64',
+      'reference=team/app:1.0&signed=true',
+      'reference=team/app:multi&signed=true',
+      'reference=nobody/here:1',
+      'reference=Bad%20Ref',
+      'reference=team/app:1.0&reference=team/app:multi',
+      'reference=team/app:1.0&signed=maybe',
+      '',
+    ]) {
+      const front = await catalog.api.get(`/resolve_image?${query}`);
+      const routed = await request(catalog.catalog.app).get(`/resolve_image?${query}`);
+      expect(front.status, query).to.equal(routed.status);
+      expect(front.headers['content-type'], query).to.equal(routed.headers['content-type']);
+      expect(front.headers['content-length'], query).to.equal(routed.headers['content-length']);
+      // Every request has its own id; the rest of the answer is the same.
+      const { request_id: _front, ...frontBody } = front.body as Record<string, unknown>;
+      const { request_id: _routed, ...routedBody } = routed.body as Record<string, unknown>;
+      expect(frontBody, query).to.deep.equal(routedBody);
+    }
   });
 
   it('a registry going down drops to the end of the candidates', async () => {

@@ -2,7 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
+import { parseDigest } from '../../../src/oci/domain/names.js';
 import { PROXY_DEFAULTS, resolveUpstreams } from '../../../src/oci/proxy/config.js';
+import { revisionLinkPath, tagPath } from '../../../src/oci/storage/layout.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
 import { startDistribution, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { tempDir } from '../../helpers/temp-dirs.js';
@@ -50,6 +52,8 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
       upstreams: resolveUpstreams([], configFile, PROXY_DEFAULTS),
       ...(now === undefined ? {} : { now }),
     });
+    // One request first, so the timed ones measure the upstream's effect, not a cold start.
+    await (await fetch(`${mirror.url}/v2/`)).arrayBuffer();
   };
   const cachedTag = () => timed(`${mirror.url}/v2/hub/library/app/manifests/1.0`);
   const uncachedTag = () => timed(`${mirror.url}/v2/hub/library/other/manifests/1`);
@@ -143,6 +147,42 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     await privateB?.close();
     await distribution?.stop();
     if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('a manifest fetched upstream is one upstream GET however it is pulled while its files are written, and it ends up stored', async () => {
+    await skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${layout.dir}:app`,
+      `docker://${distribution.host}/library/fresh:1`,
+    );
+    const upstreamGets = () =>
+      hubProxy.count('GET', '/v2/library/fresh/manifests/1') +
+      hubProxy.count('GET', `/v2/library/fresh/manifests/${image.digest}`);
+    const accept = { Accept: 'application/vnd.oci.image.manifest.v1+json' };
+    const first = await fetch(`${mirror.url}/v2/hub/library/fresh/manifests/1`, { headers: accept });
+    expect(first.status).to.equal(200);
+    expect(first.headers.get('docker-content-digest')).to.equal(image.digest);
+    // At once, while its files may still be being written (fsyncs): by digest and by tag again
+    // (whether the by-digest pull finds it in memory or on disk depends on the disk's speed).
+    const [byDigest, byTag] = await Promise.all([
+      fetch(`${mirror.url}/v2/hub/library/fresh/manifests/${image.digest}`, { headers: accept }),
+      fetch(`${mirror.url}/v2/hub/library/fresh/manifests/1`, { headers: accept }),
+    ]);
+    const content = Buffer.from(await first.arrayBuffer());
+    expect(byDigest.status).to.equal(200);
+    expect(Buffer.from(await byDigest.arrayBuffer()).equals(content)).to.equal(true);
+    expect(byTag.status).to.equal(200);
+    expect(Buffer.from(await byTag.arrayBuffer()).equals(content)).to.equal(true);
+    expect(upstreamGets()).to.equal(1);
+    // The files come after the answer: the tag is the last of them.
+    const tagFile = path.join(root, tagPath('hub/library/fresh', '1'));
+    const deadline = Date.now() + 5000;
+    while ((await fs.stat(tagFile).catch(() => undefined)) === undefined && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await fs.readFile(tagFile, 'utf8')).trim()).to.equal(image.digest);
+    const revision = path.join(root, revisionLinkPath('hub/library/fresh', parseDigest(image.digest)));
+    expect((await fs.stat(revision)).isFile()).to.equal(true);
   });
 
   it('serves cached content by digest without asking the upstream', async () => {

@@ -30,9 +30,18 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       ...(config.namespaces as object[]),
       { prefix: 'ci/', quota_bytes: 1_000_000, rules: [] },
     ];
-    await fs.writeFile(configFile, stringify(config));
+    await writeConfig(config);
   });
   after(async () => fs.rm(dir, { recursive: true, force: true }));
+  /**
+   * Replaces the config file in one rename, as a ConfigMap update or an editor's save does: a
+   * write in place is seen by the 2 s file poll half-written (its own failed reload, logged
+   * before the one under test).
+   */
+  const writeConfig = async (value: unknown) => {
+    await fs.writeFile(`${configFile}.new`, stringify(value));
+    await fs.rename(`${configFile}.new`, configFile);
+  };
 
   it('refuses a config file with an unknown key in one line naming it (exit 2)', async () => {
     const bad = path.join(dir, 'bad.yaml');
@@ -132,14 +141,14 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       grantBob.namespaces
         .find((namespace) => namespace.prefix === 'home/alice/')!
         .rules!.push({ subjects: ['bob'], actions: ['pull'] });
-      await fs.writeFile(configFile, stringify(grantBob));
+      await writeConfig(grantBob);
       server.child.kill('SIGHUP');
       await server.waitForLog((line) => line.msg === 'auth config reloaded');
       const bob = await requestToken(url, USERS.bob, ['repository:home/alice/app:pull']);
       expect(decodeJwt(bob.token!).claims.access).to.deep.equal([
         { type: 'repository', name: 'home/alice/app', actions: ['pull'] },
       ]);
-      await fs.writeFile(configFile, stringify({ ...grantBob, surprise: true }));
+      await writeConfig({ ...grantBob, surprise: true });
       server.child.kill('SIGHUP');
       const failed = await server.waitForLog(
         (line) => line.msg === 'auth config reload failed; the previous configuration stays in force',
@@ -149,7 +158,7 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
       // A change on disk alone (a ConfigMap update) is picked up too, within the 2 s poll.
       const reloads = () => server.logs.filter((line) => line.msg === 'auth config reloaded').length;
       const before = reloads();
-      await fs.writeFile(configFile, stringify(config));
+      await writeConfig(config);
       for (let i = 0; i < 100 && reloads() === before; i += 1)
         await new Promise((resolve) => setTimeout(resolve, 100));
       expect(reloads()).to.be.above(before);
@@ -171,7 +180,7 @@ describe('registry token mode from the CLI: robots, quota show, reload', functio
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
-      await fs.writeFile(configFile, stringify(config));
+      await writeConfig(config);
     }
   });
 });

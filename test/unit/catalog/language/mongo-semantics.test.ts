@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import {
   applyUpdate,
-  compareBy,
+  sortDocuments,
   compileFilter,
   InvalidUpdateError,
 } from '../../../../src/catalog/language/mongo-semantics.js';
@@ -163,10 +163,11 @@ describe('MongoDB semantics of filters', () => {
 
 describe('MongoDB sort order', () => {
   const sortIds = (docs: Doc[], path: string, direction: 1 | -1) =>
-    [...docs]
-      .map((doc, i) => ({ container_registry_id: String(i), ...doc }))
-      .sort(compareBy([[path, direction]], 'container_registry_id'))
-      .map((doc) => (doc as Doc).v ?? doc.container_registry_id);
+    sortDocuments(
+      docs.map((doc, i) => ({ container_registry_id: String(i), ...doc })),
+      [[path, direction]],
+      'container_registry_id',
+    ).map((doc) => (doc as Doc).v ?? doc.container_registry_id);
   it('orders types null < numbers < strings < objects < arrays < booleans', () => {
     const docs = [
       { k: true, v: 'bool' },
