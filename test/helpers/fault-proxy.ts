@@ -16,6 +16,8 @@ export interface FaultMode {
   bytesPerSecond?: number;
   /** Cut each response after this many body bytes (an upstream dying mid-blob). */
   cutAfterBytes?: number;
+  /** Send this many body bytes of each GET's response, then nothing, connection left open (a stall). */
+  stallAfterBytes?: number;
   /**
    * Docker Hub's auth flow: `/v2/` requests need a Bearer token, which `GET /token` (the realm
    * named in the 401 challenge) issues for these Basic credentials.
@@ -98,11 +100,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           res.writeHead(response.statusCode ?? 502, response.headers);
           const rate = mode.bytesPerSecond;
           let sent = 0;
+          let stalled = false;
           response.on('data', (chunk: Buffer) => {
+            if (stalled) return;
             sent += chunk.length;
             if (mode.cutAfterBytes !== undefined && sent > mode.cutAfterBytes) {
               response.destroy();
               res.destroy();
+              return;
+            }
+            const stall = req.method === 'GET' ? mode.stallAfterBytes : undefined;
+            if (stall !== undefined && sent > stall) {
+              const keep = chunk.length - (sent - stall);
+              if (keep > 0) res.write(chunk.subarray(0, keep));
+              forwarded += Math.max(keep, 0);
+              // Nothing more, and the connection stays open until the client gives up.
+              stalled = true;
+              response.pause();
               return;
             }
             forwarded += chunk.length;
@@ -113,7 +127,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
             }
           });
           res.on('drain', () => {
-            if (rate === undefined) response.resume();
+            if (rate === undefined && !stalled) response.resume();
           });
           response.on('end', () => res.end());
           response.on('error', () => res.destroy());

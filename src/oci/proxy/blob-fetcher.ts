@@ -91,6 +91,38 @@ export interface FlightSource {
 export interface UpstreamBody {
   readonly size: number | undefined;
   readonly body: Readable;
+  /** Takes a chunk of the body back once every use of it is done (`Http1Response.recycle`). */
+  readonly recycle?: (chunk: Buffer) => void;
+}
+
+/**
+ * A chunk and the writes still holding it: when the last one completed, its memory goes back to
+ * the upstream reader (`UpstreamBody.recycle`). A hold that is never dropped (a failed flight)
+ * only means the memory is collected instead.
+ */
+class HeldChunk {
+  private holds = 1;
+  constructor(
+    readonly bytes: Buffer,
+    private readonly recycle: ((chunk: Buffer) => void) | undefined,
+  ) {}
+
+  /** One more use; the returned callback (a write's) ends it. */
+  hold(): () => void {
+    this.holds += 1;
+    let dropped = false;
+    return () => {
+      if (dropped) return;
+      dropped = true;
+      this.drop();
+    };
+  }
+
+  /** Ends the first use (the flight's own). */
+  drop(): void {
+    this.holds -= 1;
+    if (this.holds === 0) this.recycle?.(this.bytes);
+  }
 }
 
 /** A live client is dropped back to file reads when this much is queued on its socket. */
@@ -170,7 +202,8 @@ export class Flight {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  private release(chunk: Buffer): void {
+  private release(held: HeldChunk): void {
+    const chunk = held.bytes;
     const offset = this.released;
     this.released += chunk.length;
     for (const subscriber of this.live) {
@@ -179,7 +212,7 @@ export class Flight {
         continue;
       }
       const take = Math.min(chunk.length, subscriber.end - offset + 1);
-      subscriber.res.write(take === chunk.length ? chunk : chunk.subarray(0, take));
+      subscriber.res.write(take === chunk.length ? chunk : chunk.subarray(0, take), held.hold());
       subscriber.position += take;
       if (subscriber.position > subscriber.end || subscriber.res.writableLength > LIVE_HIGH_WATER) {
         this.live.delete(subscriber);
@@ -251,11 +284,15 @@ export class Flight {
       // Clients read what is written to the spool when there is one, else the temp file.
       const readable = this.spool?.stream ?? stream;
       const sinks = this.spool === undefined ? [stream] : [stream, this.spool.stream];
+      // Chunks go back to the upstream reader only when every sink lets go of them on its write
+      // callback (the spool is a file stream, which does; clients' sockets do).
+      const recycle = append.releasesOnCallback ? response.recycle : undefined;
       let streamError: Error | undefined;
       for (const sink of sinks) sink.on('error', (error: Error) => (streamError = error));
       hash = this.hashes.start(this.digest.algorithm);
       const running = hash;
-      let pending: Buffer | undefined;
+      /** The last chunk, held back from the clients until the next one (or the verified end). */
+      let pending: HeldChunk | undefined;
       /** Takes one chunk; returns a promise when the upstream read must pause until it settles. */
       const take = (chunk: Buffer): Promise<void> | undefined => {
         if (this.size !== undefined && this.received + chunk.length > this.size)
@@ -263,6 +300,7 @@ export class Flight {
         if (this.received + chunk.length > this.maxBytes)
           throw new Error('upstream blob exceeds the size limit');
         running.update(chunk);
+        const held = new HeldChunk(chunk, recycle);
         const end = (this.received += chunk.length);
         // Counted per MiB, not per chunk: a metric update per 64 KiB showed in the profile.
         if (end - counted >= COUNT_EVERY) {
@@ -270,19 +308,24 @@ export class Flight {
           counted = end;
         }
         for (const sink of sinks) {
+          const written = held.hold();
           sink.write(
             chunk,
             sink !== readable
-              ? undefined
+              ? written
               : (error) => {
+                  written();
                   if (error) return;
                   this.written = Math.max(this.written, end);
                   this.wake();
                 },
           );
         }
-        if (pending !== undefined) this.release(pending);
-        pending = chunk;
+        if (pending !== undefined) {
+          this.release(pending);
+          pending.drop();
+        }
+        pending = held;
         if (streamError !== undefined) throw streamError;
         // Up to WRITE_AHEAD bytes may wait for the disk: writes get batched (writev) and the
         // upstream keeps streaming through short stalls of the disk.
@@ -306,7 +349,10 @@ export class Flight {
       this.size = this.received;
       // Verified: the clients get their last bytes now, while the blob is made durable and moved
       // into place (an fsync of a large file, or on S3 a copy, would otherwise hold every pull).
-      if (pending !== undefined) this.release(pending);
+      if (pending !== undefined) {
+        this.release(pending);
+        pending.drop();
+      }
       this.complete = true;
       this.wake();
       this.spool?.stream.end();

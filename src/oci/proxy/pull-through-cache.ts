@@ -107,6 +107,12 @@ export interface PullThroughCacheDeps {
   readonly spoolDir?: string;
 }
 
+/**
+ * A manifest's whole GET, body included, must end within this many upstream timeouts (10 s by
+ * default): the header deadline alone would let a body that stalls hold a pull forever.
+ */
+const MANIFEST_BODY_TIMEOUTS = 5;
+
 /** A `Docker-Content-Digest` header's digest; undefined when absent or malformed. */
 function digestHeader(header: string | null): Digest | undefined {
   try {
@@ -405,12 +411,15 @@ export class PullThroughCache {
     expected: Digest | undefined,
   ): Promise<{ manifest: StoredManifest; stored: Promise<void> }> {
     const { config, client } = target.upstream;
+    // The header deadline does not cover the body: one that stalls is cut at this bound.
+    const bodyDeadline = AbortSignal.timeout(MANIFEST_BODY_TIMEOUTS * config.upstreamTimeoutMs);
     const response = await client.stream({
       method: 'GET',
       path: `/v2/${target.remote}/manifests/${encodeURIComponent(reference)}`,
       accept: MANIFEST_ACCEPT,
       scope: `repository:${target.remote}:pull`,
       timeoutMs: config.upstreamTimeoutMs,
+      signal: bodyDeadline,
     });
     const headers = response.body.headers;
     if (response.status === 404) {
@@ -429,6 +438,8 @@ export class PullThroughCache {
     ).catch((error: unknown) => {
       response.body.destroy();
       if (error instanceof OciError) throw error;
+      if (bodyDeadline.aborted)
+        throw new UpstreamFailure('timeout', config.host, 'manifest body stalled past its deadline');
       throw new UpstreamFailure(
         'connection',
         config.host,

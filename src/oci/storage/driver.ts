@@ -15,6 +15,12 @@ export interface AppendStream {
   readonly stream: Writable;
   /** Resolves after the last byte is written and the file is closed. */
   readonly done: Promise<void>;
+  /**
+   * Whether a write's callback means the stream holds the chunk no more (the file writer: the
+   * bytes are in the page cache), so its memory may be reused; false when it may still hold it
+   * after the callback (S3: chunks wait in a part buffer).
+   */
+  readonly releasesOnCallback: boolean;
 }
 
 /** An open file for positional reads (blob downloads reuse one buffer instead of a stream). */

@@ -216,7 +216,7 @@ export class FsDriver implements StorageDriver {
     const done = finished(stream);
     // Keep an unobserved rejection from crashing the process; callers await `done` themselves.
     done.catch(() => undefined);
-    return { stream, done };
+    return { stream, done, releasesOnCallback: true };
   }
 
   async list(relative: string): Promise<string[]> {

@@ -233,7 +233,8 @@ export class S3Driver implements StorageDriver {
     stream.once('error', () => void upload.abort().catch(() => undefined));
     const done = upload.done().then(() => undefined);
     done.catch(() => undefined);
-    return { stream, done };
+    // A PassThrough calls back once a chunk is queued for the part buffer, not once it is sent.
+    return { stream, done, releasesOnCallback: false };
   }
 
   async list(path: string): Promise<string[]> {

@@ -222,6 +222,20 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     expect(uncached.ms).to.be.lessThan(BUDGET_MS);
   });
 
+  it('a manifest body that stalls half-way: the uncached tag is a 504 at 5 x upstream_timeout_ms, not a hang', async () => {
+    await restartMirror();
+    hubProxy.mode = { stallAfterBytes: 100 };
+    const pending = uncachedTag();
+    // Meanwhile the mirror answers others at once.
+    const cached = await timed(`${mirror.url}/v2/`);
+    expect(cached.status).to.equal(200);
+    const uncached = await pending;
+    expect(uncached.status).to.equal(504);
+    expect(uncached.body).to.match(/manifest body stalled/);
+    expect(uncached.ms).to.be.within(5 * TIMEOUT_MS - 100, 5 * TIMEOUT_MS + 1000);
+    hubProxy.mode = {};
+  });
+
   it('circuit breaker: after repeated failures the upstream is not asked and answers come at once', async () => {
     await restartMirror();
     hubProxy.mode = { status: 503 };
