@@ -48,7 +48,8 @@ const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/;
 // eslint-disable-next-line no-control-regex -- a received value may hold HTAB, no other control
 const CONTROL_IN_RECEIVED = /[\0-\x08\x0a-\x1f\x7f]/;
-const CHUNK_SIZE = /^([0-9a-fA-F]{1,15})(?:[ \t]*;[^\r\n]*)?$/;
+/** At most 13 hex digits: every size stays an exact integer (below 2^53). */
+const CHUNK_SIZE = /^([0-9a-fA-F]{1,13})(?:[ \t]*;[^\r\n]*)?$/;
 
 /** A slab and the chunks cut from it that are still out. */
 interface Slab {
@@ -182,7 +183,12 @@ class Connection {
           this.socket.destroy();
           return false;
         }
-        return this.reader.data(bytes);
+        const reader = this.reader;
+        const wantsMore = reader.data(bytes);
+        // The answer ended inside this read and the connection went idle (or was closed): its
+        // consumer's backpressure is no longer this socket's, which must keep reading to notice
+        // the server closing it (a paused idle socket would hang the next request on it).
+        return this.reader === reader ? wantsMore : !this.socket.destroyed;
       },
     };
     this.socket = secure
@@ -293,7 +299,7 @@ function framingOf(status: number, headers: Record<string, string | undefined>):
   return { kind: 'close' };
 }
 
-/** Decodes a `chunked` body; hands data pieces (views) to `push`, returns bytes past the end. */
+/** Decodes a `chunked` body: hands its data pieces (views of the input) to `take`. */
 class ChunkedDecoder {
   private state: 'size' | 'data' | 'data-end' | 'trailer' | 'done' = 'size';
   private line = '';
@@ -304,16 +310,15 @@ class ChunkedDecoder {
     return this.state === 'done';
   }
 
-  /** Feeds bytes; returns whether the consumer wants more and how many bytes were left over. */
-  feed(bytes: Buffer, push: (piece: Buffer) => boolean): { wantsMore: boolean; rest: number } {
+  /** Feeds bytes; returns how many were left over past the body's end. */
+  feed(bytes: Buffer, take: (piece: Buffer) => void): number {
     let at = 0;
-    let wantsMore = true;
     while (at < bytes.length && this.state !== 'done') {
       if (this.state === 'data') {
-        const take = Math.min(this.remaining, bytes.length - at);
-        wantsMore = push(bytes.subarray(at, at + take)) && wantsMore;
-        at += take;
-        this.remaining -= take;
+        const length = Math.min(this.remaining, bytes.length - at);
+        take(bytes.subarray(at, at + length));
+        at += length;
+        this.remaining -= length;
         if (this.remaining === 0) this.state = 'data-end';
         continue;
       }
@@ -342,7 +347,7 @@ class ChunkedDecoder {
         this.trailerBytes += line.length + 2;
       }
     }
-    return { wantsMore, rest: bytes.length - at };
+    return bytes.length - at;
   }
 }
 
@@ -424,7 +429,9 @@ export class Http1Pool {
     if (signal.aborted) return Promise.reject(abortError(signal));
     const connection = mayReuse ? this.connection(url) : this.fresh(url);
     return new Promise<Http1Response>((resolve, reject) => {
-      let head: Buffer | undefined;
+      /** Bytes of a head that has not ended yet (copies: their slabs are read into again). */
+      let headParts: Buffer[] = [];
+      let headBytes = 0;
       let informational = 0;
       let response: Http1Response | undefined;
       let framing: BodyFraming = { kind: 'none' };
@@ -472,27 +479,40 @@ export class Http1Pool {
           return wantsMore;
         }
         if (framing.kind === 'chunked') {
-          const fed = chunked.feed(bytes, push);
-          if (chunked.done) complete(fed.rest);
-          return fed.wantsMore;
+          // One push per read however many chunks it holds: pushes of tiny chunks (`1\r\nX\r\n`
+          // over and over) would each cost a Buffer object while the buffer limit counts bytes.
+          const pieces: Buffer[] = [];
+          const rest = chunked.feed(bytes, (piece) => void pieces.push(piece));
+          const wantsMore =
+            pieces.length === 0 ||
+            (pieces.length === 1 ? push(pieces[0] as Buffer) : target.push(Buffer.concat(pieces)));
+          if (chunked.done) complete(rest);
+          return wantsMore;
         }
         complete(bytes.length);
         return true;
       };
 
       const onHead = (bytes: Buffer): boolean => {
-        head = head === undefined ? bytes : Buffer.concat([head, bytes]);
-        const end = head.indexOf('\r\n\r\n', 0, 'latin1');
-        if (end === -1) {
-          if (head.length > MAX_HEAD_BYTES) throw new ProtocolError('upstream sent a head over 64 KiB');
-          // A copy: the slab under `bytes` is read into again once the connection moves on.
-          head = Buffer.from(head);
+        // Only the last 3 bytes before this read can start the blank line: each byte is searched
+        // once, whatever the number of reads the head takes.
+        const last = headParts[headParts.length - 1];
+        const carry = last === undefined ? 0 : Math.min(3, last.length);
+        const window = carry === 0 ? bytes : Buffer.concat([(last as Buffer).subarray(-carry), bytes]);
+        const found = window.indexOf('\r\n\r\n', 0, 'latin1');
+        if (found === -1) {
+          headBytes += bytes.length;
+          if (headBytes > MAX_HEAD_BYTES) throw new ProtocolError('upstream sent a head over 64 KiB');
+          headParts.push(Buffer.from(bytes));
           return true;
         }
+        const end = headBytes - carry + found;
         if (end > MAX_HEAD_BYTES) throw new ProtocolError('upstream sent a head over 64 KiB');
+        const head = headParts.length === 0 ? bytes : Buffer.concat([...headParts, bytes]);
+        headParts = [];
+        headBytes = 0;
         const parsed = parseHead(head.toString('latin1', 0, end));
         const rest = head.subarray(end + 4);
-        head = undefined;
         if (parsed.status >= 100 && parsed.status < 200) {
           if (parsed.status === 101 || (informational += 1) > MAX_INFORMATIONAL)
             throw new ProtocolError(`upstream answered ${parsed.status}`);
@@ -500,8 +520,17 @@ export class Http1Pool {
         }
         framing = framingOf(parsed.status, parsed.headers);
         const options = (parsed.headers.connection ?? '').split(',');
+        // Kept only where the framing says exactly where the answer ends: a 204/304 announcing a
+        // body, or one ended by the close, could leave bytes that read as the next answer.
+        const bodiless = framing.kind === 'none';
+        const announcesBody =
+          parsed.headers['transfer-encoding'] !== undefined ||
+          (parsed.headers['content-length'] ?? '0') !== '0';
         reusable =
-          parsed.minor === 1 && !options.some((option) => trimSpaces(option).toLowerCase() === 'close');
+          parsed.minor === 1 &&
+          framing.kind !== 'close' &&
+          !(bodiless && announcesBody) &&
+          !options.some((option) => trimSpaces(option).toLowerCase() === 'close');
         response = new Http1Response(
           parsed.status,
           parsed.headers,

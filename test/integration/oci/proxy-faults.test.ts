@@ -58,6 +58,16 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
   const cachedTag = () => timed(`${mirror.url}/v2/hub/library/app/manifests/1.0`);
   const uncachedTag = () => timed(`${mirror.url}/v2/hub/library/other/manifests/1`);
 
+  /** Resolves once the mirror wrote `tag` (the last of a fetched manifest's files) and let go of its lookup. */
+  const tagWritten = async (name: string, tag: string) => {
+    const file = path.join(root, tagPath(name, tag));
+    const deadline = Date.now() + 5000;
+    while ((await fs.stat(file).catch(() => undefined)) === undefined && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    // The lookup's entry goes in the turn after the tag file is renamed into place.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  };
+
   /** Pulls `reference` through the mirror with skopeo into a fresh OCI layout; the digest it got. */
   const pullThrough = async (layout: string, reference: string) => {
     const back = path.join(work, layout);
@@ -273,6 +283,9 @@ describe('registry: pull-through cache when the upstream fails (429, slow, 401, 
     await restartMirror();
     expect(await pullThrough('back-token', 'tok/library/app:1.0')).to.equal(image.digest);
     expect(tokenProxy.count('GET', '/token')).to.equal(1);
+    // Until its files are written, the tag is answered from the fetch that got it (no upstream
+    // HEAD to refuse): the password changes once it is on disk.
+    await tagWritten('tok/library/app', '1.0');
     tokenProxy.mode = { bearer: { username: 'bot', password: 'second' } };
     const cached = await timed(`${mirror.url}/v2/tok/library/app/manifests/1.0`);
     expect(cached.status).to.equal(200);

@@ -160,6 +160,64 @@ describe('proxy HTTP/1.1 GET client (bodies read in large pieces)', () => {
     expect((await drain(chunked)).bytes.toString()).to.equal('hello!');
   });
 
+  it('a body that ends while its reader is behind leaves a connection that still reads: the next GET on it is answered', async () => {
+    const size = 4 * 1024 * 1024 + 64 * 1024;
+    const tail = 128 * 1024;
+    let requests = 0;
+    const server = await track(
+      rawServer((socket) => {
+        const answer = () => {
+          requests += 1;
+          if (requests > 1) return void socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+          socket.write(Buffer.alloc(size - tail, 1));
+          // The last bytes come while the reader's buffer is full: the read that ends the body
+          // is one whose push says "no more for now".
+          setTimeout(() => socket.write(Buffer.alloc(tail, 2)), 300);
+        };
+        answer();
+        socket.on('data', answer);
+      }),
+    );
+    const first = await pool.get(new URL(`${server.url}/a`), {}, signal());
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect((await drain(first)).bytes.length).to.equal(size);
+    const second = await pool.get(new URL(`${server.url}/b`), {}, AbortSignal.timeout(3000));
+    expect((await drain(second)).bytes.toString()).to.equal('ok');
+    expect(server.connections()).to.equal(1);
+  });
+
+  it('pushes one piece per read however many tiny chunks it holds (a Buffer per chunk would cost 100x the bytes)', async () => {
+    const count = 200_000;
+    const server = await track(
+      rawServer((socket) =>
+        socket.end(
+          `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'1\r\nX\r\n'.repeat(count)}0\r\n\r\n`,
+        ),
+      ),
+    );
+    const response = await pool.get(new URL(`${server.url}/`), {}, signal());
+    // 'data' events in flowing mode are the pieces as pushed (an async iterator would join them).
+    const pieces: Buffer[] = [];
+    response.on('data', (piece: Buffer) => pieces.push(piece));
+    await new Promise((resolve) => response.on('end', resolve));
+    expect(Buffer.concat(pieces).toString()).to.equal('X'.repeat(count));
+    expect(pieces.length).to.be.below(count / 100);
+  });
+
+  it('does not reuse a connection after a 204 that announced a body, or after a body ended by the close', async () => {
+    const announcing = await track(
+      rawServer((socket) => {
+        const answer = () => void socket.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
+        answer();
+        socket.on('data', answer);
+      }),
+    );
+    for (let round = 0; round < 2; round += 1)
+      await drain(await pool.get(new URL(`${announcing.url}/`), {}, signal()));
+    expect(announcing.connections()).to.equal(2);
+  });
+
   const hostile: Array<[string, string, RegExp]> = [
     ['a malformed status line', 'HTTP/2 200 OK\r\n\r\n', /malformed status line/],
     ['a header line without a colon', 'HTTP/1.1 200 OK\r\nbroken\r\n\r\n', /malformed header line/],
@@ -239,6 +297,11 @@ describe('proxy HTTP/1.1 GET client (bodies read in large pieces)', () => {
       'an endless chunk-size line',
       `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'0'.repeat(5000)}`,
       /overlong chunk line/,
+    ],
+    [
+      'a chunk size past 2^53',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20000000000000\r\n',
+      /malformed chunk size/,
     ],
     [
       'a chunked body cut off',
