@@ -49,7 +49,7 @@ function drainedOrFailed(stream: Writable): Promise<void> {
 
 /**
  * Feeds every chunk of `body` to `take`, in flowing mode: a `data` listener costs far less per
- * 64 KiB chunk than the promise and stream machinery of a `for await`. A promise from `take`
+ * chunk than the promise and stream machinery of a `for await`. A promise from `take`
  * pauses the body until it settles; a throw or rejection destroys the body. Resolves at the end
  * of the body, rejects when it fails or closes early.
  */

@@ -194,7 +194,8 @@ export class HashThread {
           const free = RING_BYTES - ((written - (hashed >>> 0)) >>> 0);
           if (free === 0) {
             // Only a chunk larger than the room left waits here (the flight pauses its upstream
-            // at half a ring, and socket chunks are 64 KiB): block until the worker made room.
+            // at half a ring, and upstream chunks are at most 1 MiB, `http1-get.ts`): block until
+            // the worker made room.
             if (gone()) return; // digest() reports it
             this.ring();
             Atomics.wait(counters, 1, hashed, 100);
